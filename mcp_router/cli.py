@@ -1,0 +1,169 @@
+"""The ``mcp-router`` command line: parses arguments, calls the core, prints results.
+
+Expected failures (``MCPRouterError``, ``ValueError``) become one ``Error: …`` line and exit 1.
+``hook`` and ``statusline`` are also dispatched in ``__init__.main`` without importing this module,
+because Claude Code runs them on every turn.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .config import Config, default_db_path
+from .errors import MCPRouterError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (MCPRouterError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def db_option(func: F) -> F:
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="SQLite file [default: $MCP_ROUTER_DB, else $XDG_DATA_HOME/mcp-router/usage.db]",
+    )(func)
+
+
+def open_store(db_path: Path | None) -> sqlite3.Connection:
+    from .store import connect
+
+    return connect(db_path or default_db_path())
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="mcp-router")
+def cli() -> None:
+    """Make Claude Code cheaper without making it worse.
+
+    An MCP server that routes work to the cheapest adequate model and delegates reading and
+    summarising to Haiku, hooks that log every session's token usage, and a weekly report.
+    """
+
+
+@cli.command()
+@click.argument("model", required=False)
+@click.option("--batch", is_flag=True, help="Show Message Batches API prices (50% off tokens).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@db_option
+def pricing(model: str | None, batch: bool, as_json: bool, db_path: Path | None) -> None:
+    """The price catalog (USD per million tokens), or one MODEL's prices, window and aliases."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .pricing import BATCH_DISCOUNT, RATE_KEYS, Catalog
+
+    config = Config.load()
+    catalog = Catalog.load(config.pricing)
+    factor = BATCH_DISCOUNT if batch else 1.0
+    models = [catalog.get(model)] if model else list(catalog.models.values())
+    rows = []
+    for info in models:
+        row: dict[str, Any] = {"id": info.id, "display_name": info.display_name, "family": info.family}
+        row.update({key: getattr(info.rates, key) * factor for key in RATE_KEYS})
+        row["web_search"] = info.web_search
+        row["context_window"] = info.context_window
+        row["max_output_tokens"] = info.max_output_tokens
+        if info.long_prompt is not None:
+            row["long_prompt"] = {key: getattr(info.long_prompt, key) * factor for key in RATE_KEYS}
+            row["long_prompt"]["above_prompt_tokens"] = info.long_prompt_threshold
+        row["aliases"] = catalog.aliases_of(info.id)
+        row["first_party_id"] = info.first_party_id
+        rows.append(row)
+    if as_json:
+        click.echo(json.dumps(rows[0] if model else rows, indent=2))
+        return
+    console = Console()
+    if model:
+        row = rows[0]
+        console.print(f"[bold]{row['id']}[/bold] ({row['display_name']}, {row['family']})")
+        if row["aliases"]:
+            console.print(f"aliases: {', '.join(row['aliases'])}")
+        if row["first_party_id"] and row["first_party_id"] != row["id"]:
+            console.print(f"dated id: {row['first_party_id']}")
+        console.print(f"context window: {_tokens(row['context_window'])}   max output: {_tokens(row['max_output_tokens'])}")
+        console.print(f"USD per million tokens{' (batch)' if batch else ''}:")
+        for key in RATE_KEYS:
+            console.print(f"  {key:<15} {_price(row[key])}")
+        console.print(f"  {'web_search':<15} {_price(row['web_search'])} per request")
+        if "long_prompt" in row:
+            lp = row["long_prompt"]
+            console.print(f"above {lp['above_prompt_tokens']:,} prompt tokens, the whole request costs:")
+            for key in RATE_KEYS:
+                console.print(f"  {key:<15} {_price(lp[key])}")
+        return
+    table = Table(title=f"USD per million tokens{' (batch)' if batch else ''}", box=None)
+    table.add_column("model", no_wrap=True)
+    table.add_column("alias")
+    for header in ("input", "output", "cache read", "write 5m", "write 1h", "window"):
+        table.add_column(header, justify="right")
+    for row in rows:
+        long = " *" if "long_prompt" in row else ""
+        table.add_row(
+            row["id"] + long, ", ".join(row["aliases"]),
+            *(_price(row[key]) for key in RATE_KEYS), _tokens(row["context_window"]),
+        )
+    console.print(table)
+    if any("long_prompt" in row for row in rows):
+        console.print("* long-prompt prices apply above a threshold: mcp-router pricing MODEL")
+
+
+@cli.command()
+@click.option("--set-monthly", "set_monthly", type=float, default=None, metavar="USD",
+              help="Set the monthly cap in USD (0 removes it).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@db_option
+def budget(set_monthly: float | None, as_json: bool, db_path: Path | None) -> None:
+    """Month-to-date spend against the monthly cap."""
+    from . import budget as budget_core
+
+    config = Config.load()
+    conn = open_store(db_path)
+    if set_monthly is not None:
+        budget_core.set_monthly_cap(conn, set_monthly)
+    status = budget_core.status(conn, config)
+    if as_json:
+        click.echo(json.dumps({
+            "month": status.month, "month_to_date_usd": round(status.month_to_date_usd, 6),
+            "monthly_cap_usd": status.monthly_cap_usd, "allowed": status.allowed,
+        }))
+        return
+    if status.monthly_cap_usd > 0:
+        share = status.month_to_date_usd / status.monthly_cap_usd
+        click.echo(f"{status.month}: {_usd(status.month_to_date_usd)} of {_usd(status.monthly_cap_usd)} ({share:.0%})"
+                   + ("" if status.allowed else " — cap reached"))
+    else:
+        click.echo(f"{status.month}: {_usd(status.month_to_date_usd)} (no monthly cap; set one with --set-monthly)")
+
+
+def _usd(value: float | None) -> str:
+    if value is None:
+        return "unpriced"
+    return f"${value:,.2f}" if abs(value) >= 1 or value == 0 else f"${value:,.4f}"
+
+
+def _price(value: float) -> str:
+    """A catalog price: two decimals, three when the third matters (0.125)."""
+    text = f"{value:,.3f}"
+    return text[:-1] if text.endswith("0") else text
+
+
+def _tokens(value: int | None) -> str:
+    if not value:
+        return "?"
+    return f"{value // 1_000_000}M" if value % 1_000_000 == 0 else f"{value // 1000}k"

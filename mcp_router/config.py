@@ -1,0 +1,164 @@
+"""Configuration: ``~/.config/mcp-router/config.toml`` (or ``$MCP_ROUTER_CONFIG``) plus ``MCP_ROUTER_*``.
+
+Every key can be overridden by an environment variable named ``MCP_ROUTER_<KEY>`` (upper case):
+lists are comma-separated (``allowed_roots`` uses the OS path separator), tables are JSON. Errors
+name the key and the problem in one line. This module uses only the standard library because the
+hook, which must start in a few milliseconds, reads it too.
+
+    monthly_cap_usd = 100.0            # 0 = no cap
+    alert_thresholds = [0.5, 0.8, 1.0] # fractions of the cap at which the session is told, once each
+    main_model = "sonnet"              # what delegation is compared against in saved_usd
+    delegate_model = "haiku"
+    fallback_model = ""                # tried when the delegate model is overloaded
+    allowed_roots = []                 # directories delegate_to_haiku may read; default: the working dir
+    max_file_bytes = 2_000_000         # per call, all files together
+    max_input_tokens = 0               # 0 = the delegate model's context window
+    api_timeout_seconds = 50.0
+    api_max_retries = 3
+    [routing]                          # category = "haiku" | "sonnet" | "opus"
+    [pricing.models."claude-foo-1"]    # input = …, output = …, cache_read = …, cache_write_5m = …, …
+    [pricing.aliases]                  # name = "model-id"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+ENV_PREFIX = "MCP_ROUTER_"
+TIERS = ("haiku", "sonnet", "opus")
+
+
+@dataclass(frozen=True)
+class Config:
+    monthly_cap_usd: float = 0.0
+    alert_thresholds: tuple[float, ...] = (0.5, 0.8, 1.0)
+    main_model: str = "sonnet"
+    delegate_model: str = "haiku"
+    fallback_model: str = ""
+    allowed_roots: tuple[str, ...] = ()
+    max_file_bytes: int = 2_000_000
+    max_input_tokens: int = 0
+    api_timeout_seconds: float = 50.0
+    api_max_retries: int = 3
+    routing: dict[str, Any] = field(default_factory=dict)
+    pricing: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, environ: dict[str, str] | None = None) -> Config:
+        """Read the config file (missing is fine) and apply ``MCP_ROUTER_*`` overrides."""
+        env = os.environ if environ is None else environ
+        config_path = Path(path) if path else default_config_path(env)
+        values: dict[str, Any] = {}
+        if config_path.is_file():
+            try:
+                values = tomllib.loads(config_path.read_text("utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
+        where = str(config_path)
+        known = {f.name for f in fields(cls)} - {"source"}
+        for key in values:
+            if key not in known:
+                raise ConfigError(f"{where}: {key}: unknown key (known: {', '.join(sorted(known))})")
+        for name in known:
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is not None:
+                values[name] = _from_env(name, raw)
+        checked = {name: _check(name, value, where) for name, value in values.items()}
+        return cls(**checked, source=where)
+
+
+def default_config_path(env: os._Environ[str] | dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("MCP_ROUTER_CONFIG"):
+        return Path(env["MCP_ROUTER_CONFIG"]).expanduser()
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "mcp-router" / "config.toml"
+
+
+def default_db_path(env: os._Environ[str] | dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("MCP_ROUTER_DB"):
+        return Path(env["MCP_ROUTER_DB"]).expanduser()
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mcp-router" / "usage.db"
+
+
+def default_projects_dir(env: os._Environ[str] | dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    base = env.get("CLAUDE_CONFIG_DIR") or str(Path.home() / ".claude")
+    return Path(base).expanduser() / "projects"
+
+
+def _from_env(name: str, raw: str) -> Any:
+    if name in ("routing", "pricing"):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()}: expected a JSON object: {exc}") from None
+    if name == "allowed_roots":
+        return [part for part in raw.split(os.pathsep) if part]
+    if name == "alert_thresholds":
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw
+
+
+def _number(name: str, value: Any, where: str, kind: type) -> Any:
+    if isinstance(value, str):
+        try:
+            value = kind(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+        expected = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{where}: {name}: expected {expected}, got {value!r}")
+    if value < 0:
+        raise ConfigError(f"{where}: {name}: must not be negative, got {value!r}")
+    return kind(value)
+
+
+def _check(name: str, value: Any, where: str) -> Any:
+    if name in ("monthly_cap_usd", "api_timeout_seconds"):
+        return _number(name, value, where, float)
+    if name in ("max_file_bytes", "max_input_tokens", "api_max_retries"):
+        return _number(name, value, where, int)
+    if name in ("main_model", "delegate_model", "fallback_model"):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {name}: expected a model id or alias, got {value!r}")
+        return value
+    if name == "alert_thresholds":
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {name}: expected a list of fractions such as [0.5, 0.8, 1.0]")
+        thresholds = [_number(name, item, where, float) for item in value]
+        if any(t <= 0 for t in thresholds):
+            raise ConfigError(f"{where}: {name}: fractions of the cap must be above 0, got {value!r}")
+        return tuple(sorted(set(thresholds)))
+    if name == "allowed_roots":
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{where}: {name}: expected a list of directory paths")
+        return tuple(value)
+    if name == "routing":
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: routing: expected a table of category = tier")
+        for category, tier in value.items():
+            if tier not in TIERS:
+                raise ConfigError(f"{where}: routing.{category}: expected one of {', '.join(TIERS)}, got {tier!r}")
+        return dict(value)
+    if name == "pricing":
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: pricing: expected a table with 'models' and/or 'aliases'")
+        from .pricing import Catalog
+
+        try:
+            Catalog.load(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        return dict(value)
+    raise AssertionError(name)  # unreachable: keys are checked against the dataclass fields first

@@ -1,0 +1,45 @@
+"""The exceptions mcp-router raises on purpose.
+
+    Exception
+     └── MCPRouterError          anything the user or the calling model can act on
+          ├── ConfigError        a bad config file or MCP_ROUTER_* variable (names the key)
+          ├── UnknownModelError  a model the price catalog does not know (also a ValueError)
+          ├── BudgetExceeded     the monthly cap is reached; the call must not spend more
+          ├── PathRefused        a file delegate_to_haiku may not read (names the rule)
+          └── DelegationError    the delegate model could not answer (API down, no key, …)
+
+Bad arguments to a function raise plain ``ValueError``. The CLI turns every ``MCPRouterError``
+and ``ValueError`` into one ``Error: …`` line; the MCP server turns them into tool errors.
+"""
+
+from __future__ import annotations
+
+
+class MCPRouterError(Exception):
+    """Base class: the message is written for the person or model that has to act on it."""
+
+
+class ConfigError(MCPRouterError):
+    """The configuration file or an ``MCP_ROUTER_*`` variable is invalid."""
+
+
+class UnknownModelError(MCPRouterError, ValueError):
+    """A model id or alias that the price catalog does not know."""
+
+    def __init__(self, model: str, suggestions: list[str]):
+        self.model = model
+        self.suggestions = suggestions
+        hint = f"; closest known: {', '.join(suggestions)}" if suggestions else ""
+        super().__init__(f"unknown model {model!r}{hint}")
+
+
+class BudgetExceeded(MCPRouterError):
+    """Month-to-date spend has reached the monthly cap."""
+
+
+class PathRefused(MCPRouterError):
+    """A path outside the allowed roots, a secret, a binary or too large a file."""
+
+
+class DelegationError(MCPRouterError):
+    """The delegate model did not produce an answer."""

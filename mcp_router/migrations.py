@@ -1,0 +1,168 @@
+"""The database schema, as an ordered list of small migrations (append only; never edit a shipped one).
+
+Applied by ``store.connect`` whenever the file's ``PRAGMA user_version`` is behind
+``store.SCHEMA_VERSION``; a test keeps the two in step and asserts the migrated columns.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+MIGRATIONS = Migrations("mcp_router")
+
+
+@MIGRATIONS()
+def m001_create_tables(db: Database) -> None:
+    # One row per API response (message id + request id), whichever transcript line it came from.
+    db["usage_events"].create(
+        {
+            "id": int,
+            "message_id": str,
+            "request_id": str,
+            "ts": float,  # epoch seconds, UTC
+            "timestamp": str,  # as written in the transcript (ISO 8601, UTC)
+            "session_id": str,
+            "project": str,  # the transcript's project directory name under ~/.claude/projects
+            "cwd": str,
+            "git_branch": str,
+            "is_sidechain": int,
+            "agent_id": str,
+            "agent_type": str,
+            "model": str,  # catalog id, or the raw name of a model the catalog does not know
+            "raw_model": str,
+            "input_tokens": int,
+            "output_tokens": int,
+            "cache_read_tokens": int,
+            "cache_creation_tokens": int,
+            "cache_creation_5m_tokens": int,
+            "cache_creation_1h_tokens": int,
+            "web_search_requests": int,
+            "total_tokens": int,
+            "inference_geo": str,
+            "service_tier": str,
+            "speed": str,
+            "cost_usd": float,  # NULL = unpriced model, never 0
+            "source_file": str,
+            "line_no": int,
+        },
+        pk="id",
+        not_null={"message_id", "request_id", "ts", "model"},
+        defaults={"request_id": "", "is_sidechain": 0},
+    )
+    db["usage_events"].create_index(["message_id", "request_id"], unique=True)
+    db["usage_events"].create_index(["ts"])
+    db["usage_events"].create_index(["session_id"])
+
+    # Tool results the main model read: the size of what delegation could have taken instead.
+    db["tool_results"].create(
+        {
+            "tool_use_id": str,
+            "ts": float,
+            "session_id": str,
+            "project": str,
+            "tool_name": str,
+            "content_chars": int,
+            "is_sidechain": int,
+        },
+        pk="tool_use_id",
+    )
+    db["tool_results"].create_index(["ts"])
+
+    # Where each transcript file was read up to, and what it looked like then.
+    db["ingest_files"].create(
+        {
+            "path": str,
+            "offset": int,
+            "size": int,
+            "inode": int,
+            "mtime": float,
+            "session_id": str,
+            "project": str,
+            "lines": int,
+            "malformed_lines": int,
+            "updated_at": float,
+        },
+        pk="path",
+    )
+
+    # Claude Code's own cost of each session (its last ``cost-state`` line), for cross-checks.
+    db["session_costs"].create(
+        {
+            "session_id": str,
+            "total_cost_usd": float,
+            "model_usage": str,  # JSON, as written
+            "has_unknown_model_cost": int,
+            "source_file": str,
+            "updated_at": float,
+        },
+        pk="session_id",
+    )
+
+    db["delegations"].create(
+        {
+            "id": str,
+            "ts": float,
+            "session_id": str,
+            "category": str,
+            "task": str,
+            "model": str,
+            "main_model": str,
+            "backend": str,  # "api" or "claude-cli"
+            "input_tokens": int,
+            "output_tokens": int,
+            "cache_read_tokens": int,
+            "cache_creation_tokens": int,
+            "cost_usd": float,
+            "saved_usd": float,
+            "latency_ms": float,
+            "outcome": str,  # "ok", "error", "refused"
+            "error": str,
+        },
+        pk="id",
+    )
+    db["delegations"].create_index(["ts"])
+
+    # Spend the server knows of outside transcripts: track_cost calls, and delegation reservations
+    # (reserved before the call, settled to the real cost after it).
+    db["cost_records"].create(
+        {
+            "id": int,
+            "ts": float,
+            "source": str,  # "track_cost" or "delegation"
+            "model": str,
+            "input_tokens": int,
+            "output_tokens": int,
+            "cache_read_tokens": int,
+            "cache_creation_tokens": int,
+            "task_type": str,
+            "reserved_usd": float,
+            "cost_usd": float,
+            "state": str,  # "reserved", "settled", "released"
+            "delegation_id": str,
+        },
+        pk="id",
+    )
+    db["cost_records"].create_index(["ts"])
+
+    db["feedback"].create(
+        {
+            "id": int,
+            "delegation_id": str,
+            "ts": float,
+            "category": str,
+            "rating": str,  # "good" or "bad"
+            "note": str,
+        },
+        pk="id",
+    )
+    db["feedback"].create_index(["category", "ts"])
+
+    # Per-category tier changes: automatic promotions from feedback, or the user's own.
+    db["category_overrides"].create(
+        {"category": str, "tier": str, "source": str, "reason": str, "ts": float},
+        pk="category",
+    )
+
+    db["budget_alerts"].create({"month": str, "threshold": float, "ts": float}, pk=("month", "threshold"))
+
+    db["settings"].create({"key": str, "value": str}, pk="key")

@@ -1,0 +1,98 @@
+"""The SQLite usage store: one file, WAL mode, safe for several writer processes at once.
+
+``connect`` opens (creating the file and its folder if needed), sets WAL and a busy timeout, and
+brings the schema up to date. The schema itself lives in ``migrations.py``; because importing
+sqlite-utils costs more than the whole hook may take, ``connect`` only imports it when the file's
+``PRAGMA user_version`` says migrations are pending.
+
+Usage rows are keyed on (message_id, request_id). When the same response is written more than once,
+the copy with the most tokens wins, and a main-chain copy beats a sidechain copy of the same size:
+early copies of a streamed response can carry a partial ``output_tokens``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1  # the number of migrations in migrations.py
+
+USAGE_COLUMNS = (
+    "message_id", "request_id", "ts", "timestamp", "session_id", "project", "cwd", "git_branch",
+    "is_sidechain", "agent_id", "agent_type", "model", "raw_model", "input_tokens", "output_tokens",
+    "cache_read_tokens", "cache_creation_tokens", "cache_creation_5m_tokens", "cache_creation_1h_tokens",
+    "web_search_requests", "total_tokens", "inference_geo", "service_tier", "speed", "cost_usd",
+    "source_file", "line_no",
+)
+
+_UPSERT_USAGE = (
+    f"INSERT INTO usage_events ({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join('?' * len(USAGE_COLUMNS))}) "
+    "ON CONFLICT(message_id, request_id) DO UPDATE SET "
+    + ", ".join(f"{col} = excluded.{col}" for col in USAGE_COLUMNS[2:])
+    + " WHERE excluded.total_tokens > usage_events.total_tokens"
+    " OR (excluded.total_tokens = usage_events.total_tokens AND excluded.is_sidechain < usage_events.is_sidechain)"
+)
+
+
+def connect(path: str | Path, *, timeout: float = 30.0, migrate: bool = True) -> sqlite3.Connection:
+    """Open the store at ``path`` in autocommit mode, ready to use."""
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    if migrate and conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+        _migrate(conn)
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    from sqlite_utils import Database
+
+    from .migrations import MIGRATIONS
+
+    # BEGIN IMMEDIATE takes the write lock, so processes opening a new file at once migrate it once.
+    with transaction(conn):
+        MIGRATIONS.apply(Database(conn))
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def upsert_usage(conn: sqlite3.Connection, rows: Iterable[Sequence[Any]]) -> int:
+    """Write usage rows (tuples in ``USAGE_COLUMNS`` order) in one transaction; returns rows changed."""
+    before = conn.total_changes
+    with transaction(conn):
+        conn.executemany(_UPSERT_USAGE, rows)
+    return conn.total_changes - before
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction that takes the lock up front, so two writers never deadlock on an upgrade."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def get_setting(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
+    row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+    return default if row is None else row[0]
+
+
+def set_setting(conn: sqlite3.Connection, key: str, value: str | None) -> None:
+    if value is None:
+        conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+    else:
+        conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
