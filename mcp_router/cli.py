@@ -96,7 +96,8 @@ def pricing(model: str | None, batch: bool, as_json: bool, db_path: Path | None)
             console.print(f"aliases: {', '.join(row['aliases'])}")
         if row["first_party_id"] and row["first_party_id"] != row["id"]:
             console.print(f"dated id: {row['first_party_id']}")
-        console.print(f"context window: {_tokens(row['context_window'])}   max output: {_tokens(row['max_output_tokens'])}")
+        window, max_output = _tokens(row["context_window"]), _tokens(row["max_output_tokens"])
+        console.print(f"context window: {window}   max output: {max_output}")
         console.print(f"USD per million tokens{' (batch)' if batch else ''}:")
         for key in RATE_KEYS:
             console.print(f"  {key:<15} {_price(row[key])}")

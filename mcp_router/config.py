@@ -116,7 +116,8 @@ def _number(name: str, value: Any, where: str, kind: type) -> Any:
             value = kind(value)
         except ValueError:
             pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+    not_whole = kind is int and isinstance(value, float) and not value.is_integer()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not_whole:
         expected = "a whole number" if kind is int else "a number"
         raise ConfigError(f"{where}: {name}: expected {expected}, got {value!r}")
     if value < 0:

@@ -14,7 +14,7 @@ MIGRATIONS = Migrations("mcp_router")
 @MIGRATIONS()
 def m001_create_tables(db: Database) -> None:
     # One row per API response (message id + request id), whichever transcript line it came from.
-    db["usage_events"].create(
+    db.table("usage_events").create(
         {
             "id": int,
             "message_id": str,
@@ -49,12 +49,12 @@ def m001_create_tables(db: Database) -> None:
         not_null={"message_id", "request_id", "ts", "model"},
         defaults={"request_id": "", "is_sidechain": 0},
     )
-    db["usage_events"].create_index(["message_id", "request_id"], unique=True)
-    db["usage_events"].create_index(["ts"])
-    db["usage_events"].create_index(["session_id"])
+    db.table("usage_events").create_index(["message_id", "request_id"], unique=True)
+    db.table("usage_events").create_index(["ts"])
+    db.table("usage_events").create_index(["session_id"])
 
     # Tool results the main model read: the size of what delegation could have taken instead.
-    db["tool_results"].create(
+    db.table("tool_results").create(
         {
             "tool_use_id": str,
             "ts": float,
@@ -66,10 +66,10 @@ def m001_create_tables(db: Database) -> None:
         },
         pk="tool_use_id",
     )
-    db["tool_results"].create_index(["ts"])
+    db.table("tool_results").create_index(["ts"])
 
     # Where each transcript file was read up to, and what it looked like then.
-    db["ingest_files"].create(
+    db.table("ingest_files").create(
         {
             "path": str,
             "offset": int,
@@ -86,7 +86,7 @@ def m001_create_tables(db: Database) -> None:
     )
 
     # Claude Code's own cost of each session (its last ``cost-state`` line), for cross-checks.
-    db["session_costs"].create(
+    db.table("session_costs").create(
         {
             "session_id": str,
             "total_cost_usd": float,
@@ -98,7 +98,7 @@ def m001_create_tables(db: Database) -> None:
         pk="session_id",
     )
 
-    db["delegations"].create(
+    db.table("delegations").create(
         {
             "id": str,
             "ts": float,
@@ -120,11 +120,11 @@ def m001_create_tables(db: Database) -> None:
         },
         pk="id",
     )
-    db["delegations"].create_index(["ts"])
+    db.table("delegations").create_index(["ts"])
 
     # Spend the server knows of outside transcripts: track_cost calls, and delegation reservations
     # (reserved before the call, settled to the real cost after it).
-    db["cost_records"].create(
+    db.table("cost_records").create(
         {
             "id": int,
             "ts": float,
@@ -142,9 +142,9 @@ def m001_create_tables(db: Database) -> None:
         },
         pk="id",
     )
-    db["cost_records"].create_index(["ts"])
+    db.table("cost_records").create_index(["ts"])
 
-    db["feedback"].create(
+    db.table("feedback").create(
         {
             "id": int,
             "delegation_id": str,
@@ -155,14 +155,14 @@ def m001_create_tables(db: Database) -> None:
         },
         pk="id",
     )
-    db["feedback"].create_index(["category", "ts"])
+    db.table("feedback").create_index(["category", "ts"])
 
     # Per-category tier changes: automatic promotions from feedback, or the user's own.
-    db["category_overrides"].create(
+    db.table("category_overrides").create(
         {"category": str, "tier": str, "source": str, "reason": str, "ts": float},
         pk="category",
     )
 
-    db["budget_alerts"].create({"month": str, "threshold": float, "ts": float}, pk=("month", "threshold"))
+    db.table("budget_alerts").create({"month": str, "threshold": float, "ts": float}, pk=("month", "threshold"))
 
-    db["settings"].create({"key": str, "value": str}, pk="key")
+    db.table("settings").create({"key": str, "value": str}, pk="key")

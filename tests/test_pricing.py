@@ -99,7 +99,8 @@ OPUS_55 = CATALOG.get("claude-opus-5-5")
         (HAIKU_55, Usage(input_tokens=100_001, output_tokens=1000), (100_001 * 0.5 + 1000 * 2.5) / 1e6),
         (
             HAIKU_55,
-            Usage(input_tokens=1, cache_read_tokens=50_000, cache_creation_tokens=50_000, cache_creation_1h_tokens=50_000),
+            Usage(input_tokens=1, cache_read_tokens=50_000,
+                  cache_creation_tokens=50_000, cache_creation_1h_tokens=50_000),
             (1 * 0.5 + 50_000 * 0.05 + 50_000 * 1.0) / 1e6,
         ),
         # US-only inference: tokens x 1.1, web search added after
