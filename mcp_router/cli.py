@@ -152,6 +152,61 @@ def budget(set_monthly: float | None, as_json: bool, db_path: Path | None) -> No
         click.echo(f"{status.month}: {_usd(status.month_to_date_usd)} (no monthly cap; set one with --set-monthly)")
 
 
+@cli.command()
+@click.option("--projects-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Claude Code projects folder [default: $CLAUDE_CONFIG_DIR/projects, else ~/.claude/projects]")
+@db_option
+def ingest(projects_dir: Path | None, db_path: Path | None) -> None:
+    """Ingest every Claude Code transcript under the projects folder (incremental on re-runs)."""
+    from .config import default_projects_dir
+    from .ledger import ingest_tree, total_size, transcript_files
+    from .pricing import Catalog
+
+    config = Config.load()
+    projects_dir = projects_dir or default_projects_dir()
+    if not projects_dir.is_dir():
+        raise click.ClickException(f"no Claude Code projects folder at {projects_dir}")
+    conn = open_store(db_path)
+    catalog = Catalog.load(config.pricing)
+    if _stderr_is_terminal():
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("ingesting", total=total_size(transcript_files(projects_dir)))
+            summary = ingest_tree(conn, projects_dir, catalog,
+                                  progress=lambda path, _: bar.update(task, advance=_size(path)))
+    else:
+        summary = ingest_tree(conn, projects_dir, catalog)
+    click.echo(
+        f"{summary.files} files ({summary.files_read} with new lines, {summary.bytes_read / 1e6:,.1f} MB read): "
+        f"{summary.new_responses} new responses, {summary.duplicates} duplicates skipped, "
+        f"{summary.malformed_lines} malformed lines skipped"
+        + (f", unpriced models: {', '.join(f'{m} ({n})' for m, n in summary.unpriced_models.items())}"
+           if summary.unpriced_models else "")
+    )
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+def hook() -> None:
+    """Claude Code hook: reads the payload on stdin, ingests the session; always exits 0."""
+    from .hook import main
+
+    raise SystemExit(main([]))
+
+
+def _stderr_is_terminal() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def _usd(value: float | None) -> str:
     if value is None:
         return "unpriced"

@@ -63,12 +63,9 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-def upsert_usage(conn: sqlite3.Connection, rows: Iterable[Sequence[Any]]) -> int:
-    """Write usage rows (tuples in ``USAGE_COLUMNS`` order) in one transaction; returns rows changed."""
-    before = conn.total_changes
-    with transaction(conn):
-        conn.executemany(_UPSERT_USAGE, rows)
-    return conn.total_changes - before
+def upsert_usage(conn: sqlite3.Connection, rows: Iterable[Sequence[Any]]) -> None:
+    """Write usage rows (tuples in ``USAGE_COLUMNS`` order); call inside ``transaction(conn)``."""
+    conn.executemany(_UPSERT_USAGE, rows)
 
 
 @contextmanager

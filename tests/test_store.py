@@ -21,6 +21,11 @@ def _row(message_id: str, request_id: str = "req", *, output: int = 10, sidechai
     return tuple(values[column] for column in store.USAGE_COLUMNS)
 
 
+def _upsert(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    with store.transaction(conn):
+        store.upsert_usage(conn, rows)
+
+
 def test_schema_version_counts_the_migrations() -> None:
     assert store.SCHEMA_VERSION == len(MIGRATIONS._migrations)
 
@@ -59,9 +64,9 @@ def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:
 
 def test_upsert_keeps_the_copy_with_most_tokens_and_main_chain_over_sidechain(tmp_path: Path) -> None:
     conn = store.connect(tmp_path / "usage.db")
-    store.upsert_usage(conn, [_row("m1", output=5), _row("m1", output=50), _row("m1", output=20)])
-    store.upsert_usage(conn, [_row("m2", sidechain=1), _row("m2", sidechain=0, agent_id="main")])
-    store.upsert_usage(conn, [_row("m3", sidechain=0, agent_id="main"), _row("m3", sidechain=1, agent_id="side")])
+    _upsert(conn, [_row("m1", output=5), _row("m1", output=50), _row("m1", output=20)])
+    _upsert(conn, [_row("m2", sidechain=1), _row("m2", sidechain=0, agent_id="main")])
+    _upsert(conn, [_row("m3", sidechain=0, agent_id="main"), _row("m3", sidechain=1, agent_id="side")])
     rows = {r["message_id"]: r for r in conn.execute("SELECT * FROM usage_events")}
     assert len(rows) == 3
     assert rows["m1"]["output_tokens"] == 50
@@ -71,7 +76,7 @@ def test_upsert_keeps_the_copy_with_most_tokens_and_main_chain_over_sidechain(tm
 
 def test_same_message_under_another_request_id_is_another_response(tmp_path: Path) -> None:
     conn = store.connect(tmp_path / "usage.db")
-    store.upsert_usage(conn, [_row("m1", "req_a"), _row("m1", "req_b"), _row("m1", "req_a")])
+    _upsert(conn, [_row("m1", "req_a"), _row("m1", "req_b"), _row("m1", "req_a")])
     assert conn.execute("SELECT COUNT(*) FROM usage_events").fetchone()[0] == 2
 
 
@@ -104,7 +109,7 @@ def _writer(path: str, worker: int, errors: multiprocessing.Queue) -> None:
         for i in range(INSERTS):
             # Every event is written by two workers (i and i+1 mod WRITERS share keys): overlapping.
             key = (worker * INSERTS + i) // 2 * 2 % (WRITERS * INSERTS // 2)
-            store.upsert_usage(conn, [_row(f"msg_{key}", output=worker)])
+            _upsert(conn, [_row(f"msg_{key}", output=worker)])
     except Exception as exc:  # report to the parent; an escaped "database is locked" fails the test
         errors.put(repr(exc))
 

@@ -1,0 +1,217 @@
+"""Reading Claude Code transcripts: JSONL lines in, usage events and cost-state records out.
+
+Only three kinds of line matter and each is recognised by a cheap substring test before any JSON is
+decoded, because most of a transcript's bytes are tool results and attachments:
+
+- ``type: "assistant"`` with ``message.usage``: one API response (written once per content block,
+  every copy repeating ``message.id``, ``requestId`` and the usage);
+- ``type: "cost-state"``: Claude Code's own cost of the session so far;
+- ``type: "user"`` carrying ``tool_result`` blocks: what the main model had to read.
+
+``parse_line`` raises ``MalformedLine`` for a line that is not a JSON object or whose usage is not
+what the Messages API writes (a string or negative token count, a missing message id); callers count
+and skip such lines.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+SYNTHETIC_MODEL = "<synthetic>"
+
+
+class MalformedLine(ValueError):
+    """A complete transcript line that cannot be read."""
+
+
+@dataclass(slots=True)
+class UsageEvent:
+    message_id: str
+    request_id: str
+    ts: float
+    timestamp: str
+    session_id: str
+    cwd: str
+    git_branch: str
+    is_sidechain: int
+    agent_id: str | None
+    agent_type: str | None
+    raw_model: str
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_creation_tokens: int
+    cache_creation_5m_tokens: int
+    cache_creation_1h_tokens: int
+    web_search_requests: int
+    inference_geo: str
+    service_tier: str
+    speed: str
+    tool_uses: list[tuple[str, str]]  # (tool_use_id, tool name) of this content block
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_creation_tokens
+
+
+@dataclass(slots=True)
+class CostState:
+    session_id: str
+    total_cost_usd: float
+    model_usage: dict[str, Any]
+    has_unknown_model_cost: bool
+
+
+@dataclass(slots=True)
+class ToolResult:
+    tool_use_id: str
+    ts: float
+    session_id: str
+    content_chars: int
+    is_sidechain: int
+
+
+Parsed = UsageEvent | CostState | list[ToolResult] | None
+
+
+def parse_line(line: bytes) -> Parsed:
+    """Parse one complete line (without its newline); ``None`` for lines that carry nothing we keep."""
+    stripped = line.strip()
+    if not stripped:
+        return None
+    if not stripped.startswith(b"{"):
+        raise MalformedLine("not a JSON object")
+    is_assistant = b'"usage"' in line and b'"assistant"' in line
+    is_cost_state = b'"cost-state"' in line
+    has_tool_result = b'"tool_result"' in line
+    if not (is_assistant or is_cost_state or has_tool_result):
+        return None
+    try:
+        record = json.loads(stripped)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedLine(f"invalid JSON: {exc}") from None
+    if not isinstance(record, dict):
+        raise MalformedLine("not a JSON object")
+    kind = record.get("type")
+    if kind == "assistant":
+        return _usage_event(record)
+    if kind == "cost-state":
+        return _cost_state(record)
+    if kind == "user":
+        return _tool_results(record)
+    return None
+
+
+def _count(usage: dict[str, Any], key: str, required: bool = False) -> int:
+    value = usage.get(key)
+    if value is None and not required:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MalformedLine(f"usage.{key} is {value!r}, expected a whole number >= 0")
+    return value
+
+
+def _text(record: dict[str, Any], key: str) -> str:
+    value = record.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _timestamp(record: dict[str, Any]) -> tuple[float, str]:
+    text = record.get("timestamp")
+    if not isinstance(text, str):
+        raise MalformedLine("missing timestamp")
+    try:
+        return datetime.fromisoformat(text).timestamp(), text
+    except ValueError:
+        raise MalformedLine(f"bad timestamp {text!r}") from None
+
+
+def _usage_event(record: dict[str, Any]) -> UsageEvent | None:
+    message = record.get("message")
+    if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
+        return None
+    model = message.get("model")
+    if model == SYNTHETIC_MODEL:
+        return None
+    message_id = message.get("id")
+    if not isinstance(message_id, str) or not message_id:
+        raise MalformedLine("assistant message without an id")
+    if not isinstance(model, str) or not model:
+        raise MalformedLine("assistant message without a model")
+    usage = message["usage"]
+    ts, timestamp = _timestamp(record)
+    cache_creation = usage.get("cache_creation")
+    split = cache_creation if isinstance(cache_creation, dict) else {}
+    server_tools = usage.get("server_tool_use")
+    searches = _count(server_tools, "web_search_requests") if isinstance(server_tools, dict) else 0
+    content = message.get("content")
+    tool_uses = [
+        (block["id"], block["name"])
+        for block in (content if isinstance(content, list) else [])
+        if isinstance(block, dict) and block.get("type") == "tool_use"
+        and isinstance(block.get("id"), str) and isinstance(block.get("name"), str)
+    ]
+    return UsageEvent(
+        message_id=message_id,
+        request_id=_text(record, "requestId"),
+        ts=ts,
+        timestamp=timestamp,
+        session_id=_text(record, "sessionId"),
+        cwd=_text(record, "cwd"),
+        git_branch=_text(record, "gitBranch"),
+        is_sidechain=1 if record.get("isSidechain") is True else 0,
+        agent_id=record.get("agentId") if isinstance(record.get("agentId"), str) else None,
+        agent_type=record.get("attributionAgent") if isinstance(record.get("attributionAgent"), str) else None,
+        raw_model=model,
+        input_tokens=_count(usage, "input_tokens", required=True),
+        output_tokens=_count(usage, "output_tokens", required=True),
+        cache_read_tokens=_count(usage, "cache_read_input_tokens"),
+        cache_creation_tokens=_count(usage, "cache_creation_input_tokens"),
+        cache_creation_5m_tokens=_count(split, "ephemeral_5m_input_tokens"),
+        cache_creation_1h_tokens=_count(split, "ephemeral_1h_input_tokens"),
+        web_search_requests=searches,
+        inference_geo=_text(usage, "inference_geo"),
+        service_tier=_text(usage, "service_tier"),
+        speed=_text(usage, "speed"),
+        tool_uses=tool_uses,
+    )
+
+
+def _cost_state(record: dict[str, Any]) -> CostState:
+    total = record.get("totalCostUSD")
+    if isinstance(total, bool) or not isinstance(total, (int, float)):
+        raise MalformedLine(f"cost-state totalCostUSD is {total!r}")
+    model_usage = record.get("modelUsage")
+    return CostState(
+        session_id=_text(record, "sessionId"),
+        total_cost_usd=float(total),
+        model_usage=model_usage if isinstance(model_usage, dict) else {},
+        has_unknown_model_cost=record.get("hasUnknownModelCost") is True,
+    )
+
+
+def _content_chars(content: Any) -> int:
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(len(block.get("text", "")) for block in content
+                   if isinstance(block, dict) and isinstance(block.get("text", ""), str))
+    return 0
+
+
+def _tool_results(record: dict[str, Any]) -> list[ToolResult] | None:
+    message = record.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, list):
+        return None
+    ts, _ = _timestamp(record)
+    session_id = _text(record, "sessionId")
+    sidechain = 1 if record.get("isSidechain") is True else 0
+    return [
+        ToolResult(block["tool_use_id"], ts, session_id, _content_chars(block.get("content")), sidechain)
+        for block in content
+        if isinstance(block, dict) and block.get("type") == "tool_result" and isinstance(block.get("tool_use_id"), str)
+    ] or None
