@@ -1,0 +1,133 @@
+"""Generate Claude Code-like transcripts with known totals.
+
+Shaped like the real 2.1.328 transcripts in tests/data: one line per content block of a response
+(each repeating message.id, requestId and usage), subagent files under <session>/subagents, resumed
+sessions that replay earlier lines, cost-state lines, and most bytes in tool results and attachments.
+
+    python benchmarks/corpus.py OUT_DIR --size-mb 1000     # a ~1 GB projects folder
+
+``generate`` returns the truth: per (session, model, UTC day) token sums and the unique responses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+MODELS = ["claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5", "claude-haiku-4-5-20251001",
+          "claude-opus-4-5-20251101"]
+START = datetime(2026, 11, 2, tzinfo=UTC)
+
+
+@dataclass
+class Truth:
+    responses: dict[tuple[str, str], dict] = field(default_factory=dict)  # (message_id, request_id) -> record
+    bytes_written: int = 0
+
+    def tokens_by(self, key) -> dict:
+        totals: dict = defaultdict(lambda: defaultdict(int))
+        for response in self.responses.values():
+            bucket = totals[key(response)]
+            for name in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
+                bucket[name] += response["usage"][name]
+            bucket["messages"] += 1
+        return {k: dict(v) for k, v in totals.items()}
+
+
+def _usage(rng: random.Random) -> dict:
+    creation = rng.choice([0, 0, rng.randint(100, 40_000)])
+    one_hour = rng.choice([0, creation, creation // 2])
+    return {
+        "input_tokens": rng.randint(1, 20_000), "cache_creation_input_tokens": creation,
+        "cache_read_input_tokens": rng.choice([0, rng.randint(1000, 150_000)]),
+        "output_tokens": rng.randint(1, 4000), "output_tokens_details": {"thinking_tokens": 0},
+        "server_tool_use": {"web_search_requests": rng.choice([0, 0, 0, 1]), "web_fetch_requests": 0},
+        "service_tier": "standard",
+        "cache_creation": {"ephemeral_1h_input_tokens": one_hour, "ephemeral_5m_input_tokens": creation - one_hour},
+        "inference_geo": rng.choice(["", "", "us"]), "iterations": [], "speed": "standard",
+    }
+
+
+def _line(record: dict) -> str:
+    return json.dumps(record, separators=(",", ":")) + "\n"
+
+
+def _session_lines(rng: random.Random, truth: Truth, project: str, session: str, when: datetime,
+                   turns: int, filler: int, sidechain_agent: str | None = None) -> list[str]:
+    lines = []
+    common = {"cwd": f"/home/user/code/{project}", "sessionId": session, "version": "2.1.328",
+              "gitBranch": rng.choice(["main", "feature/x"]), "userType": "external", "entrypoint": "cli"}
+    if sidechain_agent:
+        common.update(isSidechain=True, agentId=sidechain_agent)
+    else:
+        common["isSidechain"] = False
+    for turn in range(turns):
+        when += timedelta(seconds=rng.randint(5, 3600))
+        stamp = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+        lines.append(_line({"type": "attachment", "attachment": {"type": "file", "content": "x" * (filler // 4)},
+                            "timestamp": stamp, **common}))
+        model = "claude-haiku-5-5" if sidechain_agent else rng.choice(MODELS)
+        message_id = f"msg_{rng.getrandbits(64):016x}"
+        request_id = f"req_{rng.getrandbits(64):016x}"
+        usage = _usage(rng)
+        tool_id = f"toolu_{rng.getrandbits(64):016x}"
+        blocks = [{"type": "text", "text": "Working on it."},
+                  {"type": "tool_use", "id": tool_id, "name": "Read", "input": {"file_path": "/x"}}]
+        for index, block in enumerate(blocks):
+            lines.append(_line({"type": "assistant", "requestId": request_id, "apiBlockIndex": index,
+                                "timestamp": stamp, "message": {"id": message_id, "type": "message",
+                                "role": "assistant", "model": model, "content": [block], "usage": usage},
+                                **common}))
+        truth.responses[(message_id, request_id)] = {"model": model, "usage": usage, "session": session,
+                                                     "project": project, "ts": when.timestamp()}
+        lines.append(_line({"type": "user", "timestamp": stamp, "message": {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": tool_id, "content": "y" * filler}]}, **common}))
+    lines.append(_line({"type": "cost-state", "sessionId": session, "totalCostUSD": 0.0, "modelUsage": {}}))
+    return lines
+
+
+def generate(out: Path, *, sessions: int = 20, turns: int = 10, filler: int = 2000, seed: int = 7,
+             size_mb: float | None = None) -> Truth:
+    """Write a projects folder under ``out``; with ``size_mb``, keep adding sessions until that size."""
+    rng = random.Random(seed)
+    truth = Truth()
+    index = 0
+    while (size_mb is None and index < sessions) or (size_mb is not None and truth.bytes_written < size_mb * 1e6):
+        project = f"-home-user-code-proj{index % 5}"
+        session = f"{rng.getrandbits(128):032x}"
+        session = f"{session[:8]}-{session[8:12]}-{session[12:16]}-{session[16:20]}-{session[20:]}"
+        when = START + timedelta(hours=rng.randint(0, 24 * 20))
+        lines = _session_lines(rng, truth, project, session, when, turns, filler)
+        if index % 4 == 0:  # resumed: the earlier lines are written again
+            lines = lines + lines[: len(lines) // 2]
+        folder = out / project
+        folder.mkdir(parents=True, exist_ok=True)
+        text = "".join(lines)
+        (folder / f"{session}.jsonl").write_text(text)
+        truth.bytes_written += len(text)
+        if index % 3 == 0:
+            agent = f"a{rng.getrandbits(60):015x}"
+            sub = folder / session / "subagents"
+            sub.mkdir(parents=True, exist_ok=True)
+            text = "".join(_session_lines(rng, truth, project, session, when, max(1, turns // 3), filler, agent))
+            (sub / f"agent-{agent}.jsonl").write_text(text)
+            (sub / f"agent-{agent}.meta.json").write_text(json.dumps({"agentType": "general-purpose"}))
+            truth.bytes_written += len(text)
+        index += 1
+    return truth
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--size-mb", type=float, default=1000)
+    parser.add_argument("--turns", type=int, default=40)
+    parser.add_argument("--filler", type=int, default=20_000, help="bytes of tool result per turn")
+    args = parser.parse_args()
+    result = generate(args.out, turns=args.turns, filler=args.filler, size_mb=args.size_mb)
+    print(f"{result.bytes_written / 1e6:,.0f} MB, {len(result.responses)} responses in {args.out}")
