@@ -66,7 +66,7 @@ def _session_lines(rng: random.Random, truth: Truth, project: str, session: str,
         common.update(isSidechain=True, agentId=sidechain_agent)
     else:
         common["isSidechain"] = False
-    for turn in range(turns):
+    for _ in range(turns):
         when += timedelta(seconds=rng.randint(5, 3600))
         stamp = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
         lines.append(_line({"type": "attachment", "attachment": {"type": "file", "content": "x" * (filler // 4)},
