@@ -186,12 +186,73 @@ def ingest(projects_dir: Path | None, db_path: Path | None) -> None:
     )
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
-def hook() -> None:
+@cli.command()
+@db_option
+def hook(db_path: Path | None) -> None:
     """Claude Code hook: reads the payload on stdin, ingests the session; always exits 0."""
     from .hook import main
 
-    raise SystemExit(main([]))
+    raise SystemExit(main(["--db", str(db_path)] if db_path else []))
+
+
+@cli.command()
+@click.option("--since", metavar="YYYY-MM-DD", help="First day (inclusive) [default: 6 days before --until]")
+@click.option("--until", metavar="YYYY-MM-DD", help="Last day (inclusive) [default: today]")
+@click.option("--week", is_flag=True, help="The last 7 days ending today (the default period).")
+@click.option("--group-by", default="model", show_default=True,
+              help="Comma list of day, week, month, model, project, session, agent, branch.")
+@click.option("--timezone", "timezone_name", metavar="TZ", help="IANA time zone for days [default: the system's]")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown", "html"]), default="table",
+              show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE instead of stdout.")
+@click.option("--open", "open_file", is_flag=True, help="Open the HTML report in a browser.")
+@click.option("--no-ingest", is_flag=True, help="Report on the database as it is; do not read new transcripts.")
+@click.option("--projects-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Claude Code projects folder to ingest first [default: as for ingest]")
+@db_option
+def report(since: str | None, until: str | None, week: bool, group_by: str, timezone_name: str | None, fmt: str,
+           output: Path | None, open_file: bool, no_ingest: bool, projects_dir: Path | None,
+           db_path: Path | None) -> None:
+    """The usage report: cost by model, day, project and session; delegation savings; advice."""
+    from .pricing import Catalog
+    from .report import ReportSpec, build_report, print_table, render
+
+    if week and (since or until):
+        raise click.UsageError("--week is the last 7 days ending today; leave out --since/--until")
+    spec = ReportSpec.parse(since, until, timezone_name, group_by)
+    config = Config.load()
+    catalog = Catalog.load(config.pricing)
+    conn = open_store(db_path)
+    if not no_ingest:
+        from .config import default_projects_dir
+        from .ledger import ingest_tree
+
+        folder = projects_dir or default_projects_dir()
+        if folder.is_dir():
+            ingest_tree(conn, folder, catalog)
+    result = build_report(conn, spec, catalog, config)
+    if fmt == "table" and output is None:
+        print_table(result)
+        return
+    text = render(result, "markdown" if fmt == "table" else fmt)
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    output.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {output}", err=True)
+    if open_file:
+        import webbrowser
+
+        webbrowser.open(output.resolve().as_uri())
+
+
+@cli.command()
+@db_option
+def statusline(db_path: Path | None) -> None:
+    """One line for Claude Code's statusLine: today's cost, month to date vs cap, saved by delegation."""
+    from .statusline import main
+
+    raise SystemExit(main(["--db", str(db_path)] if db_path else []))
 
 
 def _stderr_is_terminal() -> bool:

@@ -97,6 +97,16 @@ def default_projects_dir(env: os._Environ[str] | dict[str, str] | None = None) -
     return Path(base).expanduser() / "projects"
 
 
+def db_path_from_argv(argv: list[str]) -> Path:
+    """``--db PATH`` / ``--db=PATH`` for the commands that run without click (hook, statusline)."""
+    for index, arg in enumerate(argv):
+        if arg == "--db" and index + 1 < len(argv):
+            return Path(argv[index + 1]).expanduser()
+        if arg.startswith("--db="):
+            return Path(arg.removeprefix("--db=")).expanduser()
+    return default_db_path()
+
+
 def _from_env(name: str, raw: str) -> Any:
     if name in ("routing", "pricing"):
         try:

@@ -32,7 +32,9 @@ def main(argv: list[str]) -> int:
         if hasattr(signal, "SIGALRM"):
             signal.signal(signal.SIGALRM, _raise_time_up)
             signal.alarm(TIME_LIMIT_SECONDS)
-        message = run(sys.stdin.read())
+        from .config import db_path_from_argv
+
+        message = run(sys.stdin.read(), db_path_from_argv(argv))
         if message:
             print(json.dumps({"systemMessage": message}))
     except _TimeUp:
@@ -49,9 +51,9 @@ def _raise_time_up(signum: int, frame: Any) -> None:
     raise _TimeUp()
 
 
-def run(stdin_text: str, db_path: str | Path | None = None) -> str | None:
+def run(stdin_text: str, db_path: Path) -> str | None:
     """Ingest what the payload points at; returns a budget alert to show, if one is due."""
-    from .config import Config, default_db_path
+    from .config import Config
     from .ledger import ingest_file, ingest_session
     from .pricing import Catalog
     from .store import connect
@@ -61,7 +63,7 @@ def run(stdin_text: str, db_path: str | Path | None = None) -> str | None:
         raise ValueError("hook payload is not a JSON object")
     config = Config.load()
     catalog = Catalog.load(config.pricing)
-    conn = connect(db_path or default_db_path(), timeout=BUSY_TIMEOUT_SECONDS)
+    conn = connect(db_path, timeout=BUSY_TIMEOUT_SECONDS)
     try:
         transcript = payload.get("transcript_path")
         if isinstance(transcript, str) and transcript:

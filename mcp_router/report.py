@@ -1,0 +1,354 @@
+"""The usage report: where the money went, what delegation saved, what to change.
+
+``build_report`` returns the JSON document of DESIGN.md; ``render`` turns it into a table, CSV,
+Markdown or HTML. Aggregation happens in SQL by 15-minute UTC bucket (every real UTC offset is a
+multiple of 15 minutes) plus the other keys; buckets are then mapped to local days, weeks and months
+with zoneinfo, so day boundaries are right in any time zone, across DST changes too, and a million
+rows take a single indexed scan.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .budget import status as budget_status
+from .config import Config
+from .pricing import Catalog, Usage
+
+GROUP_KEYS = ("day", "week", "month", "model", "project", "session", "agent", "branch")
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+BUCKET_SECONDS = 900
+CHARS_PER_TOKEN = 4
+_SQL_KEYS = {
+    "model": "model",
+    "project": "project",
+    "session": "session_id",
+    "agent": "CASE WHEN agent_id IS NULL AND is_sidechain = 0 THEN 'main' ELSE COALESCE(agent_type, 'subagent') END",
+    "branch": "COALESCE(NULLIF(git_branch, ''), '(none)')",
+}
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    since: date
+    until: date
+    timezone: str
+    group_by: tuple[str, ...] = ("model",)
+
+    @classmethod
+    def parse(cls, since: str | None, until: str | None, timezone: str | None, group_by: str | None,
+              today: date | None = None) -> ReportSpec:
+        tz_name = timezone or _system_timezone()
+        try:
+            zone = ZoneInfo(tz_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {tz_name!r} (use an IANA name such as Europe/Paris)") from None
+        today = today or datetime.now(zone).date()
+        end = _date(until, "--until") if until else today
+        start = _date(since, "--since") if since else end - timedelta(days=6)
+        if start > end:
+            raise ValueError(f"--since {start} is after --until {end}")
+        keys = tuple(k.strip() for k in (group_by or "model").split(",") if k.strip())
+        unknown = [k for k in keys if k not in GROUP_KEYS]
+        if unknown or not keys:
+            raise ValueError(f"--group-by: unknown key {unknown[0] if unknown else ''!r} "
+                             f"(use a comma list of {', '.join(GROUP_KEYS)})")
+        return cls(start, end, tz_name, keys)
+
+
+def _date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{option}: expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _system_timezone() -> str:
+    import os
+
+    if os.environ.get("TZ"):
+        return os.environ["TZ"].lstrip(":")
+    try:
+        link = os.path.realpath("/etc/localtime")
+        if "zoneinfo/" in link:
+            return link.split("zoneinfo/", 1)[1]
+    except OSError:
+        pass
+    return "UTC"
+
+
+def _empty_totals() -> dict[str, Any]:
+    return {**{f: 0 for f in TOKEN_FIELDS}, "cost_usd": 0.0, "messages": 0, "unpriced_messages": 0}
+
+
+def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, config: Config,
+                 now: datetime | None = None) -> dict[str, Any]:
+    zone = ZoneInfo(spec.timezone)
+    start = datetime.combine(spec.since, time(), zone).timestamp()
+    end = datetime.combine(spec.until + timedelta(days=1), time(), zone).timestamp()
+    sql_keys = [k for k in spec.group_by if k in _SQL_KEYS]
+    if "model" not in sql_keys:
+        sql_keys.append("model")  # cost by model, cache savings and what-if need it
+    select_keys = [_SQL_KEYS[k] for k in sql_keys]
+    rows = conn.execute(
+        f"SELECT CAST(ts / {BUCKET_SECONDS} AS INTEGER) AS bucket, {', '.join(select_keys)},"
+        " SUM(input_tokens), SUM(output_tokens), SUM(cache_creation_tokens), SUM(cache_read_tokens),"
+        " TOTAL(cost_usd), COUNT(*), SUM(cost_usd IS NULL), SUM(cache_creation_1h_tokens)"
+        f" FROM usage_events WHERE ts >= ? AND ts < ? GROUP BY bucket, {', '.join(select_keys)}",
+        (start, end),
+    ).fetchall()
+    totals = _empty_totals()
+    groups: dict[tuple, dict[str, Any]] = {}
+    by_model: dict[str, dict[str, Any]] = defaultdict(lambda: {**_empty_totals(), "cache_creation_1h_tokens": 0})
+    by_day: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    unpriced: dict[str, int] = defaultdict(int)
+    day_cache: dict[int, date] = {}
+    for row in rows:
+        bucket = row[0]
+        values = dict(zip(sql_keys, row[1:1 + len(sql_keys)], strict=True))
+        numbers = row[1 + len(sql_keys):]
+        local_day = day_cache.get(bucket)
+        if local_day is None:
+            local_day = day_cache[bucket] = datetime.fromtimestamp(bucket * BUCKET_SECONDS, zone).date()
+        time_keys = {
+            "day": local_day.isoformat(),
+            "week": (local_day - timedelta(days=local_day.weekday())).isoformat(),
+            "month": local_day.strftime("%Y-%m"),
+        }
+        key = tuple(time_keys[k] if k in time_keys else values[k] for k in spec.group_by)
+        group = groups.setdefault(key, {**dict(zip(spec.group_by, key, strict=True)), **_empty_totals()})
+        model = values["model"]
+        for target in (totals, group, by_model[model]):
+            _accumulate(target, numbers)
+        by_model[model]["cache_creation_1h_tokens"] += numbers[7] or 0
+        by_day[time_keys["day"]][model] += numbers[4]
+        if numbers[6]:
+            unpriced[model] += numbers[6]
+    ordered_groups = sorted(groups.values(), key=lambda g: tuple(str(g[k]) for k in spec.group_by))
+    if spec.group_by == ("model",):
+        ordered_groups.sort(key=lambda g: -g["cost_usd"])
+    for group in ordered_groups:
+        group["cost_usd"] = round(group["cost_usd"], 9)
+        group["share"] = round(group["cost_usd"] / totals["cost_usd"], 4) if totals["cost_usd"] else 0.0
+    totals["cost_usd"] = round(totals["cost_usd"], 9)
+    return {
+        "since": spec.since.isoformat(), "until": spec.until.isoformat(), "timezone": spec.timezone,
+        "group_by": list(spec.group_by),
+        "totals": totals,
+        "groups": ordered_groups,
+        "unpriced_models": dict(unpriced),
+        "daily": [{"day": d, "cost_by_model": {m: round(c, 9) for m, c in by_day.get(d, {}).items()}}
+                  for d in _days(spec.since, spec.until)],
+        "top_sessions": _top_sessions(conn, start, end),
+        "cache": _cache_efficiency(by_model, catalog),
+        "what_if": _what_if(by_model, catalog, totals),
+        "delegations": _delegations(conn, start, end, zone),
+        "budget": _budget(conn, config, now),
+        "recommendations": _recommendations(conn, start, end, catalog, config),
+    }
+
+
+def _days(since: date, until: date) -> list[str]:
+    return [(since + timedelta(days=n)).isoformat() for n in range((until - since).days + 1)]
+
+
+def _accumulate(target: dict[str, Any], numbers: tuple) -> None:
+    for name, value in zip(TOKEN_FIELDS, numbers[:4], strict=True):
+        target[name] += value or 0
+    target["cost_usd"] += numbers[4]
+    target["messages"] += numbers[5]
+    target["unpriced_messages"] += numbers[6] or 0
+
+
+def _top_sessions(conn: sqlite3.Connection, start: float, end: float, limit: int = 5) -> list[dict[str, Any]]:
+    return [
+        {"session": r[0], "project": r[1], "cost_usd": round(r[2], 9), "messages": r[3],
+         "first": datetime.fromtimestamp(r[4]).isoformat(timespec="minutes")}
+        for r in conn.execute(
+            "SELECT session_id, project, TOTAL(cost_usd) c, COUNT(*), MIN(ts) FROM usage_events"
+            " WHERE ts >= ? AND ts < ? GROUP BY session_id ORDER BY c DESC LIMIT ?", (start, end, limit))
+    ]
+
+
+def _usage_of(numbers: dict[str, Any]) -> Usage:
+    return Usage(numbers["input_tokens"], numbers["output_tokens"], numbers["cache_read_tokens"],
+                 numbers["cache_creation_tokens"], numbers["cache_creation_1h_tokens"])
+
+
+def _cache_efficiency(by_model: dict[str, dict[str, Any]], catalog: Catalog) -> dict[str, Any]:
+    prompt = sum(m["input_tokens"] + m["cache_read_tokens"] + m["cache_creation_tokens"] for m in by_model.values())
+    read = sum(m["cache_read_tokens"] for m in by_model.values())
+    saved = 0.0
+    for model, numbers in by_model.items():
+        info = catalog.find(model)
+        if info is not None:
+            saved += numbers["cache_read_tokens"] * (info.rates.input - info.rates.cache_read) / 1e6
+    return {"prompt_tokens": prompt, "cache_read_tokens": read,
+            "share_from_cache": round(read / prompt, 4) if prompt else 0.0, "saved_usd": round(saved, 6)}
+
+
+def _what_if(by_model: dict[str, dict[str, Any]], catalog: Catalog, totals: dict[str, Any]) -> dict[str, Any]:
+    """The same token counts repriced (per model group, so long-prompt switches are approximate)."""
+    result: dict[str, Any] = {"actual_usd": round(totals["cost_usd"], 6)}
+    for tier in ("haiku", "sonnet", "opus"):
+        info = catalog.get(tier)
+        result[f"all_{tier}_usd"] = round(sum(catalog.cost(info.id, _usage_of(n)) or 0 for n in by_model.values()), 6)
+    return result
+
+
+def _delegations(conn: sqlite3.Connection, start: float, end: float, zone: ZoneInfo) -> dict[str, Any]:
+    rows = conn.execute(
+        "SELECT COALESCE(category, 'unknown'), COUNT(*), TOTAL(cost_usd), TOTAL(saved_usd),"
+        " SUM(outcome = 'ok') FROM delegations WHERE ts >= ? AND ts < ? GROUP BY 1 ORDER BY 4 DESC",
+        (start, end),
+    ).fetchall()
+    daily: dict[str, float] = defaultdict(float)
+    for ts, saved in conn.execute("SELECT ts, saved_usd FROM delegations WHERE ts >= ? AND ts < ?"
+                                  " AND outcome = 'ok'", (start, end)):
+        daily[datetime.fromtimestamp(ts, zone).date().isoformat()] += saved or 0
+    return {
+        "count": sum(r[1] for r in rows), "succeeded": sum(r[4] or 0 for r in rows),
+        "cost_usd": round(sum(r[2] for r in rows), 6), "saved_usd": round(sum(r[3] for r in rows), 6),
+        "by_category": [{"category": r[0], "count": r[1], "cost_usd": round(r[2], 6), "saved_usd": round(r[3], 6)}
+                        for r in rows],
+        "saved_by_day": [{"day": d, "saved_usd": round(v, 6)} for d, v in sorted(daily.items())],
+    }
+
+
+def _budget(conn: sqlite3.Connection, config: Config, now: datetime | None) -> dict[str, Any]:
+    current = budget_status(conn, config, now)
+    moment = (now or datetime.now()).astimezone()
+    first = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    next_month = (first + timedelta(days=32)).replace(day=1)
+    elapsed = max((moment - first).total_seconds(), 3600.0)
+    projection = current.month_to_date_usd * (next_month - first).total_seconds() / elapsed
+    return {"month": current.month, "month_to_date_usd": round(current.month_to_date_usd, 6),
+            "monthly_cap_usd": current.monthly_cap_usd, "projected_month_usd": round(projection, 2),
+            "allowed": current.allowed}
+
+
+def _recommendations(conn: sqlite3.Connection, start: float, end: float, catalog: Catalog,
+                     config: Config) -> list[dict[str, Any]]:
+    advice: list[dict[str, Any]] = []
+    chars = conn.execute("SELECT TOTAL(content_chars) FROM tool_results WHERE ts >= ? AND ts < ?"
+                         " AND is_sidechain = 0", (start, end)).fetchone()[0]
+    tokens = int(chars / CHARS_PER_TOKEN)
+    if tokens:
+        main, haiku = catalog.find(config.main_model), catalog.find(config.delegate_model)
+        main_cost = main.rates.input * tokens / 1e6 if main else None
+        haiku_cost = haiku.rates.input * tokens / 1e6 if haiku else None
+        text = f"About {tokens:,} main-model tokens went to reading tool results (file reads, logs, command output)"
+        if main_cost is not None and haiku_cost is not None:
+            text += (f": ${main_cost:,.2f} at {main.id} input prices, ${haiku_cost:,.2f} on {haiku.id}."  # type: ignore[union-attr]
+                     " Hand large reads to delegate_to_haiku (/delegate).")
+        advice.append({"kind": "delegate_tool_results", "tokens": tokens, "text": text})
+    for row in conn.execute(
+        "SELECT category, COUNT(*), SUM(rating = 'bad') FROM feedback GROUP BY category HAVING COUNT(*) >= 20"
+    ):
+        bad_rate = (row[2] or 0) / row[1]
+        if bad_rate > 0.05:
+            advice.append({"kind": "promote", "category": row[0], "bad_rate": round(bad_rate, 4),
+                           "text": f"'{row[0]}' delegations were rated bad {bad_rate:.0%} of the time"
+                                   f" ({row[1]} rated): route it one tier up."})
+        elif bad_rate == 0 and row[1] >= 50:
+            advice.append({"kind": "keep_or_demote", "category": row[0], "bad_rate": 0.0,
+                           "text": f"'{row[0]}' had no bad ratings in {row[1]}: it is safe on its current tier."})
+    for row in conn.execute("SELECT category, tier, source, reason FROM category_overrides"):
+        advice.append({"kind": "override", "category": row[0], "tier": row[1],
+                       "text": f"'{row[0]}' is routed to {row[1]} ({row[2]}: {row[3]})."})
+    return advice
+
+
+def render(report: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        import json
+
+        return json.dumps(report, indent=2)
+    if fmt == "csv":
+        out = io.StringIO()
+        fields = [*report["group_by"], *TOKEN_FIELDS, "cost_usd", "messages", "unpriced_messages"]
+        writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(report["groups"])
+        return out.getvalue()
+    if fmt == "markdown":
+        return _markdown(report)
+    if fmt == "html":
+        from .report_html import render_html
+
+        return render_html(report)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def _money(value: float) -> str:
+    return f"${value:,.2f}" if abs(value) >= 0.01 or value == 0 else f"${value:,.4f}"
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """The short prose under the tables, shared by the terminal and Markdown renderings."""
+    totals, cache, what_if = report["totals"], report["cache"], report["what_if"]
+    lines = [f"{totals['messages']:,} responses, {_money(totals['cost_usd'])}"
+             + (f" (+{totals['unpriced_messages']} unpriced: {', '.join(report['unpriced_models'])})"
+                if totals["unpriced_messages"] else "")]
+    lines.append(f"Cache: {cache['share_from_cache']:.0%} of prompt tokens served from cache,"
+                 f" saving {_money(cache['saved_usd'])}")
+    lines.append(f"What if: all on Haiku {_money(what_if['all_haiku_usd'])}, all on Sonnet"
+                 f" {_money(what_if['all_sonnet_usd'])}, all on Opus {_money(what_if['all_opus_usd'])}")
+    delegations = report["delegations"]
+    lines.append(f"Delegations: {delegations['count']} ({delegations['succeeded']} ok), cost"
+                 f" {_money(delegations['cost_usd'])}, saved {_money(delegations['saved_usd'])}")
+    budget = report["budget"]
+    cap = f" of {_money(budget['monthly_cap_usd'])}" if budget["monthly_cap_usd"] else " (no cap)"
+    lines.append(f"Budget {budget['month']}: {_money(budget['month_to_date_usd'])}{cap},"
+                 f" on pace for {_money(budget['projected_month_usd'])}")
+    lines += [f"- {advice['text']}" for advice in report["recommendations"]]
+    return lines
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    keys = report["group_by"]
+    head = [*keys, "input", "output", "cache write", "cache read", "cost", "share"]
+    lines = [f"# Claude Code usage {report['since']} – {report['until']} ({report['timezone']})", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for group in report["groups"]:
+        lines.append("| " + " | ".join([*(str(group[k]) for k in keys), *(f"{group[f]:,}" for f in TOKEN_FIELDS),
+                                         _money(group["cost_usd"]), f"{group['share']:.0%}"]) + " |")
+    lines += ["", *summary_lines(report), ""]
+    return "\n".join(lines)
+
+
+def print_table(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    keys = report["group_by"]
+    table = Table(title=f"Claude Code usage {report['since']} – {report['until']} ({report['timezone']})",
+                  box=None)
+    for key in keys:
+        table.add_column(key, overflow="fold")
+    for header in ("input", "output", "cache w", "cache r", "cost", "share"):
+        table.add_column(header, justify="right")
+    for group in report["groups"]:
+        table.add_row(*(str(group[k]) for k in keys), *(_short(group[f]) for f in TOKEN_FIELDS),
+                      _money(group["cost_usd"]), f"{group['share']:.0%}")
+    console.print(table)
+    if report["top_sessions"]:
+        console.print("Most expensive sessions: " + "; ".join(
+            f"{s['session'][:8]} {s['project']} {_money(s['cost_usd'])}" for s in report["top_sessions"][:3]))
+    for line in summary_lines(report):
+        console.print(line, highlight=False)
+
+
+def _short(tokens: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if tokens >= size:
+            return f"{tokens / size:.1f}{unit}"
+    return str(tokens)

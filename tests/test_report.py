@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+
+from mcp_router.cli import cli
+from mcp_router.config import Config
+from mcp_router.pricing import Catalog, Usage
+from mcp_router.report import ReportSpec, build_report, render
+from mcp_router.store import USAGE_COLUMNS, connect, transaction, upsert_usage
+
+from .conftest import REAL_CLAUDE_CODE
+
+CATALOG = Catalog.load()
+UTC = ZoneInfo("UTC")
+
+
+def _insert(conn, events: list[dict]) -> None:
+    rows = []
+    for n, event in enumerate(events):
+        usage = Usage(event.get("input", 100), event.get("output", 10), event.get("read", 0), event.get("write", 0))
+        values = dict.fromkeys(USAGE_COLUMNS)
+        values.update(
+            message_id=f"m{n}", request_id="r", ts=event["at"].timestamp(),
+            model=event.get("model", "claude-opus-5-5"),
+            session_id=event.get("session", "s1"), project=event.get("project", "p1"), is_sidechain=0,
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cache_read_tokens=usage.cache_read_tokens,
+            cache_creation_tokens=usage.cache_creation_tokens, cache_creation_1h_tokens=0, total_tokens=0,
+            cost_usd=CATALOG.cost(event.get("model", "claude-opus-5-5"), usage),
+        )
+        rows.append(tuple(values[c] for c in USAGE_COLUMNS))
+    with transaction(conn):
+        upsert_usage(conn, rows)
+
+
+def _report(conn, since: str, until: str, tz: str, group_by: str) -> dict:
+    spec = ReportSpec.parse(since, until, tz, group_by)
+    return build_report(conn, spec, CATALOG, Config.load())
+
+
+def test_groups_are_exact_and_unknown_models_are_unpriced(db_path: Path) -> None:
+    conn = connect(db_path)
+    at = datetime(2026, 11, 18, 12, tzinfo=UTC)
+    _insert(conn, [
+        {"at": at, "input": 1_000_000},
+        {"at": at, "model": "claude-haiku-5-5", "output": 1_000_000},
+        {"at": at, "model": "claude-unknown-1", "input": 5},
+    ])
+    report = _report(conn, "2026-11-16", "2026-11-22", "UTC", "model")
+    groups = {g["model"]: g for g in report["groups"]}
+    assert groups["claude-opus-5-5"]["cost_usd"] == pytest.approx(4.0 + 10 * 20 / 1e6, abs=1e-9)
+    assert groups["claude-haiku-5-5"]["cost_usd"] == pytest.approx(0.5 + 100 * 0.1 / 1e6, abs=1e-9)
+    assert groups["claude-unknown-1"]["unpriced_messages"] == 1 and groups["claude-unknown-1"]["cost_usd"] == 0
+    assert report["unpriced_models"] == {"claude-unknown-1": 1}
+    assert report["totals"]["messages"] == 3 and report["totals"]["unpriced_messages"] == 1
+    assert report["totals"]["input_tokens"] == 1_000_000 + 100 + 5
+    assert set(report) >= {"since", "until", "timezone", "group_by", "totals", "groups", "unpriced_models",
+                           "delegations", "budget", "recommendations"}
+    assert report["what_if"]["all_opus_usd"] > report["what_if"]["all_haiku_usd"]
+
+
+@pytest.mark.parametrize(
+    ("tz", "utc_moment", "expected_day", "expected_week"),
+    [
+        ("UTC", datetime(2026, 11, 15, 23, 59), "2026-11-15", "2026-11-09"),  # Sunday: week of Monday 9th
+        ("UTC", datetime(2026, 11, 16, 0, 0), "2026-11-16", "2026-11-16"),
+        ("Asia/Tokyo", datetime(2026, 11, 15, 15, 0), "2026-11-16", "2026-11-16"),  # +9: already Monday
+        ("Asia/Tokyo", datetime(2026, 11, 15, 14, 59), "2026-11-15", "2026-11-09"),
+        # Los Angeles leaves DST on 2026-11-01 at 09:00 UTC: before, -7; after, -8
+        ("America/Los_Angeles", datetime(2026, 11, 1, 6, 59), "2026-10-31", "2026-10-26"),
+        ("America/Los_Angeles", datetime(2026, 11, 1, 7, 0), "2026-11-01", "2026-10-26"),
+        ("America/Los_Angeles", datetime(2026, 11, 2, 7, 59), "2026-11-01", "2026-10-26"),
+        ("America/Los_Angeles", datetime(2026, 11, 2, 8, 0), "2026-11-02", "2026-11-02"),
+    ],
+)
+def test_day_and_week_boundaries_in_any_time_zone(db_path: Path, tz: str, utc_moment: datetime,
+                                                  expected_day: str, expected_week: str) -> None:
+    conn = connect(db_path)
+    _insert(conn, [{"at": utc_moment.replace(tzinfo=UTC)}])
+    report = _report(conn, "2026-10-20", "2026-11-30", tz, "week,day")
+    assert [(g["week"], g["day"]) for g in report["groups"]] == [(expected_week, expected_day)]
+
+
+def test_period_is_inclusive_in_the_report_time_zone(db_path: Path) -> None:
+    conn = connect(db_path)
+    _insert(conn, [{"at": datetime(2026, 11, 22, 23, 30, tzinfo=UTC)},  # 2026-11-23 in Tokyo
+                   {"at": datetime(2026, 11, 15, 16, 0, tzinfo=UTC)}])  # 2026-11-16 01:00 in Tokyo
+    report = _report(conn, "2026-11-16", "2026-11-22", "Asia/Tokyo", "day")
+    assert [g["day"] for g in report["groups"]] == ["2026-11-16"]
+    assert len(report["daily"]) == 7
+
+
+def test_formats(db_path: Path) -> None:
+    conn = connect(db_path)
+    _insert(conn, [{"at": datetime(2026, 11, 18, 12, tzinfo=UTC), "project": "a"},
+                   {"at": datetime(2026, 11, 19, 12, tzinfo=UTC), "project": "b"}])
+    report = _report(conn, "2026-11-16", "2026-11-22", "UTC", "project,day")
+    rows = list(csv.DictReader(io.StringIO(render(report, "csv"))))
+    assert [(r["project"], r["day"]) for r in rows] == [("a", "2026-11-18"), ("b", "2026-11-19")]
+    assert float(rows[0]["cost_usd"]) == pytest.approx(report["groups"][0]["cost_usd"])
+    markdown = render(report, "markdown")
+    assert "| project | day |" in markdown and "| a | 2026-11-18 |" in markdown
+    html = render(report, "html")
+    assert html.startswith("<!doctype html>") and "<svg" in html
+    assert "http://" not in html and "https://" not in html and "<script" not in html
+    assert json.loads(render(report, "json"))["groups"] == json.loads(json.dumps(report["groups"]))
+
+
+def test_bad_options_give_one_line_errors(db_path: Path) -> None:
+    runner = CliRunner()
+    for args, message in [
+        (["--timezone", "Mars/Base"], "unknown time zone 'Mars/Base'"),
+        (["--since", "2026-13-01"], "--since: expected a date as YYYY-MM-DD"),
+        (["--group-by", "model,colour"], "--group-by: unknown key 'colour'"),
+        (["--since", "2026-11-22", "--until", "2026-11-01"], "is after --until"),
+    ]:
+        result = runner.invoke(cli, ["report", "--db", str(db_path), "--no-ingest", *args])
+        assert result.exit_code != 0 and message in result.output, result.output
+
+
+def test_report_ingests_the_default_projects_folder_first(isolated_user: Path, db_path: Path) -> None:
+    shutil.copytree(REAL_CLAUDE_CODE / "projects", isolated_user / ".claude" / "projects")
+    result = CliRunner().invoke(cli, ["report", "--db", str(db_path), "--since", "2026-11-22", "--until",
+                                      "2026-11-22", "--timezone", "UTC", "--format", "json", "--group-by",
+                                      "session"], catch_exceptions=False)
+    report = json.loads(result.output)
+    costs = {g["session"]: g["cost_usd"] for g in report["groups"]}
+    assert costs["105e9238-8621-423b-8bbc-0d1c9c659f0a"] == pytest.approx(0.0628538, abs=1e-6)
+    assert costs["73ecb4c8-90a6-4794-a251-1990ae699330"] == pytest.approx(0.041268, abs=1e-6)
+
+
+def test_statusline_prints_one_line_and_never_fails(db_path: Path, tmp_path: Path) -> None:
+    conn = connect(db_path)
+    _insert(conn, [{"at": datetime.now(UTC), "input": 1_000_000}])
+    env = {**os.environ, "MCP_ROUTER_DB": str(db_path)}
+    ok = subprocess.run([sys.executable, "-m", "mcp_router", "statusline"], input='{"cost": {"total_cost_usd": 1.5}}',
+                        capture_output=True, text=True, env=env, timeout=30)
+    assert ok.returncode == 0 and ok.stdout.strip().startswith("session $1.50 · today $4.00")
+    broken = subprocess.run([sys.executable, "-m", "mcp_router", "statusline", "--db", str(tmp_path)],
+                            input="not json", capture_output=True, text=True, timeout=30)
+    assert broken.returncode == 0 and broken.stdout.strip() == "mcp-router: no data"
