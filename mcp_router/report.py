@@ -149,7 +149,7 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
         "top_sessions": _top_sessions(conn, start, end),
         "cache": _cache_efficiency(by_model, catalog),
         "what_if": _what_if(by_model, catalog, totals),
-        "delegations": _delegations(conn, start, end, zone),
+        "delegations": _delegations(conn, start, end, zone, _days(spec.since, spec.until)),
         "budget": _budget(conn, config, now),
         "recommendations": _recommendations(conn, start, end, catalog, config),
     }
@@ -203,7 +203,8 @@ def _what_if(by_model: dict[str, dict[str, Any]], catalog: Catalog, totals: dict
     return result
 
 
-def _delegations(conn: sqlite3.Connection, start: float, end: float, zone: ZoneInfo) -> dict[str, Any]:
+def _delegations(conn: sqlite3.Connection, start: float, end: float, zone: ZoneInfo,
+                 days: list[str]) -> dict[str, Any]:
     rows = conn.execute(
         "SELECT COALESCE(category, 'unknown'), COUNT(*), TOTAL(cost_usd), TOTAL(saved_usd),"
         " SUM(outcome = 'ok') FROM delegations WHERE ts >= ? AND ts < ? GROUP BY 1 ORDER BY 4 DESC",
@@ -218,7 +219,7 @@ def _delegations(conn: sqlite3.Connection, start: float, end: float, zone: ZoneI
         "cost_usd": round(sum(r[2] for r in rows), 6), "saved_usd": round(sum(r[3] for r in rows), 6),
         "by_category": [{"category": r[0], "count": r[1], "cost_usd": round(r[2], 6), "saved_usd": round(r[3], 6)}
                         for r in rows],
-        "saved_by_day": [{"day": d, "saved_usd": round(v, 6)} for d, v in sorted(daily.items())],
+        "saved_by_day": [{"day": d, "saved_usd": round(daily.get(d, 0.0), 6)} for d in days],
     }
 
 
