@@ -35,8 +35,8 @@ def _insert(conn, events: list[dict]) -> None:
             message_id=f"m{n}", request_id="r", ts=event["at"].timestamp(),
             model=event.get("model", "claude-opus-5-5"),
             session_id=event.get("session", "s1"), project=event.get("project", "p1"),
-            is_sidechain=0,
-            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cache_read_tokens=usage.cache_read_tokens,
+            is_sidechain=0, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
             cache_creation_tokens=usage.cache_creation_tokens, cache_creation_1h_tokens=0, total_tokens=0,
             cost_usd=CATALOG.cost(event.get("model", "claude-opus-5-5"), usage),
         )
