@@ -255,6 +255,65 @@ def statusline(db_path: Path | None) -> None:
     raise SystemExit(main(["--db", str(db_path)] if db_path else []))
 
 
+@cli.command()
+@click.argument("task", required=False)
+@click.option("--context-tokens", type=click.IntRange(min=0), default=0, help="Tokens of context the task needs.")
+@click.option("--batch", "batch_file", type=click.File("r"), help="JSONL file of {\"task\": …} lines ('-' for stdin).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@db_option
+def route(task: str | None, context_tokens: int, batch_file: Any, as_json: bool, db_path: Path | None) -> None:
+    """The routing decision for TASK, or one JSON decision per line of a --batch file."""
+    from .pricing import Catalog
+    from .routing import Router
+
+    if (task is None) == (batch_file is None):
+        raise click.UsageError("give a TASK or --batch FILE")
+    config = Config.load()
+    router = Router.load(Catalog.load(config.pricing), config, open_store(db_path))
+    if batch_file is not None:
+        for number, line in enumerate(batch_file, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                decision = router.route(item["task"], int(item.get("context_tokens", 0)))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise click.ClickException(f"line {number}: expected {{\"task\": \"…\"}}: {exc}") from None
+            click.echo(json.dumps(decision.to_dict()))
+        return
+    assert task is not None
+    decision = router.route(task, context_tokens)
+    if as_json:
+        click.echo(json.dumps(decision.to_dict()))
+        return
+    cost = f", about ${decision.estimated_cost_usd:.4f}" if decision.estimated_cost_usd is not None else ""
+    click.echo(f"{decision.tier} ({decision.model}{cost}) — {decision.category}, confidence {decision.confidence:.0%}")
+    click.echo(decision.reason)
+
+
+@cli.command()
+@click.argument("delegation_id", required=False)
+@click.argument("rating", type=click.Choice(["good", "bad"]), required=False)
+@click.option("--note", default="", help="What was wrong or right.")
+@click.option("--reset", "reset_category", metavar="CATEGORY", help="Undo a category's promotion.")
+@db_option
+def feedback(delegation_id: str | None, rating: str | None, note: str, reset_category: str | None,
+             db_path: Path | None) -> None:
+    """Rate a delegation good or bad (bad ratings promote its category), or --reset a category."""
+    from . import feedback as feedback_core
+
+    conn = open_store(db_path)
+    if reset_category:
+        removed = feedback_core.reset(conn, reset_category)
+        click.echo(f"{reset_category}: override removed" if removed else f"{reset_category}: had no override")
+        return
+    if not delegation_id or not rating:
+        raise click.UsageError("give a DELEGATION_ID and good|bad, or --reset CATEGORY")
+    result = feedback_core.record_feedback(conn, delegation_id, rating, note)
+    click.echo(f"recorded {rating} for {result['category']}"
+               + (f"; {result['category']} now routes to {result['promoted_to']}" if result["promoted_to"] else ""))
+
+
 def _stderr_is_terminal() -> bool:
     import sys
 

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mcp_router import feedback
+from mcp_router.config import Config
+from mcp_router.pricing import Catalog
+from mcp_router.routing import Router
+from mcp_router.store import connect
+
+CATALOG = Catalog.load()
+ROUTER = Router.load(CATALOG, Config.load())
+
+
+@pytest.mark.parametrize(
+    ("task", "tier"),
+    [
+        ("summarize why payments are off by a cent across 9 services", "opus"),  # decoy: "summarize"
+        ("rename the variable arch in config.py", "haiku"),  # decoy: "arch"
+        ("anything red in last night's build log?", "haiku"),
+        ("convert data.csv to json", "haiku"),
+        ("extract all the urls from notes.md", "haiku"),
+        ("write a commit message for this diff", "haiku"),
+        ("add a --json flag to the export command", "sonnet"),
+        ("write tests for the csv parser", "sonnet"),
+        ("refactor report.py into smaller functions", "sonnet"),
+        ("find the intermittent deadlock in the worker pool", "opus"),
+        ("design the sharding strategy for the events table, trade-offs please", "opus"),
+        ("review the oauth token refresh flow", "opus"),
+        ("summarize the production logs", "sonnet"),  # stakes: one tier up
+        ("don't refactor anything, just reformat utils.py", "haiku"),  # negation
+        ("reformat utils.py, use opus", "opus"),  # explicit quality request
+    ],
+)
+def test_route_tiers(task: str, tier: str) -> None:
+    decision = ROUTER.route(task)
+    assert decision.tier == tier, decision.reason
+    assert decision.model == CATALOG.resolve(tier)
+    assert decision.reason and 0 < decision.confidence <= 1
+
+
+def test_context_beyond_the_window_moves_to_a_tier_that_fits() -> None:
+    catalog = Catalog.load({"models": {"claude-haiku-5-5": {"context_window": 200_000}}})
+    router = Router.load(catalog, Config.load())
+    assert router.route("summarize this log", context_tokens=150_000).tier == "haiku"
+    decision = router.route("summarize this log", context_tokens=300_000)
+    assert decision.tier == "sonnet" and "exceed haiku's window" in decision.reason
+
+
+def test_config_and_database_overrides(db_path: Path) -> None:
+    config = Config(routing={"summarize": "sonnet"})
+    assert Router.load(CATALOG, config).route("summarize this diff").tier == "sonnet"
+    conn = connect(db_path)
+    conn.execute("INSERT INTO category_overrides (category, tier, source) VALUES ('reformat', 'opus', 'user')")
+    assert Router.load(CATALOG, Config.load(), conn).route("convert data.csv to json").tier == "opus"
+    with pytest.raises(ValueError, match="routing.summaries: unknown category"):
+        Router.load(CATALOG, Config(routing={"summaries": "opus"}))
+
+
+@given(st.text(max_size=300), st.integers(0, 3_000_000))
+def test_route_never_raises_and_returns_a_tier(task: str, context_tokens: int) -> None:
+    assert ROUTER.route(task, context_tokens).tier in ("haiku", "sonnet", "opus")
+
+
+def _delegation(conn, n: int, category: str = "summarize") -> str:
+    conn.execute("INSERT INTO delegations (id, ts, category, model, outcome) VALUES (?, ?, ?, 'claude-haiku-5-5', 'ok')",
+                 (f"d{n}", float(n), category))
+    return f"d{n}"
+
+
+def test_bad_rate_above_5_percent_over_20_ratings_promotes_and_reset_reverses(db_path: Path) -> None:
+    conn = connect(db_path)
+    results = [feedback.record_feedback(conn, _delegation(conn, n), "bad" if n in (3, 7) else "good")
+               for n in range(19)]
+    assert all(r["promoted_to"] is None for r in results)  # 19 rated: not yet
+    result = feedback.record_feedback(conn, _delegation(conn, 19), "good")
+    assert result["promoted_to"] == "sonnet"  # 2 bad of 20 = 10%
+    assert Router.load(CATALOG, Config.load(), conn).route("summarize this diff").tier == "sonnet"
+    quality = {q["category"]: q for q in feedback.category_quality(conn)}
+    assert quality["summarize"]["rated"] == 20 and quality["summarize"]["override_tier"] == "sonnet"
+    assert feedback.reset(conn, "summarize")
+    assert Router.load(CATALOG, Config.load(), conn).route("summarize this diff").tier == "haiku"
+    assert feedback.record_feedback(conn, _delegation(conn, 20), "bad")["promoted_to"] is None  # fresh record
+
+
+def test_one_bad_in_20_does_not_promote(db_path: Path) -> None:
+    conn = connect(db_path)
+    for n in range(20):
+        result = feedback.record_feedback(conn, _delegation(conn, n), "bad" if n == 0 else "good")
+    assert result["promoted_to"] is None  # exactly 5% is not above 5%
+
+
+def test_feedback_on_an_unknown_delegation_is_a_clear_error(db_path: Path) -> None:
+    with pytest.raises(ValueError, match="no delegation with id 'nope'"):
+        feedback.record_feedback(connect(db_path), "nope", "good")
+    with pytest.raises(ValueError, match="rating must be 'good' or 'bad'"):
+        feedback.record_feedback(connect(db_path), "nope", "meh")
