@@ -10,11 +10,15 @@ delegations, a delegation counting its reservation until it settles). The cap is
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from .config import Config
-from .store import get_setting, set_setting
+from .errors import BudgetExceeded
+from .pricing import Catalog, Usage, cost_usd
+from .store import get_setting, set_setting, transaction
 
 CAP_SETTING = "monthly_cap_usd"
 
@@ -68,3 +72,54 @@ def status(conn: sqlite3.Connection, config: Config, now: datetime | None = None
         month_to_date_usd=month_to_date_usd(conn, now),
         monthly_cap_usd=monthly_cap_usd(conn, config),
     )
+
+
+def reserve(conn: sqlite3.Connection, config: Config, amount_usd: float, *, model: str, delegation_id: str) -> int:
+    """Hold ``amount_usd`` of the month's budget for a call about to be made; ``BudgetExceeded`` if it won't fit.
+
+    The check and the hold are one write transaction, so concurrent callers can never together
+    commit more than the cap.
+    """
+    with transaction(conn):
+        spent = month_to_date_usd(conn)
+        cap = monthly_cap_usd(conn, config)
+        if cap > 0 and spent + amount_usd > cap:
+            raise BudgetExceeded(
+                f"monthly cap reached: ${spent:,.4f} of ${cap:,.2f} spent this month and this call may cost up to "
+                f"${amount_usd:,.4f}; raise it with `mcp-router budget --set-monthly USD`, or do the task yourself"
+            )
+        cursor = conn.execute(
+            "INSERT INTO cost_records (ts, source, model, reserved_usd, state, delegation_id)"
+            " VALUES (?, 'delegation', ?, ?, 'reserved', ?)",
+            (time.time(), model, amount_usd, delegation_id),
+        )
+    return int(cursor.lastrowid or 0)
+
+
+def settle(conn: sqlite3.Connection, record_id: int, cost_usd: float, usage: Usage) -> None:
+    conn.execute(
+        "UPDATE cost_records SET state = 'settled', cost_usd = ?, input_tokens = ?, output_tokens = ?,"
+        " cache_read_tokens = ?, cache_creation_tokens = ? WHERE id = ?",
+        (cost_usd, usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_creation_tokens,
+         record_id),
+    )
+
+
+def release(conn: sqlite3.Connection, record_id: int) -> None:
+    conn.execute("UPDATE cost_records SET state = 'released' WHERE id = ?", (record_id,))
+
+
+def record_cost(conn: sqlite3.Connection, config: Config, catalog: Catalog, model: str, usage: Usage,
+                task_type: str = "") -> dict[str, Any]:
+    """``track_cost``: price and record spend made outside Claude Code's transcripts."""
+    info = catalog.get(model)
+    cost = cost_usd(info, usage)
+    conn.execute(
+        "INSERT INTO cost_records (ts, source, model, input_tokens, output_tokens, cache_read_tokens,"
+        " cache_creation_tokens, task_type, cost_usd, state) VALUES (?, 'track_cost', ?, ?, ?, ?, ?, ?, ?, 'settled')",
+        (time.time(), info.id, usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
+         usage.cache_creation_tokens, task_type, cost),
+    )
+    current = status(conn, config)
+    return {"cost_usd": round(cost, 9), "month_to_date_usd": round(current.month_to_date_usd, 9),
+            "monthly_cap_usd": current.monthly_cap_usd, "allowed": current.allowed}

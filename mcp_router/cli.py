@@ -314,6 +314,18 @@ def feedback(delegation_id: str | None, rating: str | None, note: str, reset_cat
                + (f"; {result['category']} now routes to {result['promoted_to']}" if result["promoted_to"] else ""))
 
 
+@cli.command()
+@click.option("--transport", type=click.Choice(["stdio", "streamable-http"]), default="stdio", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="For streamable-http.")
+@click.option("--port", type=int, default=8765, show_default=True, help="For streamable-http.")
+@db_option
+def serve(transport: str, host: str, port: int, db_path: Path | None) -> None:
+    """The MCP server Claude Code starts (stdio by default)."""
+    from .server import serve as run_server
+
+    run_server(db_path or default_db_path(), Config.load(), transport, host, port)
+
+
 def _stderr_is_terminal() -> bool:
     import sys
 

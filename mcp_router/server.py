@@ -1,0 +1,184 @@
+"""The MCP server (``mcp-router serve``): route_model, delegate_to_haiku, track_cost, rate_delegation.
+
+This module only translates: arguments in, the core's results out, and the core's errors into tool
+errors (``is_error``) with a message the calling model can act on. Every tool call opens its own
+database connection, so calls may run on any thread. Logs go to stderr: stdout is the protocol.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from .config import Config
+from .errors import MCPRouterError
+from .pricing import Catalog, Usage
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RouteDecision(BaseModel):
+    tier: Literal["haiku", "sonnet", "opus"]
+    model: str
+    category: str
+    reason: str
+    confidence: float
+    estimated_cost_usd: float | None
+
+
+class DelegationResult(BaseModel):
+    result: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    saved_usd: float
+    delegation_id: str
+
+
+class CostResult(BaseModel):
+    cost_usd: float
+    month_to_date_usd: float
+    monthly_cap_usd: float
+    allowed: bool
+
+
+class FeedbackResult(BaseModel):
+    delegation_id: str
+    category: str
+    rating: str
+    promoted_to: str | None
+
+
+def _tool_errors(func: F) -> F:
+    """Expected failures become tool errors the model reads; anything else is logged and masked by the SDK."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (MCPRouterError, ValueError) as exc:
+            raise ToolError(str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPServer:
+    from .routing import Router
+    from .store import connect
+
+    catalog = Catalog.load(config.pricing)
+    workdir = cwd or Path.cwd()
+    connect(db_path).close()  # create or migrate the database once, up front
+    server = MCPServer("mcp-router", instructions=(
+        "Use delegate_to_haiku to read, summarise, reformat or extract from files and long text instead of reading "
+        "them yourself: the files never enter your context and Haiku costs a fraction of your price."
+    ))
+
+    def conn() -> Any:
+        return connect(db_path)
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False))
+    @_tool_errors
+    def route_model(
+        task: Annotated[str, Field(description="The task, as you would describe it to a colleague.")],
+        context_tokens: Annotated[int, Field(ge=0, description="Tokens of context the task needs.")] = 0,
+    ) -> RouteDecision:
+        """Cheapest model tier (haiku/sonnet/opus) adequate for a task, with the current model id, the reason
+        and a cost estimate. Ask before spawning a subagent or when unsure a task needs your model."""
+        db = conn()
+        try:
+            return RouteDecision(**Router.load(catalog, config, db).route(task, context_tokens).to_dict())
+        finally:
+            db.close()
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True))
+    @_tool_errors
+    def delegate_to_haiku(
+        task: Annotated[str, Field(description="What to do, e.g. 'list every failing test and its error'.")],
+        paths: Annotated[list[str], Field(description="Files to read (relative to the project).")] = [],  # noqa: B006
+        content: Annotated[str, Field(description="Text to work on, if not in files.")] = "",
+        max_tokens: Annotated[int, Field(ge=1, le=64000, description="Longest answer wanted.")] = 1024,
+        model: Annotated[str, Field(description="Model id or alias.")] = "haiku",
+    ) -> DelegationResult:
+        """Run a reading task on Haiku: summarise logs, diffs, docs or command output; extract fields, errors
+        or names; reformat or convert; classify; answer a question about files. The server reads `paths` itself,
+        so their contents never enter your context: prefer this to reading large files. Not for design, tricky
+        debugging or writing code. Returns the answer, its cost and what it saved."""
+        from .delegate import Delegator
+        from .routing import Router
+
+        db = conn()
+        try:
+            category = Router.load(catalog, config, db).classify(task)[0].name
+            result = Delegator(db, config, catalog, workdir).delegate(
+                task, paths, content, max_tokens, model, category=category)
+            return DelegationResult(**result)
+        finally:
+            db.close()
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+                                             open_world_hint=False))
+    @_tool_errors
+    def track_cost(
+        model: Annotated[str, Field(description="Model id or alias.")],
+        input_tokens: Annotated[int, Field(ge=0)],
+        output_tokens: Annotated[int, Field(ge=0)],
+        cache_read_tokens: Annotated[int, Field(ge=0)] = 0,
+        cache_creation_tokens: Annotated[int, Field(ge=0)] = 0,
+        task_type: Annotated[str, Field(description="A label for the report.")] = "",
+    ) -> CostResult:
+        """Record API spend that Claude Code's own logs do not show (e.g. a script's calls) and check the monthly
+        budget. If `allowed` is false, the cap is reached: stop spending and tell the user."""
+        from .budget import record_cost
+
+        db = conn()
+        try:
+            usage = Usage(input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens)
+            return CostResult(**record_cost(db, config, catalog, model, usage, task_type))
+        finally:
+            db.close()
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False))
+    @_tool_errors
+    def rate_delegation(
+        delegation_id: str,
+        rating: Literal["good", "bad"],
+        note: str = "",
+    ) -> FeedbackResult:
+        """Rate a delegate_to_haiku answer. Rate 'bad' when it was wrong or useless: categories that keep
+        failing get routed to a stronger model."""
+        from .feedback import record_feedback
+
+        db = conn()
+        try:
+            return FeedbackResult(**record_feedback(db, delegation_id, rating, note))
+        finally:
+            db.close()
+
+    @server.prompt()
+    def delegate(task: str) -> str:
+        """Hand a reading task and its files to Haiku instead of reading them yourself."""
+        return (f"Call the delegate_to_haiku tool for this task instead of reading the files yourself: {task}\n"
+                "Put the file paths in `paths` and a precise instruction in `task`; use its answer as is.")
+
+    return server
+
+
+def serve(db_path: Path, config: Config, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8765) -> None:
+    logging.basicConfig(level=os.environ.get("MCP_ROUTER_LOG_LEVEL", "WARNING"), format="%(name)s: %(message)s")
+    server = build_server(db_path, config)
+    if transport == "stdio":
+        server.run("stdio")
+    else:
+        server.run("streamable-http", host=host, port=port)
