@@ -67,8 +67,8 @@ def test_route_never_raises_and_returns_a_tier(task: str, context_tokens: int) -
 
 
 def _delegation(conn, n: int, category: str = "summarize") -> str:
-    conn.execute("INSERT INTO delegations (id, ts, category, model, outcome) VALUES (?, ?, ?, 'claude-haiku-5-5', 'ok')",
-                 (f"d{n}", float(n), category))
+    conn.execute("INSERT INTO delegations (id, ts, category, model, outcome)"
+                 " VALUES (?, ?, ?, 'claude-haiku-5-5', 'ok')", (f"d{n}", float(n), category))
     return f"d{n}"
 
 
