@@ -326,6 +326,48 @@ def serve(transport: str, host: str, port: int, db_path: Path | None) -> None:
     run_server(db_path or default_db_path(), Config.load(), transport, host, port)
 
 
+def _install_options(func: F) -> F:
+    func = click.option("--dry-run", is_flag=True, help="Show the changes as a diff; write nothing.")(func)
+    func = click.option("--scope", type=click.Choice(["user", "project"]), default="user", show_default=True,
+                        help="user: ~/.claude/settings.json and ~/.claude.json; project: .claude/settings.json "
+                             "and .mcp.json")(func)
+    return click.option("--settings", "settings_file", type=click.Path(dir_okay=False, path_type=Path),
+                        help="Settings file to edit instead of the scope's.")(func)
+
+
+@cli.command()
+@_install_options
+def install(settings_file: Path | None, scope: str, dry_run: bool) -> None:
+    """Add the hooks, tool permissions, statusLine and MCP server to Claude Code's files."""
+    _install(True, settings_file, scope, dry_run)
+
+
+@cli.command()
+@_install_options
+def uninstall(settings_file: Path | None, scope: str, dry_run: bool) -> None:
+    """Remove exactly what install added."""
+    _install(False, settings_file, scope, dry_run)
+
+
+def _install(adding: bool, settings_file: Path | None, scope: str, dry_run: bool) -> None:
+    from . import install as installer
+
+    changes = installer.plan(adding, scope, settings_file, Path.cwd(), installer.executable())
+    for change in changes:
+        if dry_run:
+            click.echo(change.diff() or f"{change.path}: unchanged")
+        elif not change.changed:
+            click.echo(f"{change.path}: already {'set up' if adding else 'clean'}")
+    if dry_run:
+        return
+    backups = installer.apply(changes)
+    for change in changes:
+        if change.changed:
+            click.echo(f"{change.path}: {'updated' if adding else 'cleaned'}")
+    for backup in backups:
+        click.echo(f"  backup: {backup}")
+
+
 def _stderr_is_terminal() -> bool:
     import sys
 
