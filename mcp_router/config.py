@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -58,6 +57,8 @@ class Config:
         config_path = Path(path) if path else default_config_path(env)
         values: dict[str, Any] = {}
         if config_path.is_file():
+            import tomllib  # only when there is a file: the hook starts faster without it
+
             try:
                 values = tomllib.loads(config_path.read_text("utf-8"))
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -14,9 +14,9 @@ deleted (Claude Code deletes old transcripts; the database is the only history).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,8 +25,6 @@ from pathlib import Path
 from .pricing import Catalog, Usage
 from .store import USAGE_COLUMNS, transaction, upsert_usage
 from .transcripts import CostState, MalformedLine, ToolResult, UsageEvent, parse_line
-
-log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 16 * 1024 * 1024
 
@@ -135,7 +133,7 @@ def ingest_file(conn: sqlite3.Connection, path: Path, catalog: Catalog) -> Inges
                     batch.add(parse_line(line), line_no)
                 except MalformedLine as exc:
                     summary.malformed_lines += 1
-                    log.warning("%s:%d: skipped malformed line: %s", path, line_no, exc)
+                    print(f"mcp-router: {path}:{line_no}: skipped malformed line: {exc}", file=sys.stderr)
             offset += end + 1
             summary.bytes_read += end + 1
             summary.responses += len(batch.events)

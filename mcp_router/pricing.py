@@ -13,12 +13,11 @@ An unknown model has no price: ``Catalog.cost`` returns ``None`` ("unpriced"), n
 
 from __future__ import annotations
 
-import difflib
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from typing import Any
 
 from .errors import UnknownModelError
@@ -103,7 +102,8 @@ class Catalog:
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None) -> Catalog:
         """The built-in catalog with the user's ``[pricing]`` section applied on top."""
-        data = json.loads(resources.files(__package__).joinpath("data/models.json").read_text("utf-8"))
+        with open(os.path.join(os.path.dirname(__file__), "data", "models.json"), encoding="utf-8") as handle:
+            data = json.load(handle)
         catalog = cls(
             models={entry["id"]: _model_from_json(entry) for entry in data["models"]},
             aliases=dict(data.get("aliases", {})),
@@ -165,6 +165,8 @@ class Catalog:
         return None if info is None else cost_usd(info, usage, batch=batch)
 
     def suggest(self, name: str, n: int = 3) -> list[str]:
+        import difflib
+
         return difflib.get_close_matches(name.lower(), [*self.models, *self.aliases], n=n, cutoff=0.4)
 
     def aliases_of(self, model_id: str) -> list[str]:

@@ -88,6 +88,17 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
     def conn() -> Any:
         return connect(db_path)
 
+    routers: dict[tuple[tuple[str, str], ...], Router] = {}
+
+    def router(db: Any) -> Router:
+        """The router for the overrides now in force (feedback may promote a category between calls)."""
+        rows = db.execute("SELECT category, tier FROM category_overrides ORDER BY category")
+        key = tuple((category, tier) for category, tier in rows)
+        if key not in routers:
+            routers.clear()
+            routers[key] = Router.load(catalog, config, db)
+        return routers[key]
+
     @server.tool(annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False))
     @_tool_errors
     def route_model(
@@ -98,7 +109,7 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
         and a cost estimate. Ask before spawning a subagent or when unsure a task needs your model."""
         db = conn()
         try:
-            return RouteDecision(**Router.load(catalog, config, db).route(task, context_tokens).to_dict())
+            return RouteDecision(**router(db).route(task, context_tokens).to_dict())
         finally:
             db.close()
 
@@ -116,11 +127,10 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
         so their contents never enter your context: prefer this to reading large files. Not for design, tricky
         debugging or writing code. Returns the answer, its cost and what it saved."""
         from .delegate import Delegator
-        from .routing import Router
 
         db = conn()
         try:
-            category = Router.load(catalog, config, db).classify(task)[0].name
+            category = router(db).classify(task)[0].name
             result = Delegator(db, config, catalog, workdir).delegate(
                 task, paths, content, max_tokens, model, category=category)
             return DelegationResult(**result)
