@@ -46,7 +46,7 @@ def month_start(now: datetime | None = None) -> datetime:
 
 def month_to_date_usd(conn: sqlite3.Connection, now: datetime | None = None) -> float:
     since = month_start(now).timestamp()
-    ledger = conn.execute("SELECT TOTAL(cost_usd) FROM usage_events WHERE ts >= ?", (since,)).fetchone()[0]
+    ledger = conn.execute("SELECT TOTAL(cost_usd) FROM usage_rollup WHERE bucket >= ?", (since // 900,)).fetchone()[0]
     server = conn.execute(
         "SELECT TOTAL(CASE state WHEN 'reserved' THEN reserved_usd WHEN 'settled' THEN cost_usd ELSE 0 END)"
         " FROM cost_records WHERE ts >= ?",

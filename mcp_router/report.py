@@ -26,13 +26,7 @@ GROUP_KEYS = ("day", "week", "month", "model", "project", "session", "agent", "b
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 BUCKET_SECONDS = 900
 CHARS_PER_TOKEN = 4
-_SQL_KEYS = {
-    "model": "model",
-    "project": "project",
-    "session": "session_id",
-    "agent": "CASE WHEN agent_id IS NULL AND is_sidechain = 0 THEN 'main' ELSE COALESCE(agent_type, 'subagent') END",
-    "branch": "COALESCE(NULLIF(git_branch, ''), '(none)')",
-}
+_SQL_KEYS = {"model": "model", "project": "project", "session": "session_id", "agent": "agent", "branch": "branch"}
 
 
 @dataclass(frozen=True)
@@ -96,27 +90,25 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
     sql_keys = [k for k in spec.group_by if k in _SQL_KEYS]
     if "model" not in sql_keys:
         sql_keys.append("model")  # cost by model, cache savings and what-if need it
-    select_keys = [_SQL_KEYS[k] for k in sql_keys]
+    select_keys = ", ".join(f"r.{_SQL_KEYS[k]}" for k in sql_keys)
+    _load_bucket_days(conn, int(start // BUCKET_SECONDS), int(end // BUCKET_SECONDS), zone)
     rows = conn.execute(
-        f"SELECT CAST(ts / {BUCKET_SECONDS} AS INTEGER) AS bucket, {', '.join(select_keys)},"
-        " SUM(input_tokens), SUM(output_tokens), SUM(cache_creation_tokens), SUM(cache_read_tokens),"
-        " TOTAL(cost_usd), COUNT(*), SUM(cost_usd IS NULL), SUM(cache_creation_1h_tokens)"
-        f" FROM usage_events WHERE ts >= ? AND ts < ? GROUP BY bucket, {', '.join(select_keys)}",
-        (start, end),
+        f"SELECT b.day, {select_keys},"
+        " SUM(r.input_tokens), SUM(r.output_tokens), SUM(r.cache_creation_tokens), SUM(r.cache_read_tokens),"
+        " TOTAL(r.cost_usd), SUM(r.messages), SUM(r.unpriced_messages), SUM(r.cache_creation_1h_tokens)"
+        " FROM usage_rollup r JOIN temp.report_days b ON r.bucket = b.bucket"
+        f" WHERE r.bucket >= ? AND r.bucket < ? AND r.messages > 0 GROUP BY b.day, {select_keys}",
+        (start // BUCKET_SECONDS, end // BUCKET_SECONDS),
     ).fetchall()
     totals = _empty_totals()
     groups: dict[tuple, dict[str, Any]] = {}
     by_model: dict[str, dict[str, Any]] = defaultdict(lambda: {**_empty_totals(), "cache_creation_1h_tokens": 0})
     by_day: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     unpriced: dict[str, int] = defaultdict(int)
-    day_cache: dict[int, date] = {}
     for row in rows:
-        bucket = row[0]
+        local_day = date.fromisoformat(row[0])
         values = dict(zip(sql_keys, row[1:1 + len(sql_keys)], strict=True))
         numbers = row[1 + len(sql_keys):]
-        local_day = day_cache.get(bucket)
-        if local_day is None:
-            local_day = day_cache[bucket] = datetime.fromtimestamp(bucket * BUCKET_SECONDS, zone).date()
         time_keys = {
             "day": local_day.isoformat(),
             "week": (local_day - timedelta(days=local_day.weekday())).isoformat(),
@@ -155,6 +147,15 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
     }
 
 
+def _load_bucket_days(conn: sqlite3.Connection, first: int, last: int, zone: ZoneInfo) -> None:
+    """A temporary table mapping each 15-minute bucket of the period to its local day."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS report_days (bucket INTEGER PRIMARY KEY, day TEXT NOT NULL)")
+    conn.execute("DELETE FROM temp.report_days")
+    conn.executemany("INSERT INTO temp.report_days VALUES (?, ?)", (
+        (bucket, datetime.fromtimestamp(bucket * BUCKET_SECONDS, zone).date().isoformat())
+        for bucket in range(first, last)))
+
+
 def _days(since: date, until: date) -> list[str]:
     return [(since + timedelta(days=n)).isoformat() for n in range((until - since).days + 1)]
 
@@ -172,8 +173,9 @@ def _top_sessions(conn: sqlite3.Connection, start: float, end: float, limit: int
         {"session": r[0], "project": r[1], "cost_usd": round(r[2], 9), "messages": r[3],
          "first": datetime.fromtimestamp(r[4]).isoformat(timespec="minutes")}
         for r in conn.execute(
-            "SELECT session_id, project, TOTAL(cost_usd) c, COUNT(*), MIN(ts) FROM usage_events"
-            " WHERE ts >= ? AND ts < ? GROUP BY session_id ORDER BY c DESC LIMIT ?", (start, end, limit))
+            f"SELECT session_id, project, TOTAL(cost_usd) c, SUM(messages), MIN(bucket) * {BUCKET_SECONDS}"
+            " FROM usage_rollup WHERE bucket >= ? AND bucket < ? GROUP BY session_id ORDER BY c DESC LIMIT ?",
+            (start // BUCKET_SECONDS, end // BUCKET_SECONDS, limit))
     ]
 
 

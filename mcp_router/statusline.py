@@ -34,7 +34,7 @@ def line(stdin_text: str, db_path: Path) -> str:
     conn = connect(db_path, timeout=0.5)
     now = datetime.now().astimezone()
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-    today = conn.execute("SELECT TOTAL(cost_usd) FROM usage_events WHERE ts >= ?", (midnight,)).fetchone()[0]
+    today = conn.execute("SELECT TOTAL(cost_usd) FROM usage_rollup WHERE bucket >= ?", (midnight // 900,)).fetchone()[0]
     saved = conn.execute("SELECT TOTAL(saved_usd) FROM delegations WHERE ts >= ? AND outcome = 'ok'",
                          (month_start(now).timestamp(),)).fetchone()[0]
     budget = status(conn, config, now)
