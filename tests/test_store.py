@@ -16,7 +16,7 @@ def _row(message_id: str, request_id: str = "req", *, output: int = 10, sidechai
     values.update(
         message_id=message_id, request_id=request_id, ts=1_790_000_000.0, model="claude-opus-5-5",
         input_tokens=100, output_tokens=output, cache_read_tokens=0, cache_creation_tokens=0,
-        total_tokens=100 + output, is_sidechain=sidechain, cost_usd=0.001, **extra,
+        total_tokens=100 + output, is_sidechain=sidechain, **{"cost_usd": 0.001, **extra},
     )
     return tuple(values[column] for column in store.USAGE_COLUMNS)
 
@@ -41,7 +41,7 @@ def test_connect_creates_the_file_in_wal_mode_with_the_full_schema(tmp_path: Pat
     assert {m.name for m in MIGRATIONS.applied(db)} == {m.name for m in MIGRATIONS._migrations}
     assert set(db.table_names()) >= {
         "usage_events", "tool_results", "ingest_files", "session_costs", "delegations", "cost_records",
-        "feedback", "category_overrides", "budget_alerts", "settings", "_sqlite_migrations",
+        "feedback", "category_overrides", "budget_alerts", "settings", "_sqlite_migrations", "usage_rollup",
     }
     assert tuple(c for c in db["usage_events"].columns_dict if c != "id") == store.USAGE_COLUMNS
     assert db["delegations"].columns_dict == {
@@ -129,3 +129,19 @@ def test_eight_processes_writing_overlapping_events_lose_nothing(tmp_path: Path)
     conn = store.connect(path)
     assert conn.execute("SELECT COUNT(*) FROM usage_events").fetchone()[0] == len(expected)
     assert conn.execute("SELECT COUNT(*) FROM _sqlite_migrations").fetchone()[0] == store.SCHEMA_VERSION
+
+
+def test_rollup_follows_inserts_replacements_and_deletes(tmp_path: Path) -> None:
+    conn = store.connect(tmp_path / "usage.db")
+    _upsert(conn, [_row("m1", output=5), _row("m2", output=7, session_id="s2"), _row("m3", cost_usd=None)])
+    _upsert(conn, [_row("m1", output=50, agent_id="a", agent_type="Explore", sidechain=1)])  # replaces m1
+    conn.execute("DELETE FROM usage_events WHERE message_id = 'm2'")
+
+    def sums(table: str, count: str) -> tuple:
+        return tuple(conn.execute(f"SELECT TOTAL(output_tokens), TOTAL(input_tokens), TOTAL(cost_usd), {count}"
+                                  f" FROM {table}").fetchone())
+
+    assert sums("usage_rollup", "TOTAL(messages)") == sums("usage_events", "COUNT(*)")
+    agents = dict(conn.execute("SELECT agent, SUM(messages) FROM usage_rollup GROUP BY agent").fetchall())
+    assert agents == {"main": 1, "Explore": 1}
+    assert conn.execute("SELECT SUM(unpriced_messages) FROM usage_rollup").fetchone()[0] == 1
