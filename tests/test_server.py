@@ -220,3 +220,20 @@ def test_claude_cli_backend_when_there_is_no_api_key(tmp_path: Path, db_path: Pa
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(Exception, match="no API key: set ANTHROPIC_API_KEY"):
         Delegator(conn, Config(), CATALOG, project).delegate("summarize", content="x")
+
+
+def test_input_beyond_the_window_is_mapped_and_reduced_or_refused(api: StandinAPI, db_path: Path, project: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+    conn = connect(db_path)
+    config = Config(max_input_tokens=5000)
+    result = Delegator(conn, config, CATALOG, project).delegate("list the names", content="name " * 12_000,
+                                                                max_tokens=500)
+    parts = len(api.requests) - 1  # each part, then one request combining their answers
+    assert parts >= 2 and f"part {parts} of {parts}" in json.dumps(api.requests[-2]["messages"])
+    assert "Combine these answers" in json.dumps(api.requests[-1]["messages"])
+    assert result["input_tokens"] > 5000  # the parts' input, all of it priced
+    with pytest.raises(Exception, match="more than 8 times the 5,000-token limit"):
+        Delegator(conn, config, CATALOG, project).delegate("list the names", content="name " * 100_000)
+    assert len(api.requests) == parts + 1  # refused before any request
