@@ -18,6 +18,7 @@ import click
 from . import __version__
 from .config import Config, default_db_path
 from .errors import MCPRouterError
+from .pricing import format_usd
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -144,12 +145,13 @@ def budget(set_monthly: float | None, as_json: bool, db_path: Path | None) -> No
             "monthly_cap_usd": status.monthly_cap_usd, "allowed": status.allowed,
         }))
         return
+    spent = format_usd(status.month_to_date_usd)
     if status.monthly_cap_usd > 0:
         share = status.month_to_date_usd / status.monthly_cap_usd
-        click.echo(f"{status.month}: {_usd(status.month_to_date_usd)} of {_usd(status.monthly_cap_usd)} ({share:.0%})"
+        click.echo(f"{status.month}: {spent} of {format_usd(status.monthly_cap_usd)} ({share:.0%})"
                    + ("" if status.allowed else " — cap reached"))
     else:
-        click.echo(f"{status.month}: {_usd(status.month_to_date_usd)} (no monthly cap; set one with --set-monthly)")
+        click.echo(f"{status.month}: {spent} (no monthly cap; set one with --set-monthly)")
 
 
 @cli.command()
@@ -379,12 +381,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _usd(value: float | None) -> str:
-    if value is None:
-        return "unpriced"
-    return f"${value:,.2f}" if abs(value) >= 1 or value == 0 else f"${value:,.4f}"
 
 
 def _price(value: float) -> str:

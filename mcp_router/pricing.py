@@ -172,9 +172,10 @@ class Catalog:
     def aliases_of(self, model_id: str) -> list[str]:
         return sorted(alias for alias, target in self.aliases.items() if self.resolve(target) == model_id)
 
-    def latest(self, family: str) -> ModelInfo:
-        """Today's model of a tier (``haiku`` / ``sonnet`` / ``opus``)."""
-        return self.get(family)
+
+def format_usd(value: float) -> str:
+    """Dollars for people: cents, or four decimals below a cent so small costs do not read as $0.00."""
+    return f"${value:,.2f}" if abs(value) >= 0.01 or value == 0 else f"${value:,.4f}"
 
 
 def total_cost(catalog: Catalog, requests: Iterable[tuple[str, Usage]]) -> float | None:

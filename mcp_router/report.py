@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .budget import status as budget_status
 from .config import Config
-from .pricing import Catalog, Usage
+from .pricing import Catalog, Usage, format_usd
 
 GROUP_KEYS = ("day", "week", "month", "model", "project", "session", "agent", "branch")
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
@@ -290,27 +290,23 @@ def render(report: dict[str, Any], fmt: str) -> str:
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def _money(value: float) -> str:
-    return f"${value:,.2f}" if abs(value) >= 0.01 or value == 0 else f"${value:,.4f}"
-
-
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """The short prose under the tables, shared by the terminal and Markdown renderings."""
     totals, cache, what_if = report["totals"], report["cache"], report["what_if"]
-    lines = [f"{totals['messages']:,} responses, {_money(totals['cost_usd'])}"
+    lines = [f"{totals['messages']:,} responses, {format_usd(totals['cost_usd'])}"
              + (f" (+{totals['unpriced_messages']} unpriced: {', '.join(report['unpriced_models'])})"
                 if totals["unpriced_messages"] else "")]
     lines.append(f"Cache: {cache['share_from_cache']:.0%} of prompt tokens served from cache,"
-                 f" saving {_money(cache['saved_usd'])}")
-    lines.append(f"What if: all on Haiku {_money(what_if['all_haiku_usd'])}, all on Sonnet"
-                 f" {_money(what_if['all_sonnet_usd'])}, all on Opus {_money(what_if['all_opus_usd'])}")
+                 f" saving {format_usd(cache['saved_usd'])}")
+    lines.append(f"What if: all on Haiku {format_usd(what_if['all_haiku_usd'])}, all on Sonnet"
+                 f" {format_usd(what_if['all_sonnet_usd'])}, all on Opus {format_usd(what_if['all_opus_usd'])}")
     delegations = report["delegations"]
     lines.append(f"Delegations: {delegations['count']} ({delegations['succeeded']} ok), cost"
-                 f" {_money(delegations['cost_usd'])}, saved {_money(delegations['saved_usd'])}")
+                 f" {format_usd(delegations['cost_usd'])}, saved {format_usd(delegations['saved_usd'])}")
     budget = report["budget"]
-    cap = f" of {_money(budget['monthly_cap_usd'])}" if budget["monthly_cap_usd"] else " (no cap)"
-    lines.append(f"Budget {budget['month']}: {_money(budget['month_to_date_usd'])}{cap},"
-                 f" on pace for {_money(budget['projected_month_usd'])}")
+    cap = f" of {format_usd(budget['monthly_cap_usd'])}" if budget["monthly_cap_usd"] else " (no cap)"
+    lines.append(f"Budget {budget['month']}: {format_usd(budget['month_to_date_usd'])}{cap},"
+                 f" on pace for {format_usd(budget['projected_month_usd'])}")
     lines += [f"- {advice['text']}" for advice in report["recommendations"]]
     return lines
 
@@ -322,7 +318,7 @@ def _markdown(report: dict[str, Any]) -> str:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for group in report["groups"]:
         lines.append("| " + " | ".join([*(str(group[k]) for k in keys), *(f"{group[f]:,}" for f in TOKEN_FIELDS),
-                                         _money(group["cost_usd"]), f"{group['share']:.0%}"]) + " |")
+                                         format_usd(group["cost_usd"]), f"{group['share']:.0%}"]) + " |")
     lines += ["", *summary_lines(report), ""]
     return "\n".join(lines)
 
@@ -341,11 +337,11 @@ def print_table(report: dict[str, Any]) -> None:
         table.add_column(header, justify="right")
     for group in report["groups"]:
         table.add_row(*(str(group[k]) for k in keys), *(_short(group[f]) for f in TOKEN_FIELDS),
-                      _money(group["cost_usd"]), f"{group['share']:.0%}")
+                      format_usd(group["cost_usd"]), f"{group['share']:.0%}")
     console.print(table)
     if report["top_sessions"]:
         console.print("Most expensive sessions: " + "; ".join(
-            f"{s['session'][:8]} {s['project']} {_money(s['cost_usd'])}" for s in report["top_sessions"][:3]))
+            f"{s['session'][:8]} {s['project']} {format_usd(s['cost_usd'])}" for s in report["top_sessions"][:3]))
     for line in summary_lines(report):
         console.print(line, highlight=False)
 

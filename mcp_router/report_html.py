@@ -6,11 +6,9 @@ import math
 from html import escape
 from typing import Any
 
+from .pricing import format_usd
+
 PALETTE = ["#d97757", "#6a9bcc", "#788c5d", "#c4a35a", "#8e6fb5", "#5aa6a0", "#b85c7a", "#7d7d7d"]
-
-
-def _money(value: float) -> str:
-    return f"${value:,.2f}" if abs(value) >= 0.01 or value == 0 else f"${value:,.4f}"
 
 
 def _donut(costs: dict[str, float], colors: dict[str, str]) -> str:
@@ -28,9 +26,9 @@ def _donut(costs: dict[str, float], colors: dict[str, str]) -> str:
         x2, y2 = 100 + 70 * math.cos(angle), 100 + 70 * math.sin(angle)
         large = 1 if sweep > math.pi else 0
         parts.append(f'<path d="M{x1:.2f},{y1:.2f} A70,70 0 {large} 1 {x2:.2f},{y2:.2f}" fill="none" '
-                     f'stroke="{colors[model]}" stroke-width="36"><title>{escape(model)}: {_money(cost)}</title></path>')
+                     f'stroke="{colors[model]}" stroke-width="36"><title>{escape(model)}: {format_usd(cost)}</title></path>')
     return (f'<svg class="chart donut" viewBox="0 0 200 200" role="img" aria-label="cost by model">{"".join(parts)}'
-            f'<text x="100" y="106" text-anchor="middle" class="big">{_money(total)}</text></svg>')
+            f'<text x="100" y="106" text-anchor="middle" class="big">{format_usd(total)}</text></svg>')
 
 
 def _bars(series: list[tuple[str, dict[str, float]]], colors: dict[str, str], label: str) -> str:
@@ -46,7 +44,7 @@ def _bars(series: list[tuple[str, dict[str, float]]], colors: dict[str, str], la
             h = (height - 30) * value / peak
             y -= h
             parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{colors.get(key, PALETTE[0])}">'
-                         f"<title>{escape(name)} {escape(key)}: {_money(value)}</title></rect>")
+                         f"<title>{escape(name)} {escape(key)}: {format_usd(value)}</title></rect>")
         if len(series) <= 14 or index % max(1, len(series) // 7) == 0:
             parts.append(f'<text x="{x + bar / 2:.1f}" y="{height - 5}" text-anchor="middle" class="tick">'
                          f"{escape(name[5:])}</text>")
@@ -60,7 +58,7 @@ def render_html(report: dict[str, Any]) -> str:
         for model, cost in day["cost_by_model"].items():
             costs[model] = costs.get(model, 0.0) + cost
     colors = {model: PALETTE[i % len(PALETTE)] for i, model in enumerate(sorted(costs, key=lambda m: -costs[m]))}
-    legend = "".join(f'<li><span style="background:{colors[m]}"></span>{escape(m)} {_money(c)}</li>'
+    legend = "".join(f'<li><span style="background:{colors[m]}"></span>{escape(m)} {format_usd(c)}</li>'
                      for m, c in sorted(costs.items(), key=lambda kv: -kv[1]))
     daily = _bars([(d["day"], d["cost_by_model"]) for d in report["daily"]], colors, "daily cost by model")
     delegations = report["delegations"]
@@ -74,12 +72,12 @@ def render_html(report: dict[str, Any]) -> str:
     group_rows = "".join(
         "<tr>" + "".join(f"<td>{escape(str(g[k]))}</td>" for k in keys)
         + f"<td>{g['input_tokens'] + g['cache_read_tokens'] + g['cache_creation_tokens']:,}</td>"
-        f"<td>{g['output_tokens']:,}</td><td>{_money(g['cost_usd'])}</td><td>{g['share']:.0%}</td></tr>"
+        f"<td>{g['output_tokens']:,}</td><td>{format_usd(g['cost_usd'])}</td><td>{g['share']:.0%}</td></tr>"
         for g in report["groups"]
     )
     advice = "".join(f"<li>{escape(a['text'])}</li>" for a in report["recommendations"]) or "<li>Nothing to change.</li>"
     totals, budget, cache = report["totals"], report["budget"], report["cache"]
-    cap = _money(budget["monthly_cap_usd"]) if budget["monthly_cap_usd"] else "no cap"
+    cap = format_usd(budget["monthly_cap_usd"]) if budget["monthly_cap_usd"] else "no cap"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -99,10 +97,10 @@ table{{border-collapse:collapse;width:100%;background:#fff}} td,th{{padding:4px 
 </style></head><body>
 <h1>Claude Code usage {report['since']} – {report['until']} <small>({escape(report['timezone'])})</small></h1>
 <div class="cards">
-<div class="card">Spent<b>{_money(totals['cost_usd'])}</b>{totals['messages']:,} responses</div>
-<div class="card">Saved by delegation<b>{_money(delegations['saved_usd'])}</b>{delegations['count']} delegations</div>
-<div class="card">From cache<b>{cache['share_from_cache']:.0%}</b>saved {_money(cache['saved_usd'])}</div>
-<div class="card">Month to date<b>{_money(budget['month_to_date_usd'])}</b>{cap}, pace {_money(budget['projected_month_usd'])}</div>
+<div class="card">Spent<b>{format_usd(totals['cost_usd'])}</b>{totals['messages']:,} responses</div>
+<div class="card">Saved by delegation<b>{format_usd(delegations['saved_usd'])}</b>{delegations['count']} delegations</div>
+<div class="card">From cache<b>{cache['share_from_cache']:.0%}</b>saved {format_usd(cache['saved_usd'])}</div>
+<div class="card">Month to date<b>{format_usd(budget['month_to_date_usd'])}</b>{cap}, pace {format_usd(budget['projected_month_usd'])}</div>
 </div>
 <h2>Cost by model</h2><div class="row" id="by-model">{_donut(costs, colors)}<ul class="legend">{legend}</ul></div>
 <h2>Daily cost by model</h2><div id="daily">{daily}</div>
