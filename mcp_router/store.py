@@ -13,6 +13,7 @@ early copies of a streamed response can carry a partial ``output_tokens``.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,12 +45,26 @@ def connect(path: str | Path, *, timeout: float = 30.0, migrate: bool = True) ->
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-        conn.execute("PRAGMA journal_mode = WAL")
+    _switch_to_wal(conn, timeout)
     conn.execute("PRAGMA synchronous = NORMAL")
     if migrate and conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
         _migrate(conn)
     return conn
+
+
+def _switch_to_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    # Switching a new file to WAL needs an exclusive lock, and SQLite can report "locked" at once instead of
+    # waiting when several processes open the new file together: retry until the timeout.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import traceback
 from pathlib import Path
 
 import pytest
@@ -111,7 +112,7 @@ def _writer(path: str, worker: int, errors: multiprocessing.Queue) -> None:
             key = (worker * INSERTS + i) // 2 * 2 % (WRITERS * INSERTS // 2)
             _upsert(conn, [_row(f"msg_{key}", output=worker)])
     except Exception as exc:  # report to the parent; an escaped "database is locked" fails the test
-        errors.put(repr(exc))
+        errors.put("".join(traceback.format_exception(exc)))
 
 
 def test_eight_processes_writing_overlapping_events_lose_nothing(tmp_path: Path) -> None:
