@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from corpus import generate
-from timing import MCP_ROUTER, wall_and_peak_rss
+from timing import MCP_ROUTER, wall_and_peak_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 CCUSAGE = ROOT / ".ci" / "npm" / "node_modules" / ".bin" / "ccusage"
@@ -40,8 +40,8 @@ def main() -> None:
     cat_seconds = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "MCP_ROUTER_DB": str(Path(tmp) / "usage.db"), "HOME": tmp}
-        ingest_s, ingest_kb = wall_and_peak_rss([MCP_ROUTER, "ingest", "--projects-dir", str(projects)], env)
-        report_s, report_kb = wall_and_peak_rss([MCP_ROUTER, "report", "--no-ingest", "--format", "json",
+        ingest_s, ingest_kb = wall_and_peak_memory([MCP_ROUTER, "ingest", "--projects-dir", str(projects)], env)
+        report_s, report_kb = wall_and_peak_memory([MCP_ROUTER, "report", "--no-ingest", "--format", "json",
                                                  "--since", "2026-11-01", "--until", "2026-11-30"], env)
     print(f"corpus: {size_mb:,.0f} MB in {len(files):,} files")
     print(f"cat (I/O floor)       {cat_seconds:7.2f} s  {size_mb / cat_seconds:8.0f} MB/s")
@@ -51,7 +51,7 @@ def main() -> None:
     if CCUSAGE.exists() or shutil.which("ccusage"):
         command = [str(CCUSAGE if CCUSAGE.exists() else shutil.which("ccusage")), "weekly", "--json", "--offline"]
         env = {**os.environ, "CLAUDE_CONFIG_DIR": str(args.corpus)}
-        theirs_s, theirs_kb = wall_and_peak_rss(command, env)
+        theirs_s, theirs_kb = wall_and_peak_memory(command, env)
         print(f"ccusage weekly        {theirs_s:7.2f} s                 peak {theirs_kb / 1024:,.0f} MiB")
         print(f"ours vs ccusage: {theirs_s / ours_s:.1f}x faster (target >= 5x), "
               f"{ours_kb / theirs_kb:.2f} of its peak memory (target <= 0.25)")

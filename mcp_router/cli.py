@@ -173,10 +173,11 @@ def ingest(projects_dir: Path | None, db_path: Path | None) -> None:
     if _stderr_is_terminal():
         from rich.progress import Progress
 
-        with Progress(transient=True) as bar:
+        # No refresh thread: ingest may fork parsing workers, and fork does not mix with threads.
+        with Progress(transient=True, auto_refresh=False) as bar:
             task = bar.add_task("ingesting", total=total_size(transcript_files(projects_dir)))
             summary = ingest_tree(conn, projects_dir, catalog,
-                                  progress=lambda path, _: bar.update(task, advance=_size(path)))
+                                  progress=lambda path, _: bar.update(task, advance=_size(path), refresh=True))
     else:
         summary = ingest_tree(conn, projects_dir, catalog)
     click.echo(

@@ -6,9 +6,12 @@ the agent type). Subagent usage belongs to the parent session and project.
 
 Each file is read from the byte offset recorded in ``ingest_files``. Only complete lines are read: a
 last line without its newline is Claude Code still writing and waits for the next run. Rows and the
-new offset are committed in one transaction, so a run killed at any point is simply resumed. A file
-whose inode changed or that shrank is read again from the start; rows already stored are never
+new offsets are committed together, so a run killed at any point is simply resumed.
+A file whose inode changed or that shrank is read again from the start; rows already stored are never
 deleted (Claude Code deletes old transcripts; the database is the only history).
+
+Parsing and writing are separate steps: a large ingest parses files in worker processes while this
+process writes their rows in file order, so the result is the same as a run in one process.
 """
 
 from __future__ import annotations
@@ -18,15 +21,26 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .pricing import Catalog, Usage
-from .store import USAGE_COLUMNS, transaction, upsert_usage
-from .transcripts import CostState, MalformedLine, ToolResult, UsageEvent, parse_line
+from .store import USAGE_COLUMNS, upsert_usage
+from .transcripts import CostState, MalformedLine, ToolResult, UsageEvent, bulk_loads, lines_to_parse, parse_line
 
 CHUNK_BYTES = 16 * 1024 * 1024
+# Rows of many files share a transaction: each commit rewrites every index page it touched, and the
+# keys are random. This bounds how long a bulk ingest holds the write lock (about a second).
+COMMIT_BYTES = 128 * 1024 * 1024
+BULK_CACHE_KIB = 64 * 1024
+# Below this many new bytes, worker processes and orjson's import cost more than they save.
+BULK_MIN_BYTES = 64 * 1024 * 1024
+
+_MESSAGE_ID, _REQUEST_ID = USAGE_COLUMNS.index("message_id"), USAGE_COLUMNS.index("request_id")
+_SIDECHAIN = USAGE_COLUMNS.index("is_sidechain")
+_MODEL, _COST = USAGE_COLUMNS.index("model"), USAGE_COLUMNS.index("cost_usd")
 
 
 @dataclass
@@ -44,12 +58,6 @@ class IngestSummary:
     def duplicates(self) -> int:
         return self.responses - self.new_responses
 
-    def add(self, other: IngestSummary) -> None:
-        for name in ("files", "files_read", "bytes_read", "lines", "responses", "new_responses", "malformed_lines"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        for model, count in other.unpriced_models.items():
-            self.unpriced_models[model] = self.unpriced_models.get(model, 0) + count
-
 
 def transcript_files(projects_dir: Path) -> list[Path]:
     """Every transcript under ``projects_dir``, each main session file before its subagents."""
@@ -66,190 +74,329 @@ def session_files(transcript_path: Path) -> list[Path]:
 
 def ingest_tree(
     conn: sqlite3.Connection, projects_dir: Path, catalog: Catalog,
-    *, progress: Callable[[Path, int], None] | None = None,
+    *, progress: Callable[[Path, int], None] | None = None, workers: int | None = None,
 ) -> IngestSummary:
-    """Ingest every transcript under ``projects_dir``; ``progress(path, bytes)`` after each file."""
-    return _ingest(conn, transcript_files(Path(projects_dir)), catalog, progress)
+    """Ingest every transcript under ``projects_dir``; ``progress(path, bytes)`` after each file.
+
+    ``workers`` is the number of parsing processes: by default one per CPU when there is enough new
+    data to be worth it, else none (parse here).
+    """
+    return _ingest(conn, transcript_files(Path(projects_dir)), catalog, progress, workers)
 
 
 def ingest_session(conn: sqlite3.Connection, transcript_path: Path, catalog: Catalog) -> IngestSummary:
     """Ingest one session: its transcript and its subagents' transcripts."""
-    return _ingest(conn, session_files(Path(transcript_path)), catalog, None)
-
-
-def _ingest(
-    conn: sqlite3.Connection, paths: list[Path], catalog: Catalog,
-    progress: Callable[[Path, int], None] | None,
-) -> IngestSummary:
-    summary = IngestSummary()
-    before = _count_usage(conn)
-    for path in paths:
-        file_summary = ingest_file(conn, path, catalog)
-        summary.add(file_summary)
-        if progress:
-            progress(path, file_summary.bytes_read)
-    summary.new_responses = _count_usage(conn) - before
-    return summary
-
-
-def _count_usage(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT COUNT(*) FROM usage_events").fetchone()[0])
+    return _ingest(conn, session_files(Path(transcript_path)), catalog, None, 0)
 
 
 def ingest_file(conn: sqlite3.Connection, path: Path, catalog: Catalog) -> IngestSummary:
     """Read the new complete lines of one transcript file into the store."""
-    summary = IngestSummary(files=1)
+    return _ingest(conn, [Path(path)], catalog, None, 0)
+
+
+@dataclass(frozen=True)
+class _FileTask:
+    """One file's new bytes: where to start reading and what the file looked like when listed."""
+
+    path: Path
+    offset: int
+    lines_before: int
+    malformed_before: int
+    size: int
+    inode: int
+    mtime: float
+
+
+@dataclass
+class _Chunk:
+    """The parsed complete lines of one read of a file."""
+
+    end_offset: int
+    end_line: int
+    rows: list[tuple[Any, ...]]  # usage rows in USAGE_COLUMNS order, one per response within the chunk
+    tool_results: list[tuple[Any, ...]]
+    cost_state: CostState | None
+    malformed: list[tuple[int, str]]
+    responses: int
+
+
+@dataclass
+class _ParsedFile:
+    task: _FileTask
+    session_id: str
+    project: str
+    is_subagent: bool
+    chunks: Iterable[_Chunk]
+
+
+def _ingest(
+    conn: sqlite3.Connection, paths: list[Path], catalog: Catalog,
+    progress: Callable[[Path, int], None] | None, workers: int | None,
+) -> IngestSummary:
+    summary = IngestSummary(files=len(paths))
+    before = _count_usage(conn)
+    tasks = _pending(conn, paths)
+    new_bytes = sum(task.size - task.offset for task in tasks)
+    bulk = new_bytes >= BULK_MIN_BYTES
+    if bulk:  # dirty pages stay in memory instead of going to the WAL, and to the file, again and again
+        conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {BULK_CACHE_KIB // 4}")
+    if workers is None:
+        workers = _cpu_count() if bulk and len(tasks) > 1 else 0
+    done = {task.path for task in tasks}
+    if progress:
+        for path in paths:
+            if path not in done:
+                progress(path, 0)
+    uncommitted = 0
     try:
-        stat = path.stat()
+        for parsed in _parse_all(tasks, catalog, workers, bulk_loads if bulk else json.loads):
+            offset, line_no = parsed.task.offset, parsed.task.lines_before
+            malformed = parsed.task.malformed_before
+            for chunk in parsed.chunks:
+                if not conn.in_transaction:
+                    conn.execute("BEGIN IMMEDIATE")
+                malformed += len(chunk.malformed)
+                _write_chunk(conn, parsed, chunk, malformed, summary)
+                summary.bytes_read += chunk.end_offset - offset
+                summary.lines += chunk.end_line - line_no
+                uncommitted += chunk.end_offset - offset
+                offset, line_no = chunk.end_offset, chunk.end_line
+                if uncommitted >= COMMIT_BYTES:
+                    conn.execute("COMMIT")
+                    uncommitted = 0
+            summary.files_read += 1
+            if progress:
+                progress(parsed.task.path, parsed.task.size - parsed.task.offset)
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    summary.new_responses = _count_usage(conn) - before
+    return summary
+
+
+def _pending(conn: sqlite3.Connection, paths: list[Path]) -> list[_FileTask]:
+    """The files with bytes not yet read, each with the offset to read from."""
+    known = {row[0]: row for row in conn.execute(
+        "SELECT path, offset, inode, lines, malformed_lines FROM ingest_files")}
+    tasks = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue  # deleted since it was listed: its rows stay
+        row = known.get(str(path))
+        offset, lines_before, malformed_before = 0, 0, 0
+        if row is not None and row[2] == stat.st_ino and row[1] <= stat.st_size:
+            offset, lines_before, malformed_before = row[1], row[3] or 0, row[4] or 0
+            if offset == stat.st_size:
+                continue
+        tasks.append(_FileTask(path, offset, lines_before, malformed_before, stat.st_size, stat.st_ino,
+                               stat.st_mtime))
+    return tasks
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _parse_all(
+    tasks: list[_FileTask], catalog: Catalog, workers: int, loads: Callable[[bytes], Any]
+) -> Iterator[_ParsedFile]:
+    if workers <= 1:
+        for task in tasks:
+            yield _parse_file(task, catalog, loads)
+        return
+    import multiprocessing
+
+    # fork starts workers at once and needs no importable __main__; callers must not be running threads
+    # (the CLI's progress bar refreshes by hand for this). Elsewhere fork is unsafe and spawn is the default.
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    with context.Pool(workers, initializer=_init_worker, initargs=(catalog, loads)) as pool:
+        yield from pool.imap(_parse_file_in_worker, tasks, chunksize=4)
+
+
+_worker_args: tuple[Catalog, Callable[[bytes], Any]] | None = None
+
+
+def _init_worker(catalog: Catalog, loads: Callable[[bytes], Any]) -> None:
+    global _worker_args
+    _worker_args = (catalog, loads)
+
+
+def _parse_file_in_worker(task: _FileTask) -> _ParsedFile:
+    assert _worker_args is not None
+    parsed = _parse_file(task, *_worker_args)
+    parsed.chunks = list(parsed.chunks)
+    return parsed
+
+
+def _parse_file(task: _FileTask, catalog: Catalog, loads: Callable[[bytes], Any]) -> _ParsedFile:
+    path = task.path
+    if path.parent.name == "subagents":
+        project, session_id, agent_type = path.parents[2].name, path.parents[1].name, _agent_type(path)
+    else:
+        project, session_id, agent_type = path.parent.name, path.stem, None
+    chunks = _parse_chunks(task, _RowMaker(catalog, str(path), project, session_id, agent_type), loads)
+    return _ParsedFile(task, session_id, project, agent_type is not None, chunks)
+
+
+def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], Any]) -> Iterator[_Chunk]:
+    offset, line_no = task.offset, task.lines_before
+    try:
+        handle = open(task.path, "rb")
     except OSError:
-        return summary  # deleted since it was listed: its rows stay
-    key = str(path)
-    row = conn.execute("SELECT offset, inode, lines, malformed_lines FROM ingest_files WHERE path = ?",
-                       (key,)).fetchone()
-    offset, lines_before, malformed_before = 0, 0, 0
-    if row is not None and row["inode"] == stat.st_ino and row["offset"] <= stat.st_size:
-        offset, lines_before, malformed_before = row["offset"], row["lines"] or 0, row["malformed_lines"] or 0
-    if offset == stat.st_size and row is not None:
-        return summary
-    context = _FileContext.for_path(path, catalog)
-    with open(path, "rb") as handle:
+        return  # deleted since it was listed: its rows stay
+    with handle:
         handle.seek(offset)
         pending = b""
-        line_no = lines_before
         while True:
             chunk = handle.read(CHUNK_BYTES)
             if not chunk:
-                break
+                return
             data = pending + chunk
             end = data.rfind(b"\n")
             if end < 0:
                 pending = data
                 continue
             pending = data[end + 1:]
-            batch = _Batch()
-            for line in data[:end].split(b"\n"):
-                line_no += 1
+            block = data if not pending else data[:end + 1]
+            responses_kept: dict[tuple[str, str], tuple[UsageEvent, int]] = {}
+            tool_results: list[ToolResult] = []
+            cost_state = None
+            malformed = []
+            responses = 0
+            block_lines, lines_to_read = lines_to_parse(block)
+            for number, line in lines_to_read:
                 try:
-                    batch.add(parse_line(line), line_no)
+                    parsed = parse_line(line, loads)
                 except MalformedLine as exc:
-                    summary.malformed_lines += 1
-                    print(f"mcp-router: {path}:{line_no}: skipped malformed line: {exc}", file=sys.stderr)
+                    malformed.append((line_no + number, str(exc)))
+                    continue
+                if isinstance(parsed, UsageEvent):
+                    responses += 1
+                    for tool_use_id, name in parsed.tool_uses:  # each copy holds its own content block
+                        maker.tool_names[tool_use_id] = name
+                    key = (parsed.message_id, parsed.request_id)
+                    kept = responses_kept.get(key)
+                    if kept is None or _beats(parsed, kept[0]):
+                        responses_kept[key] = (parsed, line_no + number)
+                elif isinstance(parsed, CostState):
+                    cost_state = parsed
+                elif isinstance(parsed, list):
+                    tool_results.extend(parsed)
+            line_no += block_lines
             offset += end + 1
-            summary.bytes_read += end + 1
-            summary.responses += len(batch.events)
-            with transaction(conn):
-                context.write(conn, batch, summary)
-                conn.execute(
-                    "INSERT INTO ingest_files (path, offset, size, inode, mtime, session_id, project, lines,"
-                    " malformed_lines, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT(path) DO UPDATE SET offset = excluded.offset, size = excluded.size,"
-                    " inode = excluded.inode, mtime = excluded.mtime, lines = excluded.lines,"
-                    " malformed_lines = excluded.malformed_lines, updated_at = excluded.updated_at",
-                    (key, offset, stat.st_size, stat.st_ino, stat.st_mtime, context.session_id, context.project,
-                     line_no, malformed_before + summary.malformed_lines, time.time()),
-                )
-    summary.files_read = 1
-    summary.lines = line_no - lines_before
-    return summary
+            rows = [maker.usage_row(event, number) for event, number in responses_kept.values()]
+            yield _Chunk(offset, line_no, rows, maker.tool_result_rows(tool_results), cost_state, malformed,
+                         responses)
+
+
+def _beats(event: UsageEvent, kept: UsageEvent) -> bool:
+    """The copy of a response the store keeps (as store.upsert_usage does): the most tokens, then main
+    chain over sidechain."""
+    return event.total_tokens > kept.total_tokens or (
+        event.total_tokens == kept.total_tokens and event.is_sidechain < kept.is_sidechain)
 
 
 @dataclass
-class _Batch:
-    events: list[tuple[UsageEvent, int]] = field(default_factory=list)
-    tool_results: list[ToolResult] = field(default_factory=list)
-    cost_state: CostState | None = None
-
-    def add(self, parsed: object, line_no: int) -> None:
-        if isinstance(parsed, UsageEvent):
-            self.events.append((parsed, line_no))
-        elif isinstance(parsed, CostState):
-            self.cost_state = parsed
-        elif isinstance(parsed, list):
-            self.tool_results.extend(parsed)
-
-
-@dataclass
-class _FileContext:
-    path: Path
+class _RowMaker:
+    catalog: Catalog
+    source_file: str
     project: str
     session_id: str
     agent_type: str | None
-    catalog: Catalog
     tool_names: dict[str, str] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
 
-    @classmethod
-    def for_path(cls, path: Path, catalog: Catalog) -> _FileContext:
-        if path.parent.name == "subagents":
-            project, session_id = path.parents[2].name, path.parents[1].name
-            agent_type = _agent_type(path)
-        else:
-            project, session_id, agent_type = path.parent.name, path.stem, None
-        return cls(path, project, session_id, agent_type, catalog)
+    def usage_row(self, event: UsageEvent, line_no: int) -> tuple[Any, ...]:
+        model = self.models.get(event.raw_model)
+        if model is None:
+            model = self.models[event.raw_model] = self.catalog.canonical(event.raw_model)
+        cost = self.catalog.cost(model, Usage(
+            event.input_tokens, event.output_tokens, event.cache_read_tokens, event.cache_creation_tokens,
+            event.cache_creation_1h_tokens, event.web_search_requests, event.inference_geo,
+        ))
+        # The same order as USAGE_COLUMNS (tests/test_ledger.py checks it).
+        return (
+            event.message_id, event.request_id, event.ts, event.timestamp, event.session_id or self.session_id,
+            self.project, event.cwd, event.git_branch, event.is_sidechain, event.agent_id,
+            event.agent_type or (self.agent_type if event.agent_id else None), model, event.raw_model,
+            event.input_tokens, event.output_tokens, event.cache_read_tokens, event.cache_creation_tokens,
+            event.cache_creation_5m_tokens, event.cache_creation_1h_tokens, event.web_search_requests,
+            event.total_tokens, event.inference_geo, event.service_tier, event.speed, cost, self.source_file,
+            line_no,
+        )
 
-    def write(self, conn: sqlite3.Connection, batch: _Batch, summary: IngestSummary) -> None:
-        rows = []
-        for event, line_no in self._without_replays(conn, batch.events):
-            model = self.catalog.canonical(event.raw_model)
-            cost = self.catalog.cost(model, Usage(
-                event.input_tokens, event.output_tokens, event.cache_read_tokens, event.cache_creation_tokens,
-                event.cache_creation_1h_tokens, event.web_search_requests, event.inference_geo,
-            ))
-            if cost is None:
-                summary.unpriced_models[model] = summary.unpriced_models.get(model, 0) + 1
-            for tool_use_id, name in event.tool_uses:
-                self.tool_names[tool_use_id] = name
-            values = {
-                "message_id": event.message_id, "request_id": event.request_id, "ts": event.ts,
-                "timestamp": event.timestamp, "session_id": event.session_id or self.session_id,
-                "project": self.project, "cwd": event.cwd, "git_branch": event.git_branch,
-                "is_sidechain": event.is_sidechain, "agent_id": event.agent_id,
-                "agent_type": event.agent_type or (self.agent_type if event.agent_id else None),
-                "model": model, "raw_model": event.raw_model, "input_tokens": event.input_tokens,
-                "output_tokens": event.output_tokens, "cache_read_tokens": event.cache_read_tokens,
-                "cache_creation_tokens": event.cache_creation_tokens,
-                "cache_creation_5m_tokens": event.cache_creation_5m_tokens,
-                "cache_creation_1h_tokens": event.cache_creation_1h_tokens,
-                "web_search_requests": event.web_search_requests, "total_tokens": event.total_tokens,
-                "inference_geo": event.inference_geo, "service_tier": event.service_tier, "speed": event.speed,
-                "cost_usd": cost, "source_file": str(self.path), "line_no": line_no,
-            }
-            rows.append(tuple(values[column] for column in USAGE_COLUMNS))
-        upsert_usage(conn, rows)
-        if batch.tool_results:
-            conn.executemany(
-                "INSERT OR REPLACE INTO tool_results (tool_use_id, ts, session_id, project, tool_name,"
-                " content_chars, is_sidechain) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(r.tool_use_id, r.ts, r.session_id or self.session_id, self.project,
-                  self.tool_names.get(r.tool_use_id), r.content_chars, r.is_sidechain)
-                 for r in batch.tool_results],
-            )
-        if batch.cost_state is not None and self.agent_type is None:
-            state = batch.cost_state
-            conn.execute(
-                "INSERT OR REPLACE INTO session_costs (session_id, total_cost_usd, model_usage,"
-                " has_unknown_model_cost, source_file, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (state.session_id or self.session_id, state.total_cost_usd, json.dumps(state.model_usage),
-                 int(state.has_unknown_model_cost), str(self.path), time.time()),
-            )
+    def tool_result_rows(self, results: list[ToolResult]) -> list[tuple[Any, ...]]:
+        return [(r.tool_use_id, r.ts, r.session_id or self.session_id, self.project,
+                 self.tool_names.get(r.tool_use_id), r.content_chars, r.is_sidechain) for r in results]
 
-    def _without_replays(
-        self, conn: sqlite3.Connection, events: list[tuple[UsageEvent, int]]
-    ) -> Iterator[tuple[UsageEvent, int]]:
-        """Drop sidechain copies of a response already stored under another request id (side questions)."""
-        seen: dict[str, str] = {}
-        for event, line_no in events:
-            if event.is_sidechain:
-                known = seen.get(event.message_id)
-                if known is None:
-                    row = conn.execute(
-                        "SELECT request_id FROM usage_events WHERE message_id = ? AND request_id != ? LIMIT 1",
-                        (event.message_id, event.request_id),
-                    ).fetchone()
-                    known = row[0] if row else None
-                if known is not None and known != event.request_id:
-                    continue
-            seen.setdefault(event.message_id, event.request_id)
-            yield event, line_no
+
+def _write_chunk(
+    conn: sqlite3.Connection, parsed: _ParsedFile, chunk: _Chunk, malformed: int, summary: IngestSummary
+) -> None:
+    """Write one chunk's rows and the file's new offset; the caller holds the transaction."""
+    task = parsed.task
+    for number, reason in chunk.malformed:
+        print(f"mcp-router: {task.path}:{number}: skipped malformed line: {reason}", file=sys.stderr)
+    summary.malformed_lines += len(chunk.malformed)
+    summary.responses += chunk.responses
+    rows = list(_without_replays(conn, chunk.rows))
+    upsert_usage(conn, rows)
+    for row in rows:
+        if row[_COST] is None:
+            summary.unpriced_models[row[_MODEL]] = summary.unpriced_models.get(row[_MODEL], 0) + 1
+    if chunk.tool_results:
+        conn.executemany(
+            "INSERT OR REPLACE INTO tool_results (tool_use_id, ts, session_id, project, tool_name,"
+            " content_chars, is_sidechain) VALUES (?, ?, ?, ?, ?, ?, ?)", chunk.tool_results)
+    if chunk.cost_state is not None and not parsed.is_subagent:
+        state = chunk.cost_state
+        conn.execute(
+            "INSERT OR REPLACE INTO session_costs (session_id, total_cost_usd, model_usage,"
+            " has_unknown_model_cost, source_file, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (state.session_id or parsed.session_id, state.total_cost_usd, json.dumps(state.model_usage),
+             int(state.has_unknown_model_cost), str(task.path), time.time()),
+        )
+    conn.execute(
+        "INSERT INTO ingest_files (path, offset, size, inode, mtime, session_id, project, lines,"
+        " malformed_lines, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT(path) DO UPDATE SET offset = excluded.offset, size = excluded.size,"
+        " inode = excluded.inode, mtime = excluded.mtime, lines = excluded.lines,"
+        " malformed_lines = excluded.malformed_lines, updated_at = excluded.updated_at",
+        (str(task.path), chunk.end_offset, task.size, task.inode, task.mtime, parsed.session_id,
+         parsed.project, chunk.end_line, malformed, time.time()),
+    )
+
+
+def _without_replays(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """Drop sidechain copies of a response already stored under another request id (side questions)."""
+    seen: dict[str, str] = {}
+    for row in rows:
+        message_id, request_id = row[_MESSAGE_ID], row[_REQUEST_ID]
+        if row[_SIDECHAIN]:
+            known = seen.get(message_id)
+            if known is None:
+                stored = conn.execute(
+                    "SELECT request_id FROM usage_events WHERE message_id = ? AND request_id != ? LIMIT 1",
+                    (message_id, request_id),
+                ).fetchone()
+                known = stored[0] if stored else None
+            if known is not None and known != request_id:
+                continue
+        seen.setdefault(message_id, request_id)
+        yield row
+
+
+def _count_usage(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM usage_events").fetchone()[0])
 
 
 def _agent_type(path: Path) -> str | None:

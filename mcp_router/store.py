@@ -47,6 +47,8 @@ def connect(path: str | Path, *, timeout: float = 30.0, migrate: bool = True) ->
     conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
     _switch_to_wal(conn, timeout)
     conn.execute("PRAGMA synchronous = NORMAL")
+    # Statement journals (an upsert inside a longer transaction writes one) in memory, not temp files.
+    conn.execute("PRAGMA temp_store = MEMORY")
     if migrate and conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
         _migrate(conn)
     return conn

@@ -16,6 +16,7 @@ and skip such lines.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -77,21 +78,58 @@ class ToolResult:
 Parsed = UsageEvent | CostState | list[ToolResult] | None
 
 
-def parse_line(line: bytes) -> Parsed:
+def lines_to_parse(block: bytes) -> tuple[int, list[tuple[int, bytes]]]:
+    """The number of lines in ``block`` (complete lines, each ending in a newline) and those of them that
+    ``parse_line`` could keep, as (line number within the block from 1, line).
+
+    A line is sliced out, which copies it, only when it holds one of the markers or does not start like a
+    JSON object; the rest, most of the bytes of a transcript, are only searched in place.
+    """
+    find = block.find
+    start, number, size = 0, 0, len(block)
+    lines = []
+    while start < size:
+        stop = find(b"\n", start)
+        number += 1
+        if start < stop and (
+            block[start] != 0x7B  # "{"
+            or find(b'"tool_result"', start, stop) >= 0
+            or find(b'"usage"', start, stop) >= 0
+            or find(b'"cost-state"', start, stop) >= 0
+        ):
+            lines.append((number, block[start:stop]))
+        start = stop + 1
+    return number, lines
+
+
+def bulk_loads(data: bytes) -> Any:
+    """``json.loads`` three to four times faster, for ingesting many files.
+
+    orjson refuses a few things json reads (an escaped lone surrogate, which JavaScript's JSON.stringify
+    writes for a split emoji), so those lines go to json and both decoders give the same result. The hook
+    keeps plain json: importing orjson costs about 25 ms, a quarter of the hook's budget.
+    """
+    import orjson
+
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def parse_line(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> Parsed:
     """Parse one complete line (without its newline); ``None`` for lines that carry nothing we keep."""
     stripped = line.strip()
     if not stripped:
         return None
     if not stripped.startswith(b"{"):
         raise MalformedLine("not a JSON object")
-    is_assistant = b'"usage"' in line and b'"assistant"' in line
-    is_cost_state = b'"cost-state"' in line
-    has_tool_result = b'"tool_result"' in line
-    if not (is_assistant or is_cost_state or has_tool_result):
+    # Tool results first: they are most of the bytes, and the marker comes early in their lines.
+    if not (b'"tool_result"' in line or (b'"usage"' in line and b'"assistant"' in line) or b'"cost-state"' in line):
         return None
     try:
-        record = json.loads(stripped)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        record = loads(stripped)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise MalformedLine(f"invalid JSON: {exc}") from None
     if not isinstance(record, dict):
         raise MalformedLine("not a JSON object")
@@ -107,6 +145,8 @@ def parse_line(line: bytes) -> Parsed:
 
 def _count(usage: dict[str, Any], key: str, required: bool = False) -> int:
     value = usage.get(key)
+    if type(value) is int and value >= 0:
+        return value
     if value is None and not required:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -1,0 +1,81 @@
+"""The transcript parser: never raises anything but MalformedLine, the same answer from both JSON
+decoders, and the block scanner never drops a line the parser would keep."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mcp_router.transcripts import CostState, MalformedLine, UsageEvent, bulk_loads, lines_to_parse, parse_line
+
+from .conftest import REAL_CLAUDE_CODE
+
+REAL_LINES = [
+    line
+    for path in sorted((REAL_CLAUDE_CODE / "projects").rglob("*.jsonl"))
+    for line in path.read_bytes().splitlines()
+]
+ASSISTANT = next(line for line in REAL_LINES if b'"assistant"' in line and b'"usage"' in line)
+
+
+def _outcome(line: bytes, loads=json.loads) -> object:
+    try:
+        return parse_line(line, loads)
+    except MalformedLine:
+        return MalformedLine
+
+
+def _mutated(line: bytes, cut: int, insert: bytes) -> bytes:
+    cut %= len(line) + 1
+    return line[:cut] + insert + line[cut:]
+
+
+hostile_lines = st.one_of(
+    st.binary(max_size=300),
+    st.builds(_mutated, st.sampled_from(REAL_LINES), st.integers(0, 20_000),
+              st.sampled_from([b"", b"\\ud800", b'"', b"}", b"\xff", b"-1", b'"12"', b"null", b"[" * 2000])),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(hostile_lines)
+def test_parser_never_raises_anything_but_malformed_line(line: bytes) -> None:
+    result = _outcome(line)  # any other exception fails the test
+    assert result is None or result is MalformedLine or isinstance(result, (UsageEvent, CostState, list))
+
+
+@settings(max_examples=400, deadline=None)
+@given(hostile_lines)
+def test_bulk_decoder_gives_the_same_answer_as_json(line: bytes) -> None:
+    assert _outcome(line, bulk_loads) == _outcome(line, json.loads)
+
+
+def test_lone_surrogate_in_a_response_is_still_read_by_the_bulk_decoder() -> None:
+    # JavaScript's JSON.stringify writes half an emoji as an escaped lone surrogate; orjson refuses it.
+    record = json.loads(ASSISTANT)
+    record["message"]["content"] = [{"type": "text", "text": "cut emoji \ud83d"}]
+    line = json.dumps(record).encode()
+    assert b"\\ud83d" in line
+    event = parse_line(line, bulk_loads)
+    assert isinstance(event, UsageEvent) and event == parse_line(line)
+
+
+def test_deep_nesting_is_a_malformed_line_not_a_crash() -> None:
+    line = b'{"type":"user","tool_result":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert _outcome(line) is MalformedLine and _outcome(line, bulk_loads) is MalformedLine
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(REAL_LINES), hostile_lines.map(lambda b: b.replace(b"\n", b""))),
+                max_size=30))
+def test_block_scanner_keeps_every_line_the_parser_would_keep(lines: list[bytes]) -> None:
+    block = b"".join(line + b"\n" for line in lines)
+    count, kept = lines_to_parse(block)
+    assert count == len(lines)
+    kept_numbers = {number for number, _ in kept}
+    for number, line in enumerate(lines, start=1):
+        if _outcome(line) is not None:
+            assert number in kept_numbers
+    assert all(lines[number - 1] == line for number, line in kept)
