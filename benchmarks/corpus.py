@@ -92,8 +92,9 @@ def _session_lines(rng: random.Random, truth: Truth, project: str, session: str,
 
 
 def generate(out: Path, *, sessions: int = 20, turns: int = 10, filler: int = 2000, seed: int = 7,
-             size_mb: float | None = None) -> Truth:
-    """Write a projects folder under ``out``; with ``size_mb``, keep adding sessions until that size."""
+             size_mb: float | None = None, start: datetime = START, days: int = 20) -> Truth:
+    """Write a projects folder under ``out``; with ``size_mb``, keep adding sessions until that size.
+    Sessions start at random hours over ``days`` days from ``start``."""
     rng = random.Random(seed)
     truth = Truth()
     index = 0
@@ -101,7 +102,7 @@ def generate(out: Path, *, sessions: int = 20, turns: int = 10, filler: int = 20
         project = f"-home-user-code-proj{index % 5}"
         session = f"{rng.getrandbits(128):032x}"
         session = f"{session[:8]}-{session[8:12]}-{session[12:16]}-{session[16:20]}-{session[20:]}"
-        when = START + timedelta(hours=rng.randint(0, 24 * 20))
+        when = start + timedelta(hours=rng.randint(0, 24 * days))
         lines = _session_lines(rng, truth, project, session, when, turns, filler)
         if index % 4 == 0:  # resumed: the earlier lines are written again
             lines = lines + lines[: len(lines) // 2]
