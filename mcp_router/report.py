@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .budget import status as budget_status
 from .config import Config
+from .feedback import category_quality
 from .pricing import Catalog, Usage, format_usd
 
 GROUP_KEYS = ("day", "week", "month", "model", "project", "session", "agent", "branch")
@@ -143,6 +144,7 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
         "what_if": _what_if(by_model, catalog, totals),
         "delegations": _delegations(conn, start, end, zone, _days(spec.since, spec.until)),
         "budget": _budget(conn, config, now),
+        "feedback": category_quality(conn),
         "recommendations": _recommendations(conn, start, end, catalog, config),
     }
 

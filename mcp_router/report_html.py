@@ -52,6 +52,29 @@ def _bars(series: list[tuple[str, dict[str, float]]], colors: dict[str, str], la
             f'{"".join(parts)}</svg>')
 
 
+def _quality(categories: list[dict[str, Any]]) -> str:
+    """Per category, the share of rated delegations rated bad (the user overriding the router), beside
+    the 5% line above which a category is promoted."""
+    if not categories:
+        return "<p class=empty>No delegation has been rated yet (rate_delegation, or mcp-router feedback).</p>"
+    width, row = 600, 26
+    height = row * len(categories) + 24
+    scale = max(0.1, max(c["bad_rate"] for c in categories))
+    limit_x = 160 + 400 * 0.05 / scale
+    parts = [f'<line x1="{limit_x:.1f}" y1="0" x2="{limit_x:.1f}" y2="{height - 20}" stroke="#bf4d43" '
+             f'stroke-dasharray="4 3"/><text x="{limit_x:.1f}" y="{height - 6}" class="tick">5%</text>']
+    for index, c in enumerate(sorted(categories, key=lambda c: -c["bad_rate"])):
+        y = index * row
+        color = "#bf4d43" if c["bad_rate"] > 0.05 else "#788c5d"
+        tier = f" → {c['override_tier']}" if c["override_tier"] else ""
+        parts.append(f'<text x="0" y="{y + 17}" class="tick">{escape(c["category"])}{escape(tier)}</text>'
+                     f'<rect x="160" y="{y + 4}" width="{max(1.0, 400 * c["bad_rate"] / scale):.1f}" height="{row - 8}" fill="{color}">'
+                     f'<title>{escape(c["category"])}: {c["bad"]} of {c["rated"]} rated bad</title></rect>'
+                     f'<text x="{566}" y="{y + 17}" class="tick">{c["bad_rate"]:.0%} of {c["rated"]}</text>')
+    return (f'<svg class="chart bars" viewBox="0 0 {width} {height}" role="img" aria-label="feedback quality by category">'
+            f'{"".join(parts)}</svg>')
+
+
 def render_html(report: dict[str, Any]) -> str:
     costs: dict[str, float] = {}
     for day in report["daily"]:
@@ -64,10 +87,7 @@ def render_html(report: dict[str, Any]) -> str:
     delegations = report["delegations"]
     saved = _bars([(d["day"], {"saved": d["saved_usd"]}) for d in delegations["saved_by_day"]],
                   {"saved": "#788c5d"}, "delegation savings per day")
-    quality_rows = "".join(
-        f"<tr><td>{escape(a['category'])}</td><td>{a['bad_rate']:.0%}</td><td>{escape(a['text'])}</td></tr>"
-        for a in report["recommendations"] if "bad_rate" in a
-    ) or '<tr><td colspan="3">No category has 20 rated delegations yet.</td></tr>'
+    quality = _quality(report["feedback"])
     keys = report["group_by"]
     group_rows = "".join(
         "<tr>" + "".join(f"<td>{escape(str(g[k]))}</td>" for k in keys)
@@ -105,7 +125,7 @@ table{{border-collapse:collapse;width:100%;background:#fff}} td,th{{padding:4px 
 <h2>Cost by model</h2><div class="row" id="by-model">{_donut(costs, colors)}<ul class="legend">{legend}</ul></div>
 <h2>Daily cost by model</h2><div id="daily">{daily}</div>
 <h2>Delegation savings over time</h2><div id="savings">{saved}</div>
-<h2>Feedback quality by category</h2><div class="scroll"><table id="quality"><tr><th>category</th><th>bad</th><th></th></tr>{quality_rows}</table></div>
+<h2>Feedback quality by category</h2><div id="quality">{quality}</div>
 <h2>By {escape(', '.join(keys))}</h2><div class="scroll"><table><tr>{''.join(f'<th>{escape(k)}</th>' for k in keys)}<th>prompt tokens</th><th>output</th><th>cost</th><th>share</th></tr>{group_rows}</table></div>
 <h2>What to change</h2><ul>{advice}</ul>
 </body></html>
