@@ -22,11 +22,16 @@ from pathlib import Path
 MODELS = ["claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5", "claude-haiku-4-5-20251001",
           "claude-opus-4-5-20251101"]
 START = datetime(2026, 11, 2, tzinfo=UTC)
+PROMPTS = ["summarize last night's build log", "what's in config/settings.toml?", "convert users.csv to json",
+           "add a --json flag to the export command", "fix the off-by-one in paginate() in api/list.py",
+           "write tests for the retry helper", "why do payments double-charge only in prod, intermittently?",
+           "design the sharding scheme for the events table, weigh the trade-offs"]
 
 
 @dataclass
 class Truth:
     responses: dict[tuple[str, str], dict] = field(default_factory=dict)  # (message_id, request_id) -> record
+    prompts: list[dict] = field(default_factory=list)  # what the user typed: session, ts, text
     bytes_written: int = 0
 
     def tokens_by(self, key) -> dict:
@@ -69,6 +74,12 @@ def _session_lines(rng: random.Random, truth: Truth, project: str, session: str,
     for _ in range(turns):
         when += timedelta(seconds=rng.randint(5, 3600))
         stamp = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+        if not sidechain_agent:
+            prompt = rng.choice(PROMPTS)
+            lines.append(_line({"type": "user", "promptId": f"{rng.getrandbits(64):016x}",
+                                "uuid": f"{rng.getrandbits(128):032x}", "timestamp": stamp, "promptSource": "user",
+                                "message": {"role": "user", "content": prompt}, **common}))
+            truth.prompts.append({"session": session, "ts": when.timestamp(), "text": prompt})
         lines.append(_line({"type": "attachment", "attachment": {"type": "file", "content": "x" * (filler // 4)},
                             "timestamp": stamp, **common}))
         model = "claude-haiku-5-5" if sidechain_agent else rng.choice(MODELS)

@@ -28,7 +28,16 @@ from typing import Any
 
 from .pricing import Catalog, Usage
 from .store import USAGE_COLUMNS, upsert_usage
-from .transcripts import CostState, MalformedLine, ToolResult, UsageEvent, bulk_loads, lines_to_parse, parse_line
+from .transcripts import (
+    CostState,
+    MalformedLine,
+    Prompt,
+    ToolResult,
+    UsageEvent,
+    bulk_loads,
+    lines_to_parse,
+    parse_line,
+)
 
 CHUNK_BYTES = 16 * 1024 * 1024
 # Rows of many files share a transaction: each commit rewrites every index page it touched, and the
@@ -115,6 +124,7 @@ class _Chunk:
     end_line: int
     rows: list[tuple[Any, ...]]  # usage rows in USAGE_COLUMNS order, one per response within the chunk
     tool_results: list[tuple[Any, ...]]
+    prompts: list[tuple[str, str, float, str]]
     cost_state: CostState | None
     malformed: list[tuple[int, str]]
     responses: int
@@ -269,6 +279,7 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
             block = data if not pending else data[:end + 1]
             responses_kept: dict[tuple[str, str], tuple[UsageEvent, int]] = {}
             tool_results: list[ToolResult] = []
+            prompts = []
             cost_state = None
             malformed = []
             responses = 0
@@ -291,10 +302,12 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
                     cost_state = parsed
                 elif isinstance(parsed, list):
                     tool_results.extend(parsed)
+                elif isinstance(parsed, Prompt) and not maker.agent_type:
+                    prompts.append((parsed.uuid, parsed.session_id or maker.session_id, parsed.ts, parsed.text))
             line_no += block_lines
             offset += end + 1
             rows = [maker.usage_row(event, number) for event, number in responses_kept.values()]
-            yield _Chunk(offset, line_no, rows, maker.tool_result_rows(tool_results), cost_state, malformed,
+            yield _Chunk(offset, line_no, rows, maker.tool_result_rows(tool_results), prompts, cost_state, malformed,
                          responses)
 
 
@@ -357,6 +370,9 @@ def _write_chunk(
         conn.executemany(
             "INSERT OR REPLACE INTO tool_results (tool_use_id, ts, session_id, project, tool_name,"
             " content_chars, is_sidechain) VALUES (?, ?, ?, ?, ?, ?, ?)", chunk.tool_results)
+    if chunk.prompts:
+        conn.executemany("INSERT OR IGNORE INTO prompts (uuid, session_id, ts, text) VALUES (?, ?, ?, ?)",
+                         chunk.prompts)
     if chunk.cost_state is not None and not parsed.is_subagent:
         state = chunk.cost_state
         conn.execute(

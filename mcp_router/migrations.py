@@ -216,3 +216,15 @@ def m002_create_usage_rollup(db: Database) -> None:
     db.execute(f"INSERT INTO usage_rollup ({columns}) SELECT {', '.join(keys)},"
                f" {', '.join(f'SUM({s})' for s in _rollup_sums('usage_events'))}"
                f" FROM usage_events GROUP BY {', '.join(keys)}")
+
+
+@MIGRATIONS()
+def m003_create_prompts(db: Database) -> None:
+    # What the user typed at each turn of a main session, so the report can price each turn's responses
+    # on the tier the router would have picked for that prompt. Keyed on the transcript line's uuid, so a
+    # resumed session's replayed lines add nothing.
+    db.table("prompts").create(
+        {"uuid": str, "session_id": str, "ts": float, "text": str},
+        pk="uuid",
+    )
+    db.table("prompts").create_index(["session_id", "ts"])

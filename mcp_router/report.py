@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .budget import status as budget_status
 from .config import Config
 from .feedback import category_quality
-from .pricing import Catalog, Usage, format_usd
+from .pricing import Catalog, Usage, cost_usd, format_usd
 
 GROUP_KEYS = ("day", "week", "month", "model", "project", "session", "agent", "branch")
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
@@ -141,7 +141,8 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
                   for d in _days(spec.since, spec.until)],
         "top_sessions": _top_sessions(conn, start, end),
         "cache": _cache_efficiency(by_model, catalog),
-        "what_if": _what_if(by_model, catalog, totals),
+        "what_if": {**_what_if(by_model, catalog, totals),
+                    **_as_routed(conn, start, end, catalog, config, totals["cost_usd"])},
         "delegations": _delegations(conn, start, end, zone, _days(spec.since, spec.until)),
         "budget": _budget(conn, config, now),
         "feedback": category_quality(conn),
@@ -205,6 +206,59 @@ def _what_if(by_model: dict[str, dict[str, Any]], catalog: Catalog, totals: dict
         info = catalog.get(tier)
         result[f"all_{tier}_usd"] = round(sum(catalog.cost(info.id, _usage_of(n)) or 0 for n in by_model.values()), 6)
     return result
+
+
+def _as_routed(conn: sqlite3.Connection, start: float, end: float, catalog: Catalog, config: Config,
+               actual_usd: float) -> dict[str, Any]:
+    """The same usage with each prompt's responses priced on the tier the router picks for the prompt.
+
+    A turn is a main-session prompt and the main-chain responses until the next prompt. Responses outside
+    a known turn (subagents, sessions from before prompts were recorded) and unpriced ones keep their cost.
+    """
+    from .routing import Router
+
+    router = Router.load(catalog, config, conn)
+    tiers: dict[str, str] = {}
+    turns = []
+    prompts = conn.execute("SELECT session_id, ts, text FROM prompts WHERE ts >= ? AND ts < ? ORDER BY session_id, ts",
+                           (start - 86_400, end)).fetchall()
+    for index, (session_id, ts, text) in enumerate(prompts):
+        if text not in tiers:
+            tiers[text] = router.route(text).tier
+        following = prompts[index + 1] if index + 1 < len(prompts) else None
+        next_ts = following[1] if following and following[0] == session_id else None
+        turns.append((session_id, ts, next_ts, tiers[text]))
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS report_turns (session_id TEXT, ts REAL, next_ts REAL, tier TEXT)")
+    conn.execute("DELETE FROM temp.report_turns")
+    conn.executemany("INSERT INTO temp.report_turns VALUES (?, ?, ?, ?)", turns)
+    models = {tier: catalog.get(tier) for tier in ("haiku", "sonnet", "opus")}
+    thresholds = [m.long_prompt_threshold if m.long_prompt_threshold is not None else 1 << 62 for m in models.values()]
+    rows = conn.execute(
+        "SELECT t.tier, u.inference_geo = 'us',"
+        " u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens > CASE t.tier WHEN 'haiku' THEN ?"
+        " WHEN 'sonnet' THEN ? ELSE ? END,"
+        " SUM(u.input_tokens), SUM(u.output_tokens), SUM(u.cache_read_tokens), SUM(u.cache_creation_tokens),"
+        " SUM(MIN(IFNULL(u.cache_creation_1h_tokens, 0), u.cache_creation_tokens)),"
+        " SUM(IFNULL(u.web_search_requests, 0)),"
+        " TOTAL(u.cost_usd), COUNT(*)"
+        " FROM temp.report_turns t JOIN usage_events u ON u.session_id = t.session_id AND u.ts >= t.ts"
+        " AND (t.next_ts IS NULL OR u.ts < t.next_ts)"
+        " WHERE u.ts >= ? AND u.ts < ? AND u.is_sidechain = 0 AND u.agent_id IS NULL AND u.cost_usd IS NOT NULL"
+        " GROUP BY 1, 2, 3",
+        (*thresholds, start, end),
+    ).fetchall()
+    covered_usd, routed_usd, responses = 0.0, 0.0, 0
+    for tier, us, long, *sums, actual, count in rows:
+        usage = Usage(sums[0], sums[1], sums[2], sums[3], sums[4], sums[5], "us" if us else "")
+        routed_usd += cost_usd(models[tier], usage, long_prompt=bool(long))
+        covered_usd += actual
+        responses += count
+    prompt_tiers = [turn[3] for turn in turns if turn[1] >= start]
+    return {
+        "as_routed_usd": round(actual_usd - covered_usd + routed_usd, 6),
+        "as_routed": {"prompts": len(prompt_tiers), "responses": responses,
+                      "prompts_by_tier": {t: prompt_tiers.count(t) for t in ("haiku", "sonnet", "opus")}},
+    }
 
 
 def _delegations(conn: sqlite3.Connection, start: float, end: float, zone: ZoneInfo,
@@ -302,6 +356,11 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                  f" saving {format_usd(cache['saved_usd'])}")
     lines.append(f"What if: all on Haiku {format_usd(what_if['all_haiku_usd'])}, all on Sonnet"
                  f" {format_usd(what_if['all_sonnet_usd'])}, all on Opus {format_usd(what_if['all_opus_usd'])}")
+    routed = what_if["as_routed"]
+    if routed["prompts"]:
+        by_tier = ", ".join(f"{n} {tier}" for tier, n in routed["prompts_by_tier"].items() if n)
+        lines.append(f"As the router would have routed it: {format_usd(what_if['as_routed_usd'])}"
+                     f" ({routed['prompts']} prompts: {by_tier}; {routed['responses']:,} responses repriced)")
     delegations = report["delegations"]
     lines.append(f"Delegations: {delegations['count']} ({delegations['succeeded']} ok), cost"
                  f" {format_usd(delegations['cost_usd'])}, saved {format_usd(delegations['saved_usd'])}")

@@ -120,6 +120,7 @@ table{{border-collapse:collapse;width:100%;background:#fff}} td,th{{padding:4px 
 <div class="card">Spent<b>{format_usd(totals['cost_usd'])}</b>{totals['messages']:,} responses</div>
 <div class="card">Saved by delegation<b>{format_usd(delegations['saved_usd'])}</b>{delegations['count']} delegations</div>
 <div class="card">From cache<b>{cache['share_from_cache']:.0%}</b>saved {format_usd(cache['saved_usd'])}</div>
+<div class="card">As the router would route it<b>{format_usd(report['what_if']['as_routed_usd'])}</b>all Opus {format_usd(report['what_if']['all_opus_usd'])}, all Sonnet {format_usd(report['what_if']['all_sonnet_usd'])}</div>
 <div class="card">Month to date<b>{format_usd(budget['month_to_date_usd'])}</b>{cap}, pace {format_usd(budget['projected_month_usd'])}</div>
 </div>
 <h2>Cost by model</h2><div class="row" id="by-model">{_donut(costs, colors)}<ul class="legend">{legend}</ul></div>

@@ -6,7 +6,8 @@ decoded, because most of a transcript's bytes are tool results and attachments:
 - ``type: "assistant"`` with ``message.usage``: one API response (written once per content block,
   every copy repeating ``message.id``, ``requestId`` and the usage);
 - ``type: "cost-state"``: Claude Code's own cost of the session so far;
-- ``type: "user"`` carrying ``tool_result`` blocks: what the main model had to read.
+- ``type: "user"`` carrying ``tool_result`` blocks: what the main model had to read;
+- ``type: "user"`` with a ``promptId`` and text: what the user typed (the report routes it).
 
 ``parse_line`` raises ``MalformedLine`` for a line that is not a JSON object or whose usage is not
 what the Messages API writes (a string or negative token count, a missing message id); callers count
@@ -75,7 +76,16 @@ class ToolResult:
     is_sidechain: int
 
 
-Parsed = UsageEvent | CostState | list[ToolResult] | None
+@dataclass(slots=True)
+class Prompt:
+    uuid: str
+    session_id: str
+    ts: float
+    text: str
+
+
+PROMPT_CHARS = 2000  # enough for the router; a pasted log need not be kept whole
+Parsed = UsageEvent | CostState | list[ToolResult] | Prompt | None
 
 
 def lines_to_parse(block: bytes) -> tuple[int, list[tuple[int, bytes]]]:
@@ -96,6 +106,7 @@ def lines_to_parse(block: bytes) -> tuple[int, list[tuple[int, bytes]]]:
             or find(b'"tool_result"', start, stop) >= 0
             or find(b'"usage"', start, stop) >= 0
             or find(b'"cost-state"', start, stop) >= 0
+            or find(b'"promptId"', start, stop) >= 0
         ):
             lines.append((number, block[start:stop]))
         start = stop + 1
@@ -125,7 +136,8 @@ def parse_line(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> Parse
     if not stripped.startswith(b"{"):
         raise MalformedLine("not a JSON object")
     # Tool results first: they are most of the bytes, and the marker comes early in their lines.
-    if not (b'"tool_result"' in line or (b'"usage"' in line and b'"assistant"' in line) or b'"cost-state"' in line):
+    if not (b'"tool_result"' in line or (b'"usage"' in line and b'"assistant"' in line) or b'"cost-state"' in line
+            or b'"promptId"' in line):
         return None
     try:
         record = loads(stripped)
@@ -139,7 +151,7 @@ def parse_line(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> Parse
     if kind == "cost-state":
         return _cost_state(record)
     if kind == "user":
-        return _tool_results(record)
+        return _tool_results(record) or _prompt(record)
     return None
 
 
@@ -255,3 +267,19 @@ def _tool_results(record: dict[str, Any]) -> list[ToolResult] | None:
         for block in content
         if isinstance(block, dict) and block.get("type") == "tool_result" and isinstance(block.get("tool_use_id"), str)
     ] or None
+
+
+def _prompt(record: dict[str, Any]) -> Prompt | None:
+    """A prompt the user typed; not Claude Code's own messages (task notifications, meta lines)."""
+    if record.get("promptSource") == "system" or record.get("isMeta") is True or record.get("isSidechain") is True:
+        return None
+    message = record.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, list):
+        content = "\n".join(block["text"] for block in content if isinstance(block, dict)
+                             and block.get("type") == "text" and isinstance(block.get("text"), str))
+    uuid = record.get("uuid")
+    if not isinstance(content, str) or not content.strip() or not isinstance(uuid, str):
+        return None
+    ts, _ = _timestamp(record)
+    return Prompt(uuid, _text(record, "sessionId"), ts, content[:PROMPT_CHARS])

@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -151,3 +151,26 @@ def test_statusline_prints_one_line_and_never_fails(db_path: Path, tmp_path: Pat
     broken = subprocess.run([sys.executable, "-m", "mcp_router", "statusline", "--db", str(tmp_path)],
                             input="not json", capture_output=True, text=True, timeout=30)
     assert broken.returncode == 0 and broken.stdout.strip() == "mcp-router: no data"
+
+
+def test_what_if_as_routed_prices_each_prompts_responses_on_the_routed_tier(db_path: Path) -> None:
+    conn = connect(db_path)
+    at = datetime(2026, 11, 18, 10, tzinfo=UTC)
+    prompts = [("u1", "s1", at, "summarize last night's build log"),
+               ("u2", "s1", at + timedelta(hours=1), "why do payments double-charge only in prod, intermittently?")]
+    conn.executemany("INSERT INTO prompts (uuid, session_id, ts, text) VALUES (?, ?, ?, ?)",
+                     [(u, s, t.timestamp(), text) for u, s, t, text in prompts])
+    _insert(conn, [
+        {"at": at + timedelta(minutes=5), "input": 300_000, "output": 2_000},  # turn 1: a summary, so Haiku
+        {"at": at + timedelta(minutes=65), "input": 10_000, "output": 3_000, "model": "claude-sonnet-5-5"},
+        {"at": at + timedelta(minutes=70), "input": 50_000, "session": "s2"},  # no prompt known: as it was
+    ])
+    report = _report(conn, "2026-11-18", "2026-11-18", "UTC", "model")
+    haiku, opus = CATALOG.get("haiku"), CATALOG.get("opus")
+    expected = (CATALOG.cost(haiku.id, Usage(300_000, 2_000)) + CATALOG.cost(opus.id, Usage(10_000, 3_000))
+                + CATALOG.cost("claude-opus-5-5", Usage(50_000, 10)))
+    what_if = report["what_if"]
+    assert abs(what_if["as_routed_usd"] - expected) < 1e-6
+    assert what_if["as_routed"] == {"prompts": 2, "responses": 2,
+                                    "prompts_by_tier": {"haiku": 1, "sonnet": 0, "opus": 1}}
+    assert "As the router would have routed it" in render(report, "markdown")

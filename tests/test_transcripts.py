@@ -8,7 +8,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_router.transcripts import CostState, MalformedLine, UsageEvent, bulk_loads, lines_to_parse, parse_line
+from mcp_router.transcripts import CostState, MalformedLine, Prompt, UsageEvent, bulk_loads, lines_to_parse, parse_line
 
 from .conftest import REAL_CLAUDE_CODE
 
@@ -43,7 +43,7 @@ hostile_lines = st.one_of(
 @given(hostile_lines)
 def test_parser_never_raises_anything_but_malformed_line(line: bytes) -> None:
     result = _outcome(line)  # any other exception fails the test
-    assert result is None or result is MalformedLine or isinstance(result, (UsageEvent, CostState, list))
+    assert result is None or result is MalformedLine or isinstance(result, (UsageEvent, CostState, Prompt, list))
 
 
 @settings(max_examples=400, deadline=None)
@@ -79,3 +79,9 @@ def test_block_scanner_keeps_every_line_the_parser_would_keep(lines: list[bytes]
         if _outcome(line) is not None:
             assert number in kept_numbers
     assert all(lines[number - 1] == line for number, line in kept)
+
+
+def test_prompts_are_what_the_user_typed_not_claude_codes_own_messages() -> None:
+    prompts = [parsed for line in REAL_LINES if isinstance(parsed := parse_line(line), Prompt)]
+    assert [p.text[:15] for p in prompts] == ["go. CALL:Agent:", "please run it. "]
+    assert all(p.session_id and p.uuid and p.ts > 0 for p in prompts)
