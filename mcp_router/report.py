@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -219,41 +220,47 @@ def _as_routed(conn: sqlite3.Connection, start: float, end: float, catalog: Cata
 
     router = Router.load(catalog, config, conn)
     tiers: dict[str, str] = {}
-    turns = []
-    prompts = conn.execute("SELECT session_id, ts, text FROM prompts WHERE ts >= ? AND ts < ? ORDER BY session_id, ts",
-                           (start - 86_400, end)).fetchall()
-    for index, (session_id, ts, text) in enumerate(prompts):
+    turns: dict[str, tuple[list[float], list[str]]] = defaultdict(lambda: ([], []))  # session -> starts, tiers
+    prompt_tiers: list[str] = []
+    for session_id, ts, text in conn.execute(
+        "SELECT session_id, ts, text FROM prompts WHERE ts >= ? AND ts < ? ORDER BY session_id, ts",
+        (start - 86_400, end),
+    ):
         if text not in tiers:
             tiers[text] = router.route(text).tier
-        following = prompts[index + 1] if index + 1 < len(prompts) else None
-        next_ts = following[1] if following and following[0] == session_id else None
-        turns.append((session_id, ts, next_ts, tiers[text]))
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS report_turns (session_id TEXT, ts REAL, next_ts REAL, tier TEXT)")
-    conn.execute("DELETE FROM temp.report_turns")
-    conn.executemany("INSERT INTO temp.report_turns VALUES (?, ?, ?, ?)", turns)
+        turns[session_id][0].append(ts)
+        turns[session_id][1].append(tiers[text])
+        if ts >= start:
+            prompt_tiers.append(tiers[text])
     models = {tier: catalog.get(tier) for tier in ("haiku", "sonnet", "opus")}
-    thresholds = [m.long_prompt_threshold if m.long_prompt_threshold is not None else 1 << 62 for m in models.values()]
-    rows = conn.execute(
-        "SELECT t.tier, u.inference_geo = 'us',"
-        " u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens > CASE t.tier WHEN 'haiku' THEN ?"
-        " WHEN 'sonnet' THEN ? ELSE ? END,"
-        " SUM(u.input_tokens), SUM(u.output_tokens), SUM(u.cache_read_tokens), SUM(u.cache_creation_tokens),"
-        " SUM(MIN(IFNULL(u.cache_creation_1h_tokens, 0), u.cache_creation_tokens)),"
-        " SUM(IFNULL(u.web_search_requests, 0)),"
-        " TOTAL(u.cost_usd), COUNT(*)"
-        " FROM temp.report_turns t JOIN usage_events u ON u.session_id = t.session_id AND u.ts >= t.ts"
-        " AND (t.next_ts IS NULL OR u.ts < t.next_ts)"
-        " WHERE u.ts >= ? AND u.ts < ? AND u.is_sidechain = 0 AND u.agent_id IS NULL AND u.cost_usd IS NOT NULL"
-        " GROUP BY 1, 2, 3",
-        (*thresholds, start, end),
-    ).fetchall()
-    covered_usd, routed_usd, responses = 0.0, 0.0, 0
-    for tier, us, long, *sums, actual, count in rows:
-        usage = Usage(sums[0], sums[1], sums[2], sums[3], sums[4], sums[5], "us" if us else "")
-        routed_usd += cost_usd(models[tier], usage, long_prompt=bool(long))
+    # Token sums per (tier, US-only inference, long prompt), priced once each: cost is linear within one.
+    sums: dict[tuple[str, bool, bool], list[float]] = defaultdict(lambda: [0] * 8)
+    for row in conn.execute(
+        "SELECT session_id, ts, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,"
+        " MIN(IFNULL(cache_creation_1h_tokens, 0), cache_creation_tokens), IFNULL(web_search_requests, 0),"
+        " inference_geo = 'us', cost_usd FROM usage_events WHERE ts >= ? AND ts < ? AND is_sidechain = 0"
+        " AND agent_id IS NULL AND cost_usd IS NOT NULL", (start, end),
+    ):
+        starts, session_tiers = turns.get(row[0], ([], []))
+        index = bisect_right(starts, row[1]) - 1
+        if index < 0:
+            continue
+        tier = session_tiers[index]
+        threshold = models[tier].long_prompt_threshold
+        long = threshold is not None and row[2] + row[4] + row[5] > threshold
+        bucket = sums[(tier, bool(row[8]), long)]
+        for position in range(6):
+            bucket[position] += row[2 + position]
+        bucket[6] += row[9]
+        bucket[7] += 1
+    covered_usd = routed_usd = 0.0
+    responses = 0
+    for (tier, us, long), (inputs, outputs, reads, writes, writes_1h, searches, actual, count) in sums.items():
+        usage = Usage(int(inputs), int(outputs), int(reads), int(writes), int(writes_1h), int(searches),
+                      "us" if us else "")
+        routed_usd += cost_usd(models[tier], usage, long_prompt=long)
         covered_usd += actual
-        responses += count
-    prompt_tiers = [turn[3] for turn in turns if turn[1] >= start]
+        responses += int(count)
     return {
         "as_routed_usd": round(actual_usd - covered_usd + routed_usd, 6),
         "as_routed": {"prompts": len(prompt_tiers), "responses": responses,
