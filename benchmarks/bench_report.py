@@ -17,10 +17,11 @@ from timing import MCP_ROUTER, PYTHON, median_seconds
 
 from mcp_router.store import USAGE_COLUMNS, connect, transaction, upsert_usage
 
+PROMPTS = ["summarize the build log", "add a --json flag to export", "why does checkout fail only in prod?"]
 MODELS = ["claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-4-5", "claude-unknown-9"]
 
 
-def fill(path: Path, rows: int) -> None:
+def fill(path: Path, rows: int, prompts: bool = False) -> None:
     conn = connect(path)
     rng = random.Random(1)
     start = 1_794_000_000.0  # 2026-11-07
@@ -40,6 +41,9 @@ def fill(path: Path, rows: int) -> None:
                           cache_read_tokens=rng.randint(0, 90000), cache_creation_tokens=rng.randint(0, 9000),
                           cache_creation_1h_tokens=0, total_tokens=0, cost_usd=rng.random() / 10, git_branch="main")
             batch.append(tuple(values[c] for c in USAGE_COLUMNS))
+            if prompts and not subagent and n % 10 == 1:  # a prompt every ten responses
+                conn.execute("INSERT INTO prompts (uuid, session_id, ts, text) VALUES (?, ?, ?, ?)",
+                             (f"u{n}", values["session_id"], values["ts"], rng.choice(PROMPTS)))
             if len(batch) == 50_000:
                 upsert_usage(conn, batch)
                 batch = []
@@ -56,6 +60,10 @@ def main() -> None:
         env = {**os.environ, "HOME": tmp}
         base = [MCP_ROUTER, "report", "--db", str(db), "--no-ingest", "--format", "json", "--timezone", "UTC"]
         week = median_seconds([*base, "--since", "2026-11-16", "--until", "2026-11-22"], runs=5, env=env)
+        with_prompts = Path(tmp) / "prompts.db"
+        fill(with_prompts, args.rows, prompts=True)
+        week_prompts = median_seconds([MCP_ROUTER, "report", "--db", str(with_prompts), *base[4:], "--since",
+                                       "2026-11-16", "--until", "2026-11-22"], runs=5, env=env)
         everything = median_seconds([*base, "--since", "2026-11-01", "--until", "2026-11-30", "--group-by",
                                      "day,model,project"], runs=5, env=env)
         startup = median_seconds([MCP_ROUTER, "report", "--help"], runs=5, env=env)
@@ -69,6 +77,7 @@ def main() -> None:
     print(f"python: COUNT(*)+TOTAL over all rows     {count * 1000:7.0f} ms (baseline)")
     print(f"mcp-router report --help (start-up)      {startup * 1000:7.0f} ms")
     print(f"report, 7 days, by model                 {week * 1000:7.0f} ms  (target <= 500 ms)")
+    print(f"same, with a prompt every 10 responses   {week_prompts * 1000:7.0f} ms  (the as-routed what-if reads the week's prompts)")
     print(f"report, 30 days (all rows), day,model,project {everything * 1000:7.0f} ms  = {everything / count:.1f}x baseline")
     print(f"(in-process COUNT(*): {in_process * 1000:.0f} ms)")
 

@@ -73,12 +73,11 @@ class ModelInfo:
     long_prompt_threshold: int | None = None
 
 
-def cost_usd(model: ModelInfo, usage: Usage, *, batch: bool = False, long_prompt: bool | None = None) -> float:
-    """Claude Code's cost of one request (see the module docstring). For a sum of requests' usage, say
-    whether they were long prompts with ``long_prompt``; by default it is decided from ``usage``."""
+def cost_usd(model: ModelInfo, usage: Usage, *, batch: bool = False) -> float:
+    """Claude Code's cost of one request (see the module docstring)."""
     rates = model.rates
     if model.long_prompt is not None and model.long_prompt_threshold is not None:
-        if long_prompt if long_prompt is not None else usage.prompt_tokens > model.long_prompt_threshold:
+        if usage.prompt_tokens > model.long_prompt_threshold:
             rates = model.long_prompt
     if batch:
         rates = rates.scaled(BATCH_DISCOUNT)

@@ -22,11 +22,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .budget import status as budget_status
 from .config import Config
 from .feedback import category_quality
-from .pricing import Catalog, Usage, cost_usd, format_usd
+from .pricing import Catalog, Usage, format_usd
 
 GROUP_KEYS = ("day", "week", "month", "model", "project", "session", "agent", "branch")
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 BUCKET_SECONDS = 900
+_TIER_ORDER = ("haiku", "sonnet", "opus")
 CHARS_PER_TOKEN = 4
 _SQL_KEYS = {"model": "model", "project": "project", "session": "session_id", "agent": "agent", "branch": "branch"}
 
@@ -213,8 +214,12 @@ def _as_routed(conn: sqlite3.Connection, start: float, end: float, catalog: Cata
                actual_usd: float) -> dict[str, Any]:
     """The same usage with each prompt's responses priced on the tier the router picks for the prompt.
 
-    A turn is a main-session prompt and the main-chain responses until the next prompt. Responses outside
-    a known turn (subagents, sessions from before prompts were recorded) and unpriced ones keep their cost.
+    A turn is a main-session prompt and the main-chain responses until the next prompt. It is resolved to
+    the 15-minute buckets of ``usage_rollup``, so the report never reads single responses: a bucket's
+    main-chain usage goes to the tier of the turns it holds, the highest one where turns of different
+    tiers share a bucket (so the estimate never flatters the router). Long-prompt rates and the US-only
+    inference multiplier are approximated as in the other what-ifs. Subagent usage, sessions with no
+    recorded prompt and unpriced models keep their cost.
     """
     from .routing import Router
 
@@ -233,38 +238,29 @@ def _as_routed(conn: sqlite3.Connection, start: float, end: float, catalog: Cata
         if ts >= start:
             prompt_tiers.append(tiers[text])
     models = {tier: catalog.get(tier) for tier in ("haiku", "sonnet", "opus")}
-    # Token sums per (tier, US-only inference, long prompt), priced once each: cost is linear within one.
-    sums: dict[tuple[str, bool, bool], list[float]] = defaultdict(lambda: [0] * 8)
-    for row in conn.execute(
-        "SELECT session_id, ts, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,"
-        " MIN(IFNULL(cache_creation_1h_tokens, 0), cache_creation_tokens), IFNULL(web_search_requests, 0),"
-        " inference_geo = 'us', cost_usd FROM usage_events WHERE ts >= ? AND ts < ? AND is_sidechain = 0"
-        " AND agent_id IS NULL AND cost_usd IS NOT NULL", (start, end),
-    ):
-        starts, session_tiers = turns.get(row[0], ([], []))
-        index = bisect_right(starts, row[1]) - 1
-        if index < 0:
-            continue
-        tier = session_tiers[index]
-        threshold = models[tier].long_prompt_threshold
-        long = threshold is not None and row[2] + row[4] + row[5] > threshold
-        bucket = sums[(tier, bool(row[8]), long)]
-        for position in range(6):
-            bucket[position] += row[2 + position]
-        bucket[6] += row[9]
-        bucket[7] += 1
     covered_usd = routed_usd = 0.0
     responses = 0
-    for (tier, us, long), (inputs, outputs, reads, writes, writes_1h, searches, actual, count) in sums.items():
-        usage = Usage(int(inputs), int(outputs), int(reads), int(writes), int(writes_1h), int(searches),
-                      "us" if us else "")
-        routed_usd += cost_usd(models[tier], usage, long_prompt=long)
-        covered_usd += actual
-        responses += int(count)
+    if turns:
+        for session_id, bucket, *tokens, actual, count in conn.execute(
+            "SELECT session_id, bucket, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,"
+            " cache_creation_1h_tokens, cost_usd, messages FROM usage_rollup WHERE bucket >= ? AND bucket < ?"
+            " AND agent = 'main' AND messages > 0 AND unpriced_messages = 0"
+            " AND session_id IN (SELECT session_id FROM prompts WHERE ts >= ? AND ts < ?)",
+            (start // BUCKET_SECONDS, end // BUCKET_SECONDS, start - 86_400, end),
+        ):
+            starts, session_tiers = turns.get(session_id, ([], []))
+            first = bisect_right(starts, bucket * BUCKET_SECONDS) - 1  # the turn running as the bucket opens
+            last = bisect_right(starts, (bucket + 1) * BUCKET_SECONDS - 1e-6)
+            if first < 0:  # part of the bucket comes before the session's first known prompt
+                continue
+            tier = max(session_tiers[first:last], key=_TIER_ORDER.index)
+            routed_usd += catalog.cost(models[tier].id, Usage(*tokens)) or 0.0
+            covered_usd += actual
+            responses += count
     return {
         "as_routed_usd": round(actual_usd - covered_usd + routed_usd, 6),
         "as_routed": {"prompts": len(prompt_tiers), "responses": responses,
-                      "prompts_by_tier": {t: prompt_tiers.count(t) for t in ("haiku", "sonnet", "opus")}},
+                      "prompts_by_tier": {t: prompt_tiers.count(t) for t in models}},
     }
 
 
