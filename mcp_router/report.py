@@ -14,7 +14,7 @@ import io
 import sqlite3
 from bisect import bisect_right
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .budget import status as budget_status
 from .config import Config
 from .feedback import category_quality
-from .pricing import Catalog, Usage, format_usd
+from .pricing import Catalog, Usage, cost_usd, format_usd
 
 GROUP_KEYS = ("day", "week", "month", "model", "project", "session", "agent", "branch")
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
@@ -240,6 +240,7 @@ def _as_routed(conn: sqlite3.Connection, start: float, end: float, catalog: Cata
     models = {tier: catalog.get(tier) for tier in ("haiku", "sonnet", "opus")}
     covered_usd = routed_usd = 0.0
     responses = 0
+    tokens_by_tier: dict[str, list[int]] = defaultdict(lambda: [0] * 5)
     if turns:
         for session_id, bucket, *tokens, actual, count in conn.execute(
             "SELECT session_id, bucket, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,"
@@ -253,10 +254,15 @@ def _as_routed(conn: sqlite3.Connection, start: float, end: float, catalog: Cata
             last = bisect_right(starts, (bucket + 1) * BUCKET_SECONDS - 1e-6)
             if first < 0:  # part of the bucket comes before the session's first known prompt
                 continue
-            tier = max(session_tiers[first:last], key=_TIER_ORDER.index)
-            routed_usd += catalog.cost(models[tier].id, Usage(*tokens)) or 0.0
+            tier_tokens = tokens_by_tier[max(session_tiers[first:last], key=_TIER_ORDER.index)]
+            for position, value in enumerate(tokens):
+                tier_tokens[position] += value
             covered_usd += actual
             responses += count
+        for tier, (inputs, outputs, reads, writes, writes_1h) in tokens_by_tier.items():
+            # Summed usage: base rates, since the long-prompt switch is per request.
+            base_rates = replace(models[tier], long_prompt=None)
+            routed_usd += cost_usd(base_rates, Usage(inputs, outputs, reads, writes, writes_1h))
     return {
         "as_routed_usd": round(actual_usd - covered_usd + routed_usd, 6),
         "as_routed": {"prompts": len(prompt_tiers), "responses": responses,

@@ -161,13 +161,13 @@ def test_what_if_as_routed_prices_each_prompts_responses_on_the_routed_tier(db_p
     conn.executemany("INSERT INTO prompts (uuid, session_id, ts, text) VALUES (?, ?, ?, ?)",
                      [(u, s, t.timestamp(), text) for u, s, t, text in prompts])
     _insert(conn, [
-        {"at": at + timedelta(minutes=5), "input": 300_000, "output": 2_000},  # turn 1: a summary, so Haiku
+        {"at": at + timedelta(minutes=5), "input": 80_000, "output": 2_000},  # turn 1: a summary, so Haiku
         {"at": at + timedelta(minutes=65), "input": 10_000, "output": 3_000, "model": "claude-sonnet-5-5"},
         {"at": at + timedelta(minutes=70), "input": 50_000, "session": "s2"},  # no prompt known: as it was
     ])
     report = _report(conn, "2026-11-18", "2026-11-18", "UTC", "model")
     haiku, opus = CATALOG.get("haiku"), CATALOG.get("opus")
-    expected = (CATALOG.cost(haiku.id, Usage(300_000, 2_000)) + CATALOG.cost(opus.id, Usage(10_000, 3_000))
+    expected = (CATALOG.cost(haiku.id, Usage(80_000, 2_000)) + CATALOG.cost(opus.id, Usage(10_000, 3_000))
                 + CATALOG.cost("claude-opus-5-5", Usage(50_000, 10)))
     what_if = report["what_if"]
     assert abs(what_if["as_routed_usd"] - expected) < 1e-6
