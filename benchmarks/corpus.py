@@ -1,7 +1,8 @@
 """Generate Claude Code-like transcripts with known totals.
 
-Shaped like the real 2.1.328 transcripts in tests/data: one line per content block of a response
-(each repeating message.id, requestId and usage), subagent files under <session>/subagents, resumed
+Shaped like the real 2.1.328 transcripts in tests/data: a prompt followed by several responses (tool
+calls) seconds apart, one line per content block of a response (each repeating message.id, requestId and
+usage), subagent files under <session>/subagents, resumed
 sessions that replay earlier lines, cost-state lines, and most bytes in tool results and attachments.
 
     python benchmarks/corpus.py OUT_DIR --size-mb 1000     # a ~1 GB projects folder
@@ -71,10 +72,13 @@ def _session_lines(rng: random.Random, truth: Truth, project: str, session: str,
         common.update(isSidechain=True, agentId=sidechain_agent)
     else:
         common["isSidechain"] = False
-    for _ in range(turns):
-        when += timedelta(seconds=rng.randint(5, 3600))
+    for index in range(turns):
+        # Claude Code's loop: a prompt, then several responses (tool calls) seconds apart; the next prompt
+        # comes minutes later. Subagents run without prompts.
+        new_prompt = not sidechain_agent and (index == 0 or rng.random() < 0.25)
+        when += timedelta(seconds=rng.randint(60, 1800) if new_prompt else rng.randint(2, 40))
         stamp = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
-        if not sidechain_agent:
+        if new_prompt:
             prompt = rng.choice(PROMPTS)
             lines.append(_line({"type": "user", "promptId": f"{rng.getrandbits(64):016x}",
                                 "uuid": f"{rng.getrandbits(128):032x}", "timestamp": stamp, "promptSource": "user",

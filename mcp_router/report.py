@@ -245,11 +245,12 @@ def _as_routed(conn: sqlite3.Connection, start: float, end: float, catalog: Cata
         for session_id, bucket, *tokens, actual, count in conn.execute(
             "SELECT session_id, bucket, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,"
             " cache_creation_1h_tokens, cost_usd, messages FROM usage_rollup WHERE bucket >= ? AND bucket < ?"
-            " AND agent = 'main' AND messages > 0 AND unpriced_messages = 0"
-            " AND session_id IN (SELECT session_id FROM prompts WHERE ts >= ? AND ts < ?)",
-            (start // BUCKET_SECONDS, end // BUCKET_SECONDS, start - 86_400, end),
+            " AND agent = 'main' AND messages > 0 AND unpriced_messages = 0",
+            (start // BUCKET_SECONDS, end // BUCKET_SECONDS),
         ):
-            starts, session_tiers = turns.get(session_id, ([], []))
+            if session_id not in turns:
+                continue
+            starts, session_tiers = turns[session_id]
             first = bisect_right(starts, bucket * BUCKET_SECONDS) - 1  # the turn running as the bucket opens
             last = bisect_right(starts, (bucket + 1) * BUCKET_SECONDS - 1e-6)
             if first < 0:  # part of the bucket comes before the session's first known prompt
