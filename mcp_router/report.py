@@ -224,50 +224,51 @@ def _as_routed(conn: sqlite3.Connection, start: float, end: float, catalog: Cata
     from .routing import Router
 
     router = Router.load(catalog, config, conn)
-    tiers: dict[str, str] = {}
-    turns: dict[str, tuple[list[float], list[str]]] = defaultdict(lambda: ([], []))  # session -> starts, tiers
-    prompt_tiers: list[str] = []
+    ranks: dict[str, int] = {}  # prompt text -> index of its tier in _TIER_ORDER
+    turns: dict[str, tuple[list[float], list[int]]] = defaultdict(lambda: ([], []))  # session -> starts, ranks
+    prompt_ranks: list[int] = []
     for session_id, ts, text in conn.execute(
         "SELECT session_id, ts, text FROM prompts WHERE ts >= ? AND ts < ? ORDER BY session_id, ts",
         (start - 86_400, end),
     ):
-        if text not in tiers:
-            tiers[text] = router.route(text).tier
-        turns[session_id][0].append(ts)
-        turns[session_id][1].append(tiers[text])
+        rank = ranks.get(text)
+        if rank is None:
+            rank = ranks[text] = _TIER_ORDER.index(router.route(text).tier)
+        starts, session_ranks = turns[session_id]
+        starts.append(ts)
+        session_ranks.append(rank)
         if ts >= start:
-            prompt_tiers.append(tiers[text])
-    models = {tier: catalog.get(tier) for tier in ("haiku", "sonnet", "opus")}
+            prompt_ranks.append(rank)
+    rows_by_rank: list[list[tuple[int, ...]]] = [[], [], []]  # the rollup rows each tier takes
+    for session_id, bucket, *numbers in conn.execute(
+        "SELECT session_id, bucket, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,"
+        " cache_creation_1h_tokens, cost_usd, messages FROM usage_rollup WHERE bucket >= ? AND bucket < ?"
+        " AND agent = 'main' AND messages > 0 AND unpriced_messages = 0",
+        (start // BUCKET_SECONDS, end // BUCKET_SECONDS),
+    ) if turns else ():
+        session = turns.get(session_id)
+        if session is None:
+            continue
+        first = bisect_right(session[0], bucket * BUCKET_SECONDS) - 1  # the turn running as the bucket opens
+        if first < 0:  # part of the bucket comes before the session's first known prompt
+            continue
+        last = bisect_right(session[0], (bucket + 1) * BUCKET_SECONDS - 1e-6)
+        rows_by_rank[max(session[1][first:last])].append(numbers)
     covered_usd = routed_usd = 0.0
     responses = 0
-    tokens_by_tier: dict[str, list[int]] = defaultdict(lambda: [0] * 5)
-    if turns:
-        for session_id, bucket, *tokens, actual, count in conn.execute(
-            "SELECT session_id, bucket, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,"
-            " cache_creation_1h_tokens, cost_usd, messages FROM usage_rollup WHERE bucket >= ? AND bucket < ?"
-            " AND agent = 'main' AND messages > 0 AND unpriced_messages = 0",
-            (start // BUCKET_SECONDS, end // BUCKET_SECONDS),
-        ):
-            if session_id not in turns:
-                continue
-            starts, session_tiers = turns[session_id]
-            first = bisect_right(starts, bucket * BUCKET_SECONDS) - 1  # the turn running as the bucket opens
-            last = bisect_right(starts, (bucket + 1) * BUCKET_SECONDS - 1e-6)
-            if first < 0:  # part of the bucket comes before the session's first known prompt
-                continue
-            tier_tokens = tokens_by_tier[max(session_tiers[first:last], key=_TIER_ORDER.index)]
-            for position, value in enumerate(tokens):
-                tier_tokens[position] += value
-            covered_usd += actual
-            responses += count
-        for tier, (inputs, outputs, reads, writes, writes_1h) in tokens_by_tier.items():
-            # Summed usage: base rates, since the long-prompt switch is per request.
-            base_rates = replace(models[tier], long_prompt=None)
-            routed_usd += cost_usd(base_rates, Usage(inputs, outputs, reads, writes, writes_1h))
+    for rank, rows in enumerate(rows_by_rank):
+        if not rows:
+            continue
+        inputs, outputs, reads, writes, writes_1h, actual, count = (sum(column) for column in zip(*rows, strict=True))
+        # Summed usage: base rates, since the long-prompt switch is per request.
+        base_rates = replace(catalog.get(_TIER_ORDER[rank]), long_prompt=None)
+        routed_usd += cost_usd(base_rates, Usage(inputs, outputs, reads, writes, writes_1h))
+        covered_usd += actual
+        responses += count
     return {
         "as_routed_usd": round(actual_usd - covered_usd + routed_usd, 6),
-        "as_routed": {"prompts": len(prompt_tiers), "responses": responses,
-                      "prompts_by_tier": {t: prompt_tiers.count(t) for t in models}},
+        "as_routed": {"prompts": len(prompt_ranks), "responses": responses,
+                      "prompts_by_tier": {tier: prompt_ranks.count(rank) for rank, tier in enumerate(_TIER_ORDER)}},
     }
 
 
