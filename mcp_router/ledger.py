@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .pricing import Catalog, Usage
 from .store import USAGE_COLUMNS, upsert_usage
@@ -103,8 +103,7 @@ def ingest_file(conn: sqlite3.Connection, path: Path, catalog: Catalog) -> Inges
     return _ingest(conn, [Path(path)], catalog, None, 0)
 
 
-@dataclass(frozen=True)
-class _FileTask:
+class _FileTask(NamedTuple):
     """One file's new bytes: where to start reading and what the file looked like when listed."""
 
     path: Path
@@ -116,8 +115,7 @@ class _FileTask:
     mtime: float
 
 
-@dataclass
-class _Chunk:
+class _Chunk(NamedTuple):
     """The parsed complete lines of one read of a file."""
 
     end_offset: int
@@ -130,8 +128,7 @@ class _Chunk:
     responses: int
 
 
-@dataclass
-class _ParsedFile:
+class _ParsedFile(NamedTuple):
     task: _FileTask
     session_id: str
     project: str
@@ -243,8 +240,7 @@ def _init_worker(catalog: Catalog, loads: Callable[[bytes], Any]) -> None:
 def _parse_file_in_worker(task: _FileTask) -> _ParsedFile:
     assert _worker_args is not None
     parsed = _parse_file(task, *_worker_args)
-    parsed.chunks = list(parsed.chunks)
-    return parsed
+    return parsed._replace(chunks=list(parsed.chunks))
 
 
 def _parse_file(task: _FileTask, catalog: Catalog, loads: Callable[[bytes], Any]) -> _ParsedFile:
@@ -318,15 +314,14 @@ def _beats(event: UsageEvent, kept: UsageEvent) -> bool:
         event.total_tokens == kept.total_tokens and event.is_sidechain < kept.is_sidechain)
 
 
-@dataclass
 class _RowMaker:
-    catalog: Catalog
-    source_file: str
-    project: str
-    session_id: str
-    agent_type: str | None
-    tool_names: dict[str, str] = field(default_factory=dict)
-    models: dict[str, str] = field(default_factory=dict)
+    """Usage and tool-result rows for one file, remembering its tool names and resolved model names."""
+
+    def __init__(self, catalog: Catalog, source_file: str, project: str, session_id: str, agent_type: str | None):
+        self.catalog, self.source_file, self.project = catalog, source_file, project
+        self.session_id, self.agent_type = session_id, agent_type
+        self.tool_names: dict[str, str] = {}
+        self.models: dict[str, str] = {}
 
     def usage_row(self, event: UsageEvent, line_no: int) -> tuple[Any, ...]:
         model = self.models.get(event.raw_model)
