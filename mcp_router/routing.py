@@ -1,13 +1,21 @@
 """Routing: the cheapest adequate tier (haiku / sonnet / opus) for a task, with the reason.
 
-The policy is data (``data/routing.toml``): categories with a tier and the regular expressions that
-signal them, plus escalation signals for scope, difficulty and stakes. A task goes to the category
-whose signals weigh most (ties go to the higher tier: under-routing costs more than over-routing);
-then scope or difficulty ("across services", "intermittent") or an explicit request for quality moves
-it to Opus, and stakes ("production", "customer data") move it up one tier. A signal just after a
-negation ("don't refactor") does not count. The context must fit the model's window; if it does not,
-the next tier whose window fits is chosen. Users override a category's tier in config
-(``[routing]``); feedback promotions live in the ``category_overrides`` table.
+The policy is data (``data/routing.toml``). Deciding is two steps, both plain regular expressions, so a
+decision takes well under a millisecond and needs no network and no model:
+
+1. What is asked for: every category's signals are weighed against the request (a signal just after a
+   negation such as "don't" does not count; one at the very start, the main verb, counts one more) and
+   the heaviest category wins; a tie goes to the higher tier, because under-routing costs more.
+2. What it touches and what is at stake: a task that needs thought (building, fixing, judging) and
+   touches a sensitive topic becomes that topic's category (writing auth code is security work);
+   difficulty or scope ("intermittent", "across 9 services") makes it non-obvious debugging; stakes the
+   user names, or an explicit request for the best model, send it to Opus; "production" moves it up one
+   tier. A mechanical task (look up, summarise, convert, extract, label, boilerplate) keeps its tier
+   whatever it touches, except that a very large input needs Sonnet.
+
+The context must fit the model's window; if it does not, the next tier whose window fits is chosen.
+Users override a category's tier in config (``[routing]``); feedback promotions live in the
+``category_overrides`` table.
 """
 
 from __future__ import annotations
@@ -23,7 +31,6 @@ from .config import TIERS, Config
 from .pricing import Catalog, Usage
 
 TYPICAL_OUTPUT_TOKENS = 1000
-_NEGATION_WINDOW = 24
 
 
 @dataclass(frozen=True)
@@ -40,10 +47,32 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class _Signal:
+    pattern: re.Pattern[str]
+    weight: int
+
+
+@dataclass(frozen=True)
 class _Category:
     name: str
     tier: str
+    kind: str
+    signals: tuple[_Signal, ...]
+
+    @property
+    def mechanical(self) -> bool:
+        return self.kind == "mechanical"
+
+
+@dataclass(frozen=True)
+class _Topic:
+    to: str
+    sources: frozenset[str]
     signals: tuple[re.Pattern[str], ...]
+
+
+def _compile(patterns: list[str]) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(p, re.I) for p in patterns)
 
 
 class Router:
@@ -51,15 +80,21 @@ class Router:
         self.catalog = catalog
         overrides = overrides or {}
         self.categories = [
-            _Category(name, overrides.get(name, spec["tier"]), tuple(re.compile(s, re.I) for s in spec["signals"]))
+            _Category(name, overrides.get(name, spec["tier"]), spec["kind"],
+                      tuple(_Signal(re.compile(s["re"], re.I), s["w"]) for s in spec["signals"]))
             for name, spec in policy["categories"].items()
         ]
         self.by_name = {c.name: c for c in self.categories}
         self.default = self.by_name[policy["default_category"]]
+        self.filler = re.compile(policy["filler"], re.I)
+        self.topics = [_Topic(t["to"], frozenset(t["from"]), _compile(t["signals"])) for t in policy["topics"]]
         escalation = policy["escalation"]
-        self.to_opus = tuple(re.compile(s, re.I) for s in escalation["opus"])
-        self.up_one = tuple(re.compile(s, re.I) for s in escalation["up_one"])
-        self.negations = tuple(escalation["negations"])
+        self.difficulty, self.scope = _compile(escalation["difficulty"]), _compile(escalation["scope"])
+        self.stakes, self.up_one = _compile(escalation["stakes"]), _compile(escalation["up_one"])
+        self.size, self.explicit = _compile(escalation["size"]), _compile(escalation["explicit"])
+        # A negation reaches the next three words, not past a comma: "don't refactor, just reformat".
+        self.negation = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in escalation["negations"]) + r")\b +"
+                                   r"(?:[\w'-]+ +){0,3}$", re.I)
 
     @classmethod
     def load(cls, catalog: Catalog, config: Config, conn: sqlite3.Connection | None = None) -> Router:
@@ -73,37 +108,64 @@ class Router:
             overrides.update({row[0]: row[1] for row in conn.execute("SELECT category, tier FROM category_overrides")})
         return cls(catalog, policy, overrides)
 
-    def classify(self, task: str) -> tuple[_Category, list[str]]:
-        """The best-matching category and the text of the signals that matched."""
-        best, best_score, best_hits = self.default, 0, []
+    def classify(self, task: str) -> tuple[_Category, list[str], float]:
+        """What the task asks for: the heaviest category, the text of its signals and the runner-up margin."""
+        text = self.filler.sub("", task.strip(), count=1)
+        scored = []
         for category in self.categories:
-            hits = [m.group(0) for p in category.signals for m in [self._match(p, task)] if m]
-            score = len(hits)
-            if score > best_score or (score == best_score and score and _rank(category.tier) > _rank(best.tier)):
-                best, best_score, best_hits = category, score, hits
-        return best, best_hits
+            score, hits = 0, []
+            for signal in category.signals:
+                match = self._match(signal.pattern, text)
+                if match:
+                    score += signal.weight + (1 if match.start() == 0 else 0)
+                    hits.append(match.group(0))
+            if score:
+                scored.append((score, _rank(category.tier), category, hits))
+        if not scored:
+            return self.default, [], 0.0
+        scored.sort(key=lambda entry: (entry[0], entry[1]), reverse=True)
+        best_score, _, best, hits = scored[0]
+        runner_up = scored[1][0] if len(scored) > 1 else 0
+        return best, hits, (best_score - runner_up) / best_score
 
     def route(self, task: str, context_tokens: int = 0) -> Decision:
         if context_tokens < 0:
             raise ValueError("context_tokens must be 0 or more")
-        category, hits = self.classify(task)
-        tier = category.tier
+        category, hits, margin = self.classify(task)
         reasons = [f"looks like {category.name.replace('_', ' ')}"
                    + (f" ({', '.join(repr(h) for h in hits[:2])})" if hits else " (no strong signal)")]
-        opus = [m.group(0) for p in self.to_opus for m in [self._match(p, task)] if m]
-        stakes = [m.group(0) for p in self.up_one for m in [self._match(p, task)] if m]
-        if opus and tier != "opus":
+        for topic in self.topics:
+            if category.name in topic.sources and (hit := self._first(topic.signals, task)):
+                category = self.by_name[topic.to]
+                reasons.append(f"it touches {hit!r}: {topic.to.replace('_', ' ')}")
+                break
+        tier = category.tier
+        if explicit := self._first(self.explicit, task):
             tier = "opus"
-            reasons.append(f"scope, difficulty or an explicit quality request ({opus[0]!r}) needs Opus")
-        elif stakes and tier != "opus":
-            tier = TIERS[_rank(tier) + 1]
-            reasons.append(f"stakes ({stakes[0]!r}) move it up one tier")
+            reasons.append(f"an explicit request for quality ({explicit!r})")
+        elif category.mechanical:
+            if (big := self._first(self.size, task)) and _rank(tier) < _rank("sonnet"):
+                tier = "sonnet"
+                reasons.append(f"a large input ({big!r}) needs Sonnet")
+        elif tier != "opus":
+            hard = self._first(self.difficulty, task) or self._first(self.scope, task)
+            stakes = self._first(self.stakes, task)
+            if hard:
+                category = self.by_name["hard_debugging"] if category.kind in ("build", "judge") else category
+                tier = "opus"
+                reasons.append(f"difficulty or scope ({hard!r}) needs Opus")
+            elif stakes:
+                tier = "opus"
+                reasons.append(f"the stakes ({stakes!r}) need Opus")
+            elif up_one := self._first(self.up_one, task):
+                tier = TIERS[_rank(tier) + 1]
+                reasons.append(f"stakes ({up_one!r}) move it up one tier")
         tier, window_note = self._fit_window(tier, context_tokens)
         if window_note:
             reasons.append(window_note)
         model = self.catalog.get(tier)
         prompt_tokens = context_tokens + len(task) // 4
-        confidence = 0.4 if not hits else min(0.95, 0.6 + 0.1 * len(hits) + (0.1 if opus or stakes else 0))
+        confidence = 0.4 if not hits else min(0.95, 0.55 + 0.4 * margin)
         return Decision(
             tier=tier, model=model.id, category=category.name, reason="; ".join(reasons) + ".",
             confidence=round(confidence, 2),
@@ -118,10 +180,16 @@ class Router:
                 return candidate, note
         return tier, f"{context_tokens:,} tokens exceed every model's window: split the input"
 
+    def _first(self, patterns: tuple[re.Pattern[str], ...], text: str) -> str | None:
+        for pattern in patterns:
+            if match := self._match(pattern, text):
+                return match.group(0)
+        return None
+
     def _match(self, pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+        """The first match not just after a negation ("don't refactor" does not ask for a refactor)."""
         for match in pattern.finditer(text):
-            before = text[max(0, match.start() - _NEGATION_WINDOW):match.start()].lower()
-            if not any(re.search(rf"\b{re.escape(n)}\b", before) for n in self.negations):
+            if not self.negation.search(text, max(0, match.start() - 40), match.start()):
                 return match
         return None
 

@@ -31,7 +31,11 @@ ROUTER = Router.load(CATALOG, Config.load())
         ("find the intermittent deadlock in the worker pool", "opus"),
         ("design the sharding strategy for the events table, trade-offs please", "opus"),
         ("review the oauth token refresh flow", "opus"),
-        ("summarize the production logs", "sonnet"),  # stakes: one tier up
+        ("summarize the production logs", "haiku"),  # decoy: a summary of production logs is still a summary
+        ("fix the retry bug in the production sync job", "opus"),  # stakes: one tier up from Sonnet
+        ("from this stack trace of the intermittent deadlock, pull out the thread names", "haiku"),  # decoy
+        ("explain how the jwt validation works", "sonnet"),  # explaining auth code is not writing it
+        ("implement the oauth2 PKCE flow for the mobile login", "opus"),  # writing auth code is
         ("don't refactor anything, just reformat utils.py", "haiku"),  # negation
         ("reformat utils.py, use opus", "opus"),  # explicit quality request
     ],

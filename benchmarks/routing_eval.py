@@ -1,0 +1,112 @@
+"""Routing accuracy on the evaluation set (tests/data/routing_eval.jsonl), through `mcp-router route --batch`.
+
+    python benchmarks/routing_eval.py [--set tests/data/routing_eval.jsonl] [--misses]
+
+For each part (tune: the requests the rules were written against; heldout: written blind by someone who
+never saw the rules, and committed before any tuning) it prints accuracy, the confusion matrix, and
+under-routing (a task sent to a cheaper tier than it needs). The router runs on an empty database, so no
+feedback promotion or user override changes the answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TIERS = ("haiku", "sonnet", "opus")
+
+
+@dataclass
+class PartResult:
+    name: str
+    total: int = 0
+    correct: int = 0
+    confusion: Counter[tuple[str, str]] = field(default_factory=Counter)  # (expected, routed) -> count
+    decoys: int = 0
+    decoys_correct: int = 0
+    misses: list[tuple[dict, dict]] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total if self.total else 0.0
+
+    @property
+    def under_routed(self) -> int:
+        return sum(n for (want, got), n in self.confusion.items() if TIERS.index(got) < TIERS.index(want))
+
+    @property
+    def opus_to_haiku(self) -> int:
+        return self.confusion[("opus", "haiku")]
+
+    @property
+    def haiku_to_opus_share(self) -> float:
+        haiku = sum(n for (want, _), n in self.confusion.items() if want == "haiku")
+        return self.confusion[("haiku", "opus")] / haiku if haiku else 0.0
+
+
+def evaluate(items: list[dict]) -> dict[str, PartResult]:
+    """Route every item with `mcp-router route --batch` and score it per part."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "HOME": tmp, "XDG_CONFIG_HOME": tmp, "XDG_DATA_HOME": tmp,
+               "MCP_ROUTER_DB": str(Path(tmp) / "usage.db")}
+        batch = "".join(json.dumps({"task": i["task"], "context_tokens": i.get("context_tokens", 0)}) + "\n"
+                        for i in items)
+        done = subprocess.run([sys.executable, "-m", "mcp_router", "route", "--batch", "-"], input=batch,
+                              capture_output=True, text=True, env=env, check=True)
+    decisions = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(decisions) == len(items), done.stderr
+    parts: dict[str, PartResult] = {}
+    for item, decision in zip(items, decisions, strict=True):
+        part = parts.setdefault(item["split"], PartResult(item["split"]))
+        want, got = item["expected_tier"], decision["tier"]
+        part.total += 1
+        part.confusion[(want, got)] += 1
+        part.decoys += bool(item.get("decoy"))
+        if want == got:
+            part.correct += 1
+            part.decoys_correct += bool(item.get("decoy"))
+        else:
+            part.misses.append((item, decision))
+    return parts
+
+
+def load(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def report(part: PartResult, show_misses: bool) -> str:
+    lines = [f"{part.name}: {part.total} requests ({part.decoys} decoys)",
+             f"  accuracy {part.accuracy:.1%} ({part.correct}/{part.total}); decoys"
+             f" {part.decoys_correct}/{part.decoys}",
+             f"  under-routed {part.under_routed}; opus->haiku {part.opus_to_haiku};"
+             f" haiku->opus {part.haiku_to_opus_share:.1%} of haiku tasks",
+             "  expected \\ routed   haiku  sonnet    opus"]
+    for want in TIERS:
+        lines.append(f"  {want:18s}" + "".join(f"{part.confusion[(want, got)]:8d}" for got in TIERS))
+    if show_misses:
+        lines += [f"  miss: want {i['expected_tier']:6s} got {d['tier']:6s} ({d['category']}) {i['task']}"
+                  for i, d in part.misses]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", type=Path, default=ROOT / "tests" / "data" / "routing_eval.jsonl")
+    parser.add_argument("--misses", action="store_true", help="list every misrouted request")
+    args = parser.parse_args()
+    parts = evaluate(load(args.set))
+    for name in ("tune", "heldout"):
+        if name in parts:
+            print(report(parts[name], args.misses))
+
+
+if __name__ == "__main__":
+    main()
