@@ -92,6 +92,7 @@ class Router:
         self.difficulty, self.scope = _compile(escalation["difficulty"]), _compile(escalation["scope"])
         self.stakes, self.up_one = _compile(escalation["stakes"]), _compile(escalation["up_one"])
         self.size, self.explicit = _compile(escalation["size"]), _compile(escalation["explicit"])
+        self.known_cause = _compile(escalation["known_cause"])
         # A negation reaches the next three words, not past a comma: "don't refactor, just reformat".
         self.negation = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in escalation["negations"]) + r")\b +"
                                    r"(?:[\w'-]+ +){0,3}$", re.I)
@@ -148,7 +149,8 @@ class Router:
                 tier = "sonnet"
                 reasons.append(f"a large input ({big!r}) needs Sonnet")
         elif tier != "opus":
-            hard = self._first(self.difficulty, task) or self._first(self.scope, task)
+            hard = None if self._first(self.known_cause, task) else (
+                self._first(self.difficulty, task) or self._first(self.scope, task))
             stakes = self._first(self.stakes, task)
             if hard:
                 category = self.by_name["hard_debugging"] if category.kind in ("build", "judge") else category
