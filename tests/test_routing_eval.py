@@ -1,0 +1,46 @@
+"""The router against the evaluation set: at least 240 requests as developers type them, a third of them
+decoys, and a held-out part written blind by someone who never saw the rules, committed after the rules
+were frozen and before it was scored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.routing_eval import evaluate, load
+
+EVAL_SET = Path(__file__).parent / "data" / "routing_eval.jsonl"
+
+
+@pytest.fixture(scope="module")
+def parts():
+    return evaluate(load(EVAL_SET))
+
+
+def test_the_evaluation_set_is_big_enough_and_hard_enough() -> None:
+    items = load(EVAL_SET)
+    assert len(items) >= 240
+    assert sum(bool(i["decoy"]) for i in items) >= len(items) / 3
+    assert sum(i["split"] == "heldout" for i in items) >= 80
+    assert len({i["task"] for i in items}) == len(items)
+    assert {i["expected_tier"] for i in items} == {"haiku", "sonnet", "opus"}
+
+
+@pytest.mark.xfail(strict=True, reason="issue #6 target not met: held-out accuracy 87.5% with 2 Opus tasks sent to"
+                   " Haiku (benchmarks/README.md); strict, so reaching it makes this test fail until the mark goes")
+def test_held_out_accuracy_and_no_dangerous_misroutes(parts) -> None:
+    heldout = parts["heldout"]
+    assert heldout.accuracy >= 0.90, [(i["task"], d["tier"]) for i, d in heldout.misses]
+    assert heldout.opus_to_haiku == 0
+    assert heldout.haiku_to_opus_share <= 0.05
+
+
+def test_held_out_figures_do_not_regress(parts) -> None:
+    heldout = parts["heldout"]
+    assert heldout.accuracy >= 0.875 and heldout.opus_to_haiku <= 2 and heldout.haiku_to_opus_share <= 0.05
+
+
+def test_tuning_part_accuracy(parts) -> None:
+    tune = parts["tune"]
+    assert tune.accuracy >= 0.95 and tune.opus_to_haiku == 0
