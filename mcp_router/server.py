@@ -130,7 +130,7 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
 
         db = conn()
         try:
-            category = router(db).classify(task)[0].name
+            category = router(db).classify(task).category.name
             result = Delegator(db, config, catalog, workdir).delegate(
                 task, paths, content, max_tokens, model, category=category)
             return DelegationResult(**result)

@@ -9,11 +9,12 @@ from hypothesis import strategies as st
 from mcp_router import feedback
 from mcp_router.config import Config
 from mcp_router.pricing import Catalog
-from mcp_router.routing import Router
+from mcp_router.routing import Router, load_policy
 from mcp_router.store import connect
 
 CATALOG = Catalog.load()
 ROUTER = Router.load(CATALOG, Config.load())
+POLICY, EXAMPLES = load_policy()
 
 
 @pytest.mark.parametrize(
@@ -48,11 +49,19 @@ def test_route_tiers(task: str, tier: str) -> None:
 
 
 def test_context_beyond_the_window_moves_to_a_tier_that_fits() -> None:
-    catalog = Catalog.load({"models": {"claude-haiku-5-5": {"context_window": 200_000}}})
+    catalog = Catalog.load({"models": {"claude-haiku-5-5": {"context_window": 100_000}}})
     router = Router.load(catalog, Config.load())
-    assert router.route("summarize this log", context_tokens=150_000).tier == "haiku"
-    decision = router.route("summarize this log", context_tokens=300_000)
+    assert router.route("summarize this log", context_tokens=90_000).tier == "haiku"
+    decision = router.route("summarize this log", context_tokens=150_000)
     assert decision.tier == "sonnet" and "exceed haiku's window" in decision.reason
+
+
+def test_a_mechanical_task_over_a_large_context_needs_sonnet() -> None:
+    assert ROUTER.route("summarize this log", context_tokens=199_999).tier == "haiku"
+    decision = ROUTER.route("summarize this log", context_tokens=200_000)
+    assert decision.tier == "sonnet" and "a large input ('200,000 tokens')" in decision.reason
+    assert ROUTER.route("refactor report.py", context_tokens=200_000).tier == "sonnet"  # not raised twice
+    assert ROUTER.route("summarize this log", context_tokens=2_000_000).reason.endswith("split the input.")
 
 
 def test_config_and_database_overrides(db_path: Path) -> None:
@@ -63,6 +72,34 @@ def test_config_and_database_overrides(db_path: Path) -> None:
     assert Router.load(CATALOG, Config.load(), conn).route("convert data.csv to json").tier == "opus"
     with pytest.raises(ValueError, match="routing.summaries: unknown category"):
         Router.load(CATALOG, Config(routing={"summaries": "opus"}))
+
+
+def test_examples_teach_the_router_phrasing_that_no_signal_names() -> None:
+    assert ROUTER.route("zorble frobnicator").category == "implement_feature"  # nothing known: the default
+    router = Router(CATALOG, POLICY, EXAMPLES + [("zorble the frobnicator", "hard_debugging")] * 3)
+    decision = router.route("zorble frobnicator")
+    assert (decision.tier, decision.category) == ("opus", "hard_debugging")
+    assert "'zorble'" in decision.reason or "'frobnicator'" in decision.reason
+
+
+def test_a_close_call_between_haiku_and_opus_work_goes_to_sonnet() -> None:
+    router = Router(CATALOG, POLICY, EXAMPLES + [("qux quux", "summarize"), ("qux quux", "research")] * 20)
+    decision = router.route("qux quux minutes")  # the examples tie; the signal "minutes" tips it to summarize
+    assert decision.tier == "sonnet" and decision.category == "summarize"
+    assert "could also be research" in decision.reason
+
+
+def test_a_strong_opus_signal_keeps_a_mechanical_reading_off_haiku() -> None:
+    router = Router(CATALOG, POLICY, EXAMPLES + [("summarize the literature on this", "summarize")] * 5)
+    decision = router.route("literature on crdt editors, summarize it")  # 'literature' first: weighs 5
+    assert decision.tier == "sonnet" and "could also be research" in decision.reason
+    assert router.route("summarize it").tier == "haiku"
+
+
+def test_a_topic_needs_support_from_the_reading() -> None:
+    assert ROUTER.route("the checkout button on mobile is hidden behind the footer, fix it").tier == "sonnet"
+    decision = ROUTER.route("implement partial refunds in payments/stripe_client.py")
+    assert (decision.tier, decision.category) == ("opus", "security")
 
 
 @given(st.text(max_size=300), st.integers(0, 3_000_000))
