@@ -145,9 +145,11 @@ def _ingest(
     tasks = _pending(conn, paths)
     new_bytes = sum(task.size - task.offset for task in tasks)
     bulk = new_bytes >= BULK_MIN_BYTES
-    if bulk:  # dirty pages stay in memory instead of going to the WAL, and to the file, again and again
+    # Dirty pages stay in memory until the commit instead of spilling to the WAL again and again. The WAL
+    # keeps SQLite's checkpoint interval: checkpoints then copy and sync while the workers parse, not all at
+    # once when the connection closes.
+    if bulk:
         conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
-        conn.execute(f"PRAGMA wal_autocheckpoint = {BULK_CACHE_KIB // 4}")
     if workers is None:
         workers = _cpu_count() if bulk and len(tasks) > 1 else 0
     done = {task.path for task in tasks}
@@ -221,12 +223,18 @@ def _parse_all(
             yield _parse_file(task, catalog, loads)
         return
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     # fork starts workers at once and needs no importable __main__; callers must not be running threads
     # (the CLI's progress bar refreshes by hand for this). Elsewhere fork is unsafe and spawn is the default.
+    # Not multiprocessing.Pool: its worker-handler thread spins while results wait to be read, taking CPU
+    # and the GIL from this process, which writes the rows.
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    with context.Pool(workers, initializer=_init_worker, initargs=(catalog, loads)) as pool:
-        yield from pool.imap(_parse_file_in_worker, tasks, chunksize=4)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(catalog, loads))
+    try:
+        yield from pool.map(_parse_file_in_worker, tasks, chunksize=4)
+    finally:
+        pool.shutdown(cancel_futures=True)  # on an error, do not parse the files left
 
 
 _worker_args: tuple[Catalog, Callable[[bytes], Any]] | None = None
@@ -235,6 +243,8 @@ _worker_args: tuple[Catalog, Callable[[bytes], Any]] | None = None
 def _init_worker(catalog: Catalog, loads: Callable[[bytes], Any]) -> None:
     global _worker_args
     _worker_args = (catalog, loads)
+    if hasattr(os, "nice"):
+        os.nice(10)  # the process writing the rows sets the pace: parsing takes the CPU it leaves
 
 
 def _parse_file_in_worker(task: _FileTask) -> _ParsedFile:
