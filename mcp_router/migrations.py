@@ -236,3 +236,11 @@ def m004_drop_usage_indexes_reports_do_not_use(db: Database) -> None:
     # fewer to keep up is a tenth of a bulk ingest.
     db.execute("DROP INDEX IF EXISTS idx_usage_events_ts")
     db.execute("DROP INDEX IF EXISTS idx_usage_events_session_id")
+
+
+@MIGRATIONS()
+def m005_index_tool_result_sizes_by_time(db: Database) -> None:
+    # The report sums the size of the main chain's tool results over its period: with the size and the chain
+    # in the time index, that is a scan of the index alone, not a table lookup per tool result.
+    db.execute("DROP INDEX IF EXISTS idx_tool_results_ts")
+    db.table("tool_results").create_index(["ts", "is_sidechain", "content_chars"])

@@ -1,33 +1,39 @@
 """The usage report: where the money went, what delegation saved, what to change.
 
 ``build_report`` returns the JSON document of DESIGN.md; ``render`` turns it into a table, CSV,
-Markdown or HTML. Aggregation happens in SQL by 15-minute UTC bucket (every real UTC offset is a
-multiple of 15 minutes) plus the other keys; buckets are then mapped to local days, weeks and months
-with zoneinfo, so day boundaries are right in any time zone, across DST changes too, and a million
-rows take a single indexed scan.
+Markdown or HTML. Aggregation happens in SQL over the 15-minute UTC buckets of ``usage_rollup`` (every
+real UTC offset is a multiple of 15 minutes): zoneinfo maps the buckets to local days, so day boundaries
+are right in any time zone, across DST changes too, and each local day is one indexed range scan summed
+by the other keys; days then roll up into weeks and months. A million rows never reach Python.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import sqlite3
+import threading
 from bisect import bisect_right
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from functools import cache
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .budget import status as budget_status
 from .config import Config
 from .feedback import category_quality
 from .pricing import Catalog, Usage, cost_usd, format_usd
+from .store import connect
 
 GROUP_KEYS = ("day", "week", "month", "model", "project", "session", "agent", "branch")
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 BUCKET_SECONDS = 900
 _TIER_ORDER = ("haiku", "sonnet", "opus")
+PROMPT_LOOKBACK_SECONDS = 86_400  # a turn begun the day before the period still prices its first responses
 CHARS_PER_TOKEN = 4
 _SQL_KEYS = {"model": "model", "project": "project", "session": "session_id", "agent": "agent", "branch": "branch"}
 
@@ -93,16 +99,14 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
     sql_keys = [k for k in spec.group_by if k in _SQL_KEYS]
     if "model" not in sql_keys:
         sql_keys.append("model")  # cost by model, cache savings and what-if need it
-    select_keys = ", ".join(f"r.{_SQL_KEYS[k]}" for k in sql_keys)
-    _load_bucket_days(conn, int(start // BUCKET_SECONDS), int(end // BUCKET_SECONDS), zone)
-    rows = conn.execute(
-        f"SELECT b.day, {select_keys},"
-        " SUM(r.input_tokens), SUM(r.output_tokens), SUM(r.cache_creation_tokens), SUM(r.cache_read_tokens),"
-        " TOTAL(r.cost_usd), SUM(r.messages), SUM(r.unpriced_messages), SUM(r.cache_creation_1h_tokens)"
-        " FROM usage_rollup r JOIN temp.report_days b ON r.bucket = b.bucket"
-        f" WHERE r.bucket >= ? AND r.bucket < ? AND r.messages > 0 GROUP BY b.day, {select_keys}",
-        (start // BUCKET_SECONDS, end // BUCKET_SECONDS),
-    ).fetchall()
+    select_keys = ", ".join(_SQL_KEYS[k] for k in sql_keys)
+    prompt_ranks = _rank_prompts(conn, start, end, catalog, config)
+    runs = _day_runs(int(start // BUCKET_SECONDS), int(end // BUCKET_SECONDS), zone)
+    rows = [(day, *row) for day, first, stop in runs for row in conn.execute(
+        f"SELECT {select_keys}, SUM(input_tokens), SUM(output_tokens), SUM(cache_creation_tokens),"
+        " SUM(cache_read_tokens), TOTAL(cost_usd), SUM(messages), SUM(unpriced_messages),"
+        " SUM(cache_creation_1h_tokens) FROM usage_rollup"
+        f" WHERE bucket >= ? AND bucket < ? AND messages > 0 GROUP BY {select_keys}", (first, stop))]
     totals = _empty_totals()
     groups: dict[tuple, dict[str, Any]] = {}
     by_model: dict[str, dict[str, Any]] = defaultdict(lambda: {**_empty_totals(), "cache_creation_1h_tokens": 0})
@@ -133,6 +137,13 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
         group["cost_usd"] = round(group["cost_usd"], 9)
         group["share"] = round(group["cost_usd"] / totals["cost_usd"], 4) if totals["cost_usd"] else 0.0
     totals["cost_usd"] = round(totals["cost_usd"], 9)
+    days = _days(spec.since, spec.until)
+    # Everything else first: the as-routed what-if waits for the prompts' ranks.
+    turns = _turns(conn, start, end)
+    spans = _bucket_turns(conn, start, end, turns)
+    top_sessions, delegations = _top_sessions(conn, start, end), _delegations(conn, start, end, zone, days)
+    budget, feedback = _budget(conn, config, now), category_quality(conn)
+    recommendations = _recommendations(conn, start, end, catalog, config)
     return {
         "since": spec.since.isoformat(), "until": spec.until.isoformat(), "timezone": spec.timezone,
         "group_by": list(spec.group_by),
@@ -140,25 +151,29 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
         "groups": ordered_groups,
         "unpriced_models": dict(unpriced),
         "daily": [{"day": d, "cost_by_model": {m: round(c, 9) for m, c in by_day.get(d, {}).items()}}
-                  for d in _days(spec.since, spec.until)],
-        "top_sessions": _top_sessions(conn, start, end),
+                  for d in days],
+        "top_sessions": top_sessions,
         "cache": _cache_efficiency(by_model, catalog),
         "what_if": {**_what_if(by_model, catalog, totals),
-                    **_as_routed(conn, start, end, catalog, config, totals["cost_usd"])},
-        "delegations": _delegations(conn, start, end, zone, _days(spec.since, spec.until)),
-        "budget": _budget(conn, config, now),
-        "feedback": category_quality(conn),
-        "recommendations": _recommendations(conn, start, end, catalog, config),
+                    **_as_routed(conn, start, catalog, turns, spans, prompt_ranks(), totals["cost_usd"])},
+        "delegations": delegations,
+        "budget": budget,
+        "feedback": feedback,
+        "recommendations": recommendations,
     }
 
 
-def _load_bucket_days(conn: sqlite3.Connection, first: int, last: int, zone: ZoneInfo) -> None:
-    """A temporary table mapping each 15-minute bucket of the period to its local day."""
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS report_days (bucket INTEGER PRIMARY KEY, day TEXT NOT NULL)")
-    conn.execute("DELETE FROM temp.report_days")
-    conn.executemany("INSERT INTO temp.report_days VALUES (?, ?)", (
-        (bucket, datetime.fromtimestamp(bucket * BUCKET_SECONDS, zone).date().isoformat())
-        for bucket in range(first, last)))
+def _day_runs(first: int, last: int, zone: ZoneInfo) -> list[tuple[str, int, int]]:
+    """The period's 15-minute buckets as runs of consecutive buckets on the same local day: (day, first
+    bucket, bucket after the run). One run a day, unless a clock change crosses midnight backwards."""
+    runs: list[tuple[str, int, int]] = []
+    for bucket in range(first, last):
+        day = datetime.fromtimestamp(bucket * BUCKET_SECONDS, zone).date().isoformat()
+        if runs and runs[-1][0] == day:
+            runs[-1] = (day, runs[-1][1], bucket + 1)
+        else:
+            runs.append((day, bucket, bucket + 1))
+    return runs
 
 
 def _days(since: date, until: date) -> list[str]:
@@ -210,8 +225,54 @@ def _what_if(by_model: dict[str, dict[str, Any]], catalog: Catalog, totals: dict
     return result
 
 
-def _as_routed(conn: sqlite3.Connection, start: float, end: float, catalog: Catalog, config: Config,
-               actual_usd: float) -> dict[str, Any]:
+def _turns(conn: sqlite3.Connection, start: float, end: float) -> dict[str, tuple[list[float], list[str]]]:
+    """Each session's prompts in the period and the day before it: (start times, texts), in time order."""
+    turns: dict[str, tuple[list[float], list[str]]] = defaultdict(lambda: ([], []))
+    for session_id, ts, text in conn.execute(
+        "SELECT session_id, ts, text FROM prompts WHERE ts >= ? AND ts < ? ORDER BY session_id, ts",
+        (start - PROMPT_LOOKBACK_SECONDS, end),
+    ):
+        starts, texts = turns[session_id]
+        starts.append(ts)
+        texts.append(text)
+    return turns
+
+
+def _bucket_turns(conn: sqlite3.Connection, start: float, end: float,
+                  turns: dict[str, tuple[list[float], list[str]]]) -> list[tuple[str, int, int]]:
+    """Copy the period's main-chain, priced rollup rows to ``temp.turn_rows``, each with the turns its bucket
+    holds as an index into the list returned: (session, first turn, turn after the last).
+
+    None of this needs the router, so it runs while the router loads (``_rank_prompts``); ``_as_routed``
+    then only ranks the spans and sums the copied rows by tier, in the order they were read.
+    """
+    spans: dict[tuple[str, int, int], int] = {}
+
+    @cache  # a bucket holds a few rollup rows of its session (one a model, project, branch)
+    def turn_span(session_id: str, bucket: int) -> int | None:
+        session = turns.get(session_id)
+        if session is None:
+            return None
+        first = bisect_right(session[0], bucket * BUCKET_SECONDS) - 1  # the turn running as the bucket opens
+        if first < 0:  # part of the bucket comes before the session's first known prompt
+            return None
+        last = bisect_right(session[0], (bucket + 1) * BUCKET_SECONDS - 1e-6)
+        return spans.setdefault((session_id, first, last), len(spans))
+
+    conn.create_function("turn_span", 2, turn_span, deterministic=True)
+    conn.execute("DROP TABLE IF EXISTS temp.turn_rows")
+    conn.execute(
+        "CREATE TEMP TABLE turn_rows AS SELECT turn_span(session_id, bucket) AS span, input_tokens, output_tokens,"
+        " cache_read_tokens, cache_creation_tokens, cache_creation_1h_tokens, cost_usd, messages FROM usage_rollup"
+        " WHERE bucket >= ? AND bucket < ? AND agent = 'main' AND messages > 0 AND unpriced_messages = 0",
+        (start // BUCKET_SECONDS, end // BUCKET_SECONDS),
+    )
+    return list(spans)
+
+
+def _as_routed(conn: sqlite3.Connection, start: float, catalog: Catalog,
+               turns: dict[str, tuple[list[float], list[str]]], spans: list[tuple[str, int, int]],
+               ranks: dict[str, int], actual_usd: float) -> dict[str, Any]:
     """The same usage with each prompt's responses priced on the tier the router picks for the prompt.
 
     A turn is a main-session prompt and the main-chain responses until the next prompt. It is resolved to
@@ -219,57 +280,81 @@ def _as_routed(conn: sqlite3.Connection, start: float, end: float, catalog: Cata
     main-chain usage goes to the tier of the turns it holds, the highest one where turns of different
     tiers share a bucket (so the estimate never flatters the router). Long-prompt rates and the US-only
     inference multiplier are approximated as in the other what-ifs. Subagent usage, sessions with no
-    recorded prompt and unpriced models keep their cost.
+    recorded prompt and unpriced models keep their cost. ``turns`` and ``spans`` come from ``_turns`` and
+    ``_bucket_turns``; ``ranks``: prompt text -> index of the router's tier in ``_TIER_ORDER``.
     """
-    from .routing import Router
-
-    router = Router.load(catalog, config, conn)
-    ranks: dict[str, int] = {}  # prompt text -> index of its tier in _TIER_ORDER
-    turns: dict[str, tuple[list[float], list[int]]] = defaultdict(lambda: ([], []))  # session -> starts, ranks
-    prompt_ranks: list[int] = []
-    for session_id, ts, text in conn.execute(
-        "SELECT session_id, ts, text FROM prompts WHERE ts >= ? AND ts < ? ORDER BY session_id, ts",
-        (start - 86_400, end),
-    ):
-        rank = ranks.get(text)
-        if rank is None:
-            rank = ranks[text] = _TIER_ORDER.index(router.route(text).tier)
-        starts, session_ranks = turns[session_id]
-        starts.append(ts)
-        session_ranks.append(rank)
-        if ts >= start:
-            prompt_ranks.append(rank)
-    rows_by_rank: list[list[tuple[int, ...]]] = [[], [], []]  # the rollup rows each tier takes
-    for session_id, bucket, *numbers in conn.execute(
-        "SELECT session_id, bucket, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,"
-        " cache_creation_1h_tokens, cost_usd, messages FROM usage_rollup WHERE bucket >= ? AND bucket < ?"
-        " AND agent = 'main' AND messages > 0 AND unpriced_messages = 0",
-        (start // BUCKET_SECONDS, end // BUCKET_SECONDS),
-    ) if turns else ():
-        session = turns.get(session_id)
-        if session is None:
-            continue
-        first = bisect_right(session[0], bucket * BUCKET_SECONDS) - 1  # the turn running as the bucket opens
-        if first < 0:  # part of the bucket comes before the session's first known prompt
-            continue
-        last = bisect_right(session[0], (bucket + 1) * BUCKET_SECONDS - 1e-6)
-        rows_by_rank[max(session[1][first:last])].append(numbers)
+    span_ranks = [max(ranks[text] for text in turns[session][1][first:last]) for session, first, last in spans]
+    prompt_ranks = [ranks[text] for starts, texts in turns.values() for ts, text in zip(starts, texts, strict=True)
+                    if ts >= start]
+    conn.create_function("span_rank", 1, span_ranks.__getitem__, deterministic=True)
     covered_usd = routed_usd = 0.0
     responses = 0
-    for rank, rows in enumerate(rows_by_rank):
-        if not rows:
-            continue
-        inputs, outputs, reads, writes, writes_1h, actual, count = (sum(column) for column in zip(*rows, strict=True))
+    for rank, inputs, outputs, reads, writes, writes_1h, actual, count in conn.execute(
+        "SELECT span_rank(span) AS rank, SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),"
+        " SUM(cache_creation_tokens), SUM(cache_creation_1h_tokens), TOTAL(cost_usd), SUM(messages)"
+        " FROM temp.turn_rows WHERE span IS NOT NULL GROUP BY rank",
+    ) if spans else ():
         # Summed usage: base rates, since the long-prompt switch is per request.
         base_rates = replace(catalog.get(_TIER_ORDER[rank]), long_prompt=None)
         routed_usd += cost_usd(base_rates, Usage(inputs, outputs, reads, writes, writes_1h))
         covered_usd += actual
         responses += count
+    conn.execute("DROP TABLE IF EXISTS temp.turn_rows")
     return {
         "as_routed_usd": round(actual_usd - covered_usd + routed_usd, 6),
         "as_routed": {"prompts": len(prompt_ranks), "responses": responses,
                       "prompts_by_tier": {tier: prompt_ranks.count(rank) for rank, tier in enumerate(_TIER_ORDER)}},
     }
+
+
+def _rank_prompts(conn: sqlite3.Connection, start: float, end: float, catalog: Catalog,
+                  config: Config) -> Callable[[], dict[str, int]]:
+    """Start ranking the period's prompts for ``_as_routed``; returns a function that waits for the ranks.
+
+    Loading the router (compiling its rules, fitting its example model) is tens of milliseconds of pure
+    Python, so a forked child does it while this process sums usage in SQLite. Where fork is missing or
+    unsafe (other threads running), or the child fails, it happens here, so any error is raised here.
+    """
+    texts = [row[0] for row in conn.execute("SELECT DISTINCT text FROM prompts WHERE ts >= ? AND ts < ?",
+                                            (start - PROMPT_LOOKBACK_SECONDS, end))]
+    path = conn.execute("PRAGMA database_list").fetchone()[2]  # "" for an in-memory database
+    if not (texts and path and hasattr(os, "fork") and threading.active_count() == 1):
+        ranks = _rank(texts, catalog, config, conn)
+        return lambda: ranks
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        _rank_in_child(texts, catalog, config, path, write_end)
+    os.close(write_end)
+
+    def wait() -> dict[str, int]:
+        with open(read_end, "rb") as pipe:
+            ranks = pipe.read()
+        if os.waitpid(child, 0)[1] or len(ranks) != len(texts):
+            return _rank(texts, catalog, config, conn)
+        return dict(zip(texts, ranks, strict=True))
+
+    return wait
+
+
+def _rank_in_child(texts: list[str], catalog: Catalog, config: Config, path: str, write_end: int) -> NoReturn:
+    """Write the ranks of ``texts`` as one byte each, then exit without the parent's clean-up (its
+    database connection, buffered output and exit handlers are not the child's to touch)."""
+    status = 1
+    try:
+        ranks = _rank(texts, catalog, config, connect(path, migrate=False))
+        with open(write_end, "wb") as pipe:
+            pipe.write(bytes(ranks[text] for text in texts))
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def _rank(texts: list[str], catalog: Catalog, config: Config, conn: sqlite3.Connection) -> dict[str, int]:
+    from .routing import Router
+
+    router = Router.load(catalog, config, conn)
+    return {text: _TIER_ORDER.index(router.route(text).tier) for text in texts}
 
 
 def _delegations(conn: sqlite3.Connection, start: float, end: float, zone: ZoneInfo,
