@@ -90,10 +90,12 @@ def _features(text: str) -> set[str]:
     """Words, word pairs and the first word; a file path becomes its extension, since names say little."""
     words = []
     for word in _WORD.findall(text.lower()):
-        if (extension := _FILE_EXTENSION.search(word)) and not word[0].isdigit():
+        if "." in word and not word[0].isdigit() and (extension := _FILE_EXTENSION.search(word)):
             words += ["<file>", f"<.{extension.group(1)}>"]
+        elif "/" in word:
+            words.append("<path>")
         else:
-            words.append("<path>" if "/" in word else word.replace("'", ""))
+            words.append(word.replace("'", "") if "'" in word else word)
     features = set(words) | {f"{a} {b}" for a, b in zip(words, words[1:], strict=False)}
     if words:
         features.add(f"^{words[0]}")
