@@ -150,7 +150,7 @@ class _ExampleModel:
 class _Reading(NamedTuple):
     category: _Category
     hits: list[str]
-    share: float
+    margin: float | None  # the best score less the best of another tier's categories; None: nothing known
     rival: _Category | None  # an Opus-tier category that came close, or whose signals alone are strong
     gaps: dict[str, float]  # how far each category's score is below the best one's
 
@@ -170,6 +170,7 @@ class Router:
         self.examples = _ExampleModel(examples, list(self.by_name))
         self.example_weight, self.close_call = policy["example_weight"], policy["close_call"]
         self.topic_support, self.strong_signal = policy["topic_support"], policy["strong_signal"]
+        self.margin_scale = policy["confidence_margin_scale"]
         self.filler = re.compile(policy["filler"], re.I)
         self.topics = [_Topic(t["to"], frozenset(t["from"]), _compile(t["signals"])) for t in policy["topics"]]
         escalation = policy["escalation"]
@@ -196,7 +197,7 @@ class Router:
 
     def classify(self, task: str) -> _Reading:
         """What the task asks for: the category whose signals weigh most once the example model's log
-        posterior is added, what pointed to it, how sure that is (its share of the softmax), and the
+        posterior is added, what pointed to it, how far ahead of every other tier's reading it is, and the
         strongest reading of a higher tier that came within ``close_call`` of it."""
         text = self.filler.sub("", task.strip(), count=1)
         posteriors = self.examples.log_posteriors(text)
@@ -212,21 +213,22 @@ class Router:
             total = score + self.example_weight * posteriors.get(category.name, 0.0)
             scored.append((total, _rank(category.tier), category, hits))
         if not posteriors and all(total == 0 for total, *_ in scored):
-            return _Reading(self.default, [], 0.0, None, {})
+            return _Reading(self.default, [], None, None, {})
         scored.sort(key=lambda entry: (entry[0], entry[1]), reverse=True)
         best_total, _, best, hits = scored[0]
-        share = 1 / sum(math.exp(total - best_total) for total, *_ in scored)
+        margin = best_total - max((total for total, _, category, _ in scored if category.tier != best.tier),
+                                  default=best_total)
         rival = max(((total, category) for total, rank, category, _ in scored[1:] if category.tier == "opus"
                      and (total >= best_total - self.close_call or signal_scores[category.name] >= self.strong_signal)),
                     default=None, key=lambda entry: entry[0])
-        return _Reading(best, hits or self.examples.telling_words(text, best.name), share,
+        return _Reading(best, hits or self.examples.telling_words(text, best.name), margin,
                         rival[1] if rival else None,
                         {category.name: best_total - total for total, _, category, _ in scored})
 
     def route(self, task: str, context_tokens: int = 0) -> Decision:
         if context_tokens < 0:
             raise ValueError("context_tokens must be 0 or more")
-        category, hits, share, rival, gaps = self.classify(task)
+        category, hits, margin, rival, gaps = self.classify(task)
         reasons = [f"looks like {category.name.replace('_', ' ')}"
                    + (f" ({', '.join(repr(h) for h in hits[:2])})" if hits else " (no strong signal)")]
         for topic in self.topics:
@@ -267,7 +269,9 @@ class Router:
             reasons.append(window_note)
         model = self.catalog.get(tier)
         prompt_tokens = context_tokens + len(task) // 4
-        confidence = min(0.99, max(0.05, share))
+        # A logistic curve of the margin, its scale fitted on the cross-validated tune part; a guess with
+        # nothing to go on is one chance in three.
+        confidence = 1 / len(TIERS) if margin is None else min(0.99, 1 / (1 + math.exp(-margin / self.margin_scale)))
         return Decision(
             tier=tier, model=model.id, category=category.name, reason="; ".join(reasons) + ".",
             confidence=round(confidence, 2),

@@ -82,6 +82,13 @@ def test_examples_teach_the_router_phrasing_that_no_signal_names() -> None:
     assert "'zorble'" in decision.reason or "'frobnicator'" in decision.reason
 
 
+def test_confidence_grows_with_the_lead_over_other_tiers() -> None:
+    assert ROUTER.route("zorble frobnicator").confidence == 0.33  # nothing known: one chance in three
+    clear = ROUTER.route("convert data.csv to json").confidence
+    close = Router(CATALOG, POLICY, EXAMPLES + [("qux quux", "summarize"), ("qux quux", "research")] * 20)
+    assert close.route("qux quux minutes").confidence < 0.75 < clear <= 0.99
+
+
 def test_a_close_call_between_haiku_and_opus_work_goes_to_sonnet() -> None:
     router = Router(CATALOG, POLICY, EXAMPLES + [("qux quux", "summarize"), ("qux quux", "research")] * 20)
     decision = router.route("qux quux minutes")  # the examples tie; the signal "minutes" tips it to summarize
