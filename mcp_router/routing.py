@@ -126,7 +126,8 @@ class _ExampleModel:
 
     def log_posteriors(self, text: str) -> dict[str, float]:
         """log P(category | text) with equal priors, from the features seen in the examples; empty if none is."""
-        known = [lifts for feature in _features(text) if (lifts := self.lifts.get(feature))]
+        # In a fixed order, so that the sums, and any tie they make, are the same in every process.
+        known = [lifts for feature in sorted(_features(text)) if (lifts := self.lifts.get(feature))]
         if not known:
             return {}
         totals = [len(known) * base for base in self.baseline]
@@ -144,7 +145,7 @@ class _ExampleModel:
         pull = {feature: self.baseline[column] + lifts.get(column, 0.0)
                 - mean_baseline - sum(lifts.values()) / len(self.baseline)
                 for feature in _features(text) if feature[0] not in "<^" and (lifts := self.lifts.get(feature))}
-        return sorted((feature for feature in pull if pull[feature] > 0), key=pull.__getitem__, reverse=True)[:count]
+        return sorted((feature for feature in pull if pull[feature] > 0), key=lambda f: (-pull[f], f))[:count]
 
 
 class _Reading(NamedTuple):

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,6 +83,14 @@ def test_examples_teach_the_router_phrasing_that_no_signal_names() -> None:
     decision = router.route("zorble frobnicator")
     assert (decision.tier, decision.category) == ("opus", "hard_debugging")
     assert "'zorble'" in decision.reason or "'frobnicator'" in decision.reason
+
+
+def test_the_same_task_gets_the_same_decision_in_every_process() -> None:
+    task = "what's this regex doing: ^(?=.*\\d)(?=.*[a-z]).{8,}$"  # explained by the examples' words: ties
+    answers = {subprocess.run([sys.executable, "-m", "mcp_router", "route", task, "--json"], capture_output=True,
+                              text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+               for seed in ("1", "2", "3")}
+    assert len(answers) == 1, answers
 
 
 def test_confidence_grows_with_the_lead_over_other_tiers() -> None:
