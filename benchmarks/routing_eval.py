@@ -82,14 +82,14 @@ def cross_validate(items: list[dict]) -> PartResult:
 
     tune = [i for i in items if i["split"] == "tune"]
     policy, _ = load_policy()
-    catalog, tiers, categories = Catalog.load(), [], []
+    catalog, routed, decisions = Catalog.load(), [], []
     for part in sorted({i["id"][0] for i in tune}):
         router = Router(catalog, policy, [(i["task"], i["expected_category"]) for i in tune if i["id"][0] != part])
-        decisions = [router.route(i["task"], i.get("context_tokens", 0)) for i in tune if i["id"][0] == part]
-        tiers += [d.tier for d in decisions]
-        categories += [d.category for d in decisions]
-    by_part = sorted(tune, key=lambda i: i["id"][0])
-    return score(by_part, tiers, categories, ["cross-validated tune"] * len(by_part))["cross-validated tune"]
+        held_out = [i for i in tune if i["id"][0] == part]
+        routed += held_out
+        decisions += [router.route(i["task"], i.get("context_tokens", 0)) for i in held_out]
+    name = "cross-validated tune"
+    return score(routed, [d.tier for d in decisions], [d.category for d in decisions], [name] * len(routed))[name]
 
 
 def score(items: list[dict], tiers: list[str], categories: list[str], parts: list[str]) -> dict[str, PartResult]:

@@ -151,9 +151,13 @@ class _ExampleModel:
 class _Reading(NamedTuple):
     category: _Category
     hits: list[str]
-    margin: float | None  # the best score less the best of another tier's categories; None: nothing known
     rival: _Category | None  # an Opus-tier category that came close, or whose signals alone are strong
-    gaps: dict[str, float]  # how far each category's score is below the best one's
+    gaps: dict[_Category, float]  # how far each category's score is below the best one's; empty: nothing known
+
+    @property
+    def margin(self) -> float | None:
+        """How far the reading is ahead of the best reading of another tier; None when nothing is known."""
+        return min((gap for category, gap in self.gaps.items() if category.tier != self.category.tier), default=None)
 
 
 class Router:
@@ -214,26 +218,23 @@ class Router:
             total = score + self.example_weight * posteriors.get(category.name, 0.0)
             scored.append((total, _rank(category.tier), category, hits))
         if not posteriors and all(total == 0 for total, *_ in scored):
-            return _Reading(self.default, [], None, None, {})
+            return _Reading(self.default, [], None, {})
         scored.sort(key=lambda entry: (entry[0], entry[1]), reverse=True)
         best_total, _, best, hits = scored[0]
-        margin = best_total - max((total for total, _, category, _ in scored if category.tier != best.tier),
-                                  default=best_total)
-        rival = max(((total, category) for total, rank, category, _ in scored[1:] if category.tier == "opus"
-                     and (total >= best_total - self.close_call or signal_scores[category.name] >= self.strong_signal)),
-                    default=None, key=lambda entry: entry[0])
-        return _Reading(best, hits or self.examples.telling_words(text, best.name), margin,
-                        rival[1] if rival else None,
-                        {category.name: best_total - total for total, _, category, _ in scored})
+        rival = next((category for total, _, category, _ in scored[1:] if category.tier == "opus" and (
+            total >= best_total - self.close_call or signal_scores[category.name] >= self.strong_signal)), None)
+        return _Reading(best, hits or self.examples.telling_words(text, best.name), rival,
+                        {category: best_total - total for total, _, category, _ in scored})
 
     def route(self, task: str, context_tokens: int = 0) -> Decision:
         if context_tokens < 0:
             raise ValueError("context_tokens must be 0 or more")
-        category, hits, margin, rival, gaps = self.classify(task)
+        reading = self.classify(task)
+        category, hits = reading.category, reading.hits
         reasons = [f"looks like {category.name.replace('_', ' ')}"
                    + (f" ({', '.join(repr(h) for h in hits[:2])})" if hits else " (no strong signal)")]
         for topic in self.topics:
-            if (category.name in topic.sources and gaps.get(topic.to, 0.0) <= self.topic_support
+            if (category.name in topic.sources and reading.gaps.get(self.by_name[topic.to], 0.0) <= self.topic_support
                     and (hit := self._first(topic.signals, task))):
                 category = self.by_name[topic.to]
                 reasons.append(f"it touches {hit!r}: {topic.to.replace('_', ' ')}")
@@ -245,12 +246,11 @@ class Router:
         elif category.mechanical:
             big = (f"{context_tokens:,} tokens" if context_tokens >= self.large_context_tokens
                    else self._first(self.size, task))
-            if big and _rank(tier) < _rank("sonnet"):
+            if _rank(tier) < _rank("sonnet") and (big or reading.rival):
                 tier = "sonnet"
-                reasons.append(f"a large input ({big!r}) needs Sonnet")
-            elif rival and rival.tier == "opus" and _rank(tier) < _rank("sonnet"):
-                tier = "sonnet"
-                reasons.append(f"it could also be {rival.name.replace('_', ' ')}: Sonnet, not Haiku, when unsure")
+                unsure = reading.rival.name.replace("_", " ") if reading.rival else ""
+                reasons.append(f"a large input ({big!r}) needs Sonnet" if big
+                               else f"it could also be {unsure}: Sonnet, not Haiku, when unsure")
         elif tier != "opus":
             hard = None if self._first(self.known_cause, task) else (
                 self._first(self.difficulty, task) or self._first(self.scope, task))
@@ -272,6 +272,7 @@ class Router:
         prompt_tokens = context_tokens + len(task) // 4
         # A logistic curve of the margin, its scale fitted on the cross-validated tune part; a guess with
         # nothing to go on is one chance in three.
+        margin = reading.margin
         confidence = 1 / len(TIERS) if margin is None else min(0.99, 1 / (1 + math.exp(-margin / self.margin_scale)))
         return Decision(
             tier=tier, model=model.id, category=category.name, reason="; ".join(reasons) + ".",
