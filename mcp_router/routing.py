@@ -14,8 +14,9 @@ and needs no network and no large model:
    difficulty or scope ("intermittent", "across 9 services") makes it non-obvious debugging; stakes the
    user names, or an explicit request for the best model, send it to Opus; "production" moves it up one
    tier. A mechanical task (look up, summarise, convert, extract, label, boilerplate) keeps its tier
-   whatever it touches, except that a large input needs Sonnet, and so does a close call between a
-   mechanical reading and an Opus-tier one: Haiku gets only what is clearly Haiku's.
+   whatever it touches, except a rename or reformat of what others depend on (a session cookie, a
+   production column, a public API field), a large input (Sonnet), and a close call between a mechanical
+   reading and an Opus-tier one (Sonnet): Haiku gets only what is clearly Haiku's.
 
 The context must fit the model's window; if it does not, the next tier whose window fits is chosen.
 Users override a category's tier in config (``[routing]``); feedback promotions live in the
