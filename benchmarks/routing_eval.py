@@ -22,12 +22,14 @@ import os
 import subprocess
 import sys
 import tempfile
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TIERS = ("haiku", "sonnet", "opus")
+CONFIDENCE_BANDS = (0.6, 0.8, 0.95)  # lower edges of the bands above the first
 EXAMPLES = ROOT / "mcp_router" / "data" / "routing_examples.jsonl"
 
 
@@ -40,6 +42,7 @@ class PartResult:
     decoys: int = 0
     decoys_correct: int = 0
     misses: list[tuple[dict, dict]] = field(default_factory=list)
+    by_confidence: Counter[tuple[int, bool]] = field(default_factory=Counter)  # (band, right) -> count
 
     @property
     def accuracy(self) -> float:
@@ -70,8 +73,7 @@ def evaluate(items: list[dict]) -> dict[str, PartResult]:
                               capture_output=True, text=True, env=env, check=True)
     decisions = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(decisions) == len(items), done.stderr
-    return score(items, [d["tier"] for d in decisions], [d["category"] for d in decisions],
-                 [i["split"] for i in items])
+    return score(items, decisions, [i["split"] for i in items])
 
 
 def cross_validate(items: list[dict]) -> PartResult:
@@ -89,14 +91,15 @@ def cross_validate(items: list[dict]) -> PartResult:
         routed += held_out
         decisions += [router.route(i["task"], i.get("context_tokens", 0)) for i in held_out]
     name = "cross-validated tune"
-    return score(routed, [d.tier for d in decisions], [d.category for d in decisions], [name] * len(routed))[name]
+    return score(routed, [d.to_dict() for d in decisions], [name] * len(routed))[name]
 
 
-def score(items: list[dict], tiers: list[str], categories: list[str], parts: list[str]) -> dict[str, PartResult]:
+def score(items: list[dict], decisions: list[dict], parts: list[str]) -> dict[str, PartResult]:
     results: dict[str, PartResult] = {}
-    for item, got, category, name in zip(items, tiers, categories, parts, strict=True):
+    for item, decision, name in zip(items, decisions, parts, strict=True):
         part = results.setdefault(name, PartResult(name))
-        want = item["expected_tier"]
+        want, got = item["expected_tier"], decision["tier"]
+        part.by_confidence[(bisect_right(CONFIDENCE_BANDS, decision["confidence"]), want == got)] += 1
         part.total += 1
         part.confusion[(want, got)] += 1
         part.decoys += bool(item.get("decoy"))
@@ -104,7 +107,7 @@ def score(items: list[dict], tiers: list[str], categories: list[str], parts: lis
             part.correct += 1
             part.decoys_correct += bool(item.get("decoy"))
         else:
-            part.misses.append((item, {"tier": got, "category": category}))
+            part.misses.append((item, decision))
     return results
 
 
@@ -121,6 +124,11 @@ def report(part: PartResult, show_misses: bool) -> str:
              "  expected \\ routed   haiku  sonnet    opus"]
     for want in TIERS:
         lines.append(f"  {want:18s}" + "".join(f"{part.confusion[(want, got)]:8d}" for got in TIERS))
+    edges = ("0", *(str(edge) for edge in CONFIDENCE_BANDS), "1")
+    bands = [(f"{edges[band]}-{edges[band + 1]}", part.by_confidence[(band, True)],
+              part.by_confidence[(band, True)] + part.by_confidence[(band, False)]) for band in range(len(edges) - 1)]
+    lines.append("  right by confidence: " + "; ".join(f"{label} {right}/{n}" + (f" ({right / n:.0%})" if n else "")
+                                                       for label, right, n in bands))
     if show_misses:
         lines += [f"  miss: want {i['expected_tier']:6s} got {d['tier']:6s} ({d['category']}) {i['task']}"
                   for i, d in part.misses]
