@@ -18,7 +18,7 @@ from typing import Any
 from .config import Config
 from .errors import BudgetExceeded
 from .pricing import Catalog, Usage, cost_usd
-from .store import get_setting, set_setting, transaction
+from .store import Queryable, get_setting, set_setting, transaction
 
 CAP_SETTING = "monthly_cap_usd"
 
@@ -44,29 +44,31 @@ def month_start(now: datetime | None = None) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def month_to_date_usd(conn: sqlite3.Connection, now: datetime | None = None) -> float:
+def month_to_date_usd(conn: Queryable, now: datetime | None = None) -> float:
     since = month_start(now).timestamp()
-    ledger = conn.execute("SELECT TOTAL(cost_usd) FROM usage_rollup WHERE bucket >= ?", (since // 900,)).fetchone()[0]
+    ledger = conn.execute("SELECT COALESCE(SUM(cost_usd), 0.0) FROM usage_rollup WHERE bucket >= ?",
+                          (since // 900,)).fetchone()[0]
     server = conn.execute(
-        "SELECT TOTAL(CASE state WHEN 'reserved' THEN reserved_usd WHEN 'settled' THEN cost_usd ELSE 0 END)"
+        "SELECT COALESCE(SUM(CASE state WHEN 'reserved' THEN reserved_usd WHEN 'settled' THEN cost_usd ELSE 0 END),"
+        " 0.0)"
         " FROM cost_records WHERE ts >= ?",
         (since,),
     ).fetchone()[0]
     return float(ledger + server)
 
 
-def monthly_cap_usd(conn: sqlite3.Connection, config: Config) -> float:
+def monthly_cap_usd(conn: Queryable, config: Config) -> float:
     stored = get_setting(conn, CAP_SETTING)
     return float(stored) if stored is not None else config.monthly_cap_usd
 
 
-def set_monthly_cap(conn: sqlite3.Connection, usd: float) -> None:
+def set_monthly_cap(conn: Queryable, usd: float) -> None:
     if usd < 0:
         raise ValueError(f"the monthly cap must be 0 (no cap) or more, got {usd}")
     set_setting(conn, CAP_SETTING, repr(float(usd)))
 
 
-def status(conn: sqlite3.Connection, config: Config, now: datetime | None = None) -> BudgetStatus:
+def status(conn: Queryable, config: Config, now: datetime | None = None) -> BudgetStatus:
     return BudgetStatus(
         month=month_start(now).strftime("%Y-%m"),
         month_to_date_usd=month_to_date_usd(conn, now),

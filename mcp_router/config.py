@@ -15,6 +15,9 @@ hook, which must start in a few milliseconds, reads it too.
     max_input_tokens = 0               # 0 = the delegate model's context window
     api_timeout_seconds = 50.0
     api_max_retries = 3
+    team_db_url = ""                   # postgresql://… of the team database (password: ~/.pgpass or PGPASSWORD)
+    user = ""                          # who this machine's rows belong to there; default: git user.email
+    machine = ""                       # this machine's name there; default: the host name
     [routing]                          # category = "haiku" | "sonnet" | "opus"
     [pricing.models."claude-foo-1"]    # input = …, output = …, cache_read = …, cache_write_5m = …, …
     [pricing.aliases]                  # name = "model-id"
@@ -46,6 +49,9 @@ class Config:
     max_input_tokens: int = 0
     api_timeout_seconds: float = 50.0
     api_max_retries: int = 3
+    team_db_url: str = ""
+    user: str = ""
+    machine: str = ""
     routing: dict[str, Any] = field(default_factory=dict)
     pricing: dict[str, Any] = field(default_factory=dict)
     source: str = ""
@@ -144,6 +150,10 @@ def _check(name: str, value: Any, where: str) -> Any:
     if name in ("main_model", "delegate_model", "fallback_model"):
         if not isinstance(value, str):
             raise ConfigError(f"{where}: {name}: expected a model id or alias, got {value!r}")
+        return value
+    if name in ("team_db_url", "user", "machine"):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {name}: expected a string")
         return value
     if name == "alert_thresholds":
         if not isinstance(value, list):

@@ -244,3 +244,18 @@ def m005_index_tool_result_sizes_by_time(db: Database) -> None:
     # in the time index, that is a scan of the index alone, not a table lookup per tool result.
     db.execute("DROP INDEX IF EXISTS idx_tool_results_ts")
     db.table("tool_results").create_index(["ts", "is_sidechain", "content_chars"])
+
+
+SYNCED_TABLES = ("usage_events", "tool_results", "delegations", "cost_records", "feedback", "prompts")
+
+
+@MIGRATIONS()
+def m011_log_updates_for_team_sync(db: Database) -> None:
+    # Team sync sends each table's new rows by rowid (a high-water mark) and, from this log, the older rows
+    # changed since (a reservation settled, a response replaced by a fuller copy). Only once this ledger has
+    # a team (the ``team_ledger_id`` setting), so a solo user's log stays empty.
+    db.execute("CREATE TABLE sync_changes (seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, row INTEGER NOT NULL)")
+    for table in SYNCED_TABLES:
+        db.execute(f"CREATE TRIGGER sync_changes_{table} AFTER UPDATE ON {table}"
+                   " WHEN EXISTS (SELECT 1 FROM settings WHERE key = 'team_ledger_id')"
+                   f" BEGIN INSERT INTO sync_changes (tbl, row) VALUES ('{table}', NEW.rowid); END")

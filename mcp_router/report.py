@@ -5,6 +5,10 @@ Markdown or HTML. Aggregation happens in SQL over the 15-minute UTC buckets of `
 real UTC offset is a multiple of 15 minutes): zoneinfo maps the buckets to local days, so day boundaries
 are right in any time zone, across DST changes too, and each local day is one indexed range scan summed
 by the other keys; days then roll up into weeks and months. A million rows never reach Python.
+
+The same code reports on the team database (``team.TeamConnection``): its SQL is written for both engines, and
+the team rollup adds ``user`` and ``machine`` keys. The as-routed what-if ranks prompt text, which never leaves
+the machine, so it is computed on local reports only.
 """
 
 from __future__ import annotations
@@ -27,15 +31,17 @@ from .budget import status as budget_status
 from .config import Config
 from .feedback import category_quality
 from .pricing import Catalog, Usage, cost_usd, format_usd
-from .store import connect
+from .store import Queryable, connect
 
-GROUP_KEYS = ("day", "week", "month", "model", "project", "session", "agent", "branch")
+GROUP_KEYS = ("day", "week", "month", "model", "project", "session", "agent", "branch", "user", "machine")
+TEAM_KEYS = ("user", "machine")
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 BUCKET_SECONDS = 900
 _TIER_ORDER = ("haiku", "sonnet", "opus")
 PROMPT_LOOKBACK_SECONDS = 86_400  # a turn begun the day before the period still prices its first responses
 CHARS_PER_TOKEN = 4
-_SQL_KEYS = {"model": "model", "project": "project", "session": "session_id", "agent": "agent", "branch": "branch"}
+_SQL_KEYS = {"model": "model", "project": "project", "session": "session_id", "agent": "agent", "branch": "branch",
+             "user": '"user"', "machine": "machine"}
 
 
 @dataclass(frozen=True)
@@ -91,20 +97,27 @@ def _empty_totals() -> dict[str, Any]:
     return {**{f: 0 for f in TOKEN_FIELDS}, "cost_usd": 0.0, "messages": 0, "unpriced_messages": 0}
 
 
-def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, config: Config,
+def build_report(conn: Queryable, spec: ReportSpec, catalog: Catalog, config: Config,
                  now: datetime | None = None) -> dict[str, Any]:
+    """The report of ``conn``: this machine's SQLite ledger, or the team database (``team.TeamConnection``)."""
+    own = conn if isinstance(conn, sqlite3.Connection) else None  # this machine's ledger
+    local = own is not None
+    if local and set(spec.group_by) & set(TEAM_KEYS):
+        raise ValueError("--group-by user and machine are keys of the team report: add --team")
     zone = ZoneInfo(spec.timezone)
     start = datetime.combine(spec.since, time(), zone).timestamp()
     end = datetime.combine(spec.until + timedelta(days=1), time(), zone).timestamp()
     sql_keys = [k for k in spec.group_by if k in _SQL_KEYS]
     if "model" not in sql_keys:
         sql_keys.append("model")  # cost by model, cache savings and what-if need it
+    if not local and "user" not in sql_keys:
+        sql_keys.append("user")  # the per-person totals
     select_keys = ", ".join(_SQL_KEYS[k] for k in sql_keys)
-    prompt_ranks = _rank_prompts(conn, start, end, catalog, config)
+    prompt_ranks = _rank_prompts(own, start, end, catalog, config) if own else dict
     runs = _day_runs(int(start // BUCKET_SECONDS), int(end // BUCKET_SECONDS), zone)
     rows = [(day, *row) for day, first, stop in runs for row in conn.execute(
         f"SELECT {select_keys}, SUM(input_tokens), SUM(output_tokens), SUM(cache_creation_tokens),"
-        " SUM(cache_read_tokens), TOTAL(cost_usd), SUM(messages), SUM(unpriced_messages),"
+        " SUM(cache_read_tokens), COALESCE(SUM(cost_usd), 0.0), SUM(messages), SUM(unpriced_messages),"
         " SUM(cache_creation_1h_tokens) FROM usage_rollup"
         f" WHERE bucket >= ? AND bucket < ? AND messages > 0 GROUP BY {select_keys}", (first, stop))]
     totals = _empty_totals()
@@ -112,6 +125,7 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
     by_model: dict[str, dict[str, Any]] = defaultdict(lambda: {**_empty_totals(), "cache_creation_1h_tokens": 0})
     by_day: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     unpriced: dict[str, int] = defaultdict(int)
+    people: dict[str, dict[str, Any]] = defaultdict(_empty_totals)
     for row in rows:
         local_day = date.fromisoformat(row[0])
         values = dict(zip(sql_keys, row[1:1 + len(sql_keys)], strict=True))
@@ -124,7 +138,7 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
         key = tuple(time_keys[k] if k in time_keys else values[k] for k in spec.group_by)
         group = groups.setdefault(key, {**dict(zip(spec.group_by, key, strict=True)), **_empty_totals()})
         model = values["model"]
-        for target in (totals, group, by_model[model]):
+        for target in (totals, group, by_model[model], *([] if local else [people[values["user"]]])):
             _accumulate(target, numbers)
         by_model[model]["cache_creation_1h_tokens"] += numbers[7] or 0
         by_day[time_keys["day"]][model] += numbers[4]
@@ -139,12 +153,17 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
     totals["cost_usd"] = round(totals["cost_usd"], 9)
     days = _days(spec.since, spec.until)
     # Everything else first: the as-routed what-if waits for the prompts' ranks.
-    turns = _turns(conn, start, end)
-    spans = _bucket_turns(conn, start, end, turns)
+    turns = _turns(own, start, end) if own else {}
+    spans = _bucket_turns(own, start, end, turns) if own else []
     top_sessions, delegations = _top_sessions(conn, start, end), _delegations(conn, start, end, zone, days)
     budget, feedback = _budget(conn, config, now), category_quality(conn)
     recommendations = _recommendations(conn, start, end, catalog, config)
-    return {
+    if own:
+        as_routed = _as_routed(own, start, catalog, turns, spans, prompt_ranks(), totals["cost_usd"])
+    else:  # no prompt text to route: every response keeps its cost, as a local session with no recorded prompt
+        as_routed = {"as_routed_usd": round(totals["cost_usd"], 6),
+                     "as_routed": {"prompts": 0, "responses": 0, "prompts_by_tier": dict.fromkeys(_TIER_ORDER, 0)}}
+    report: dict[str, Any] = {
         "since": spec.since.isoformat(), "until": spec.until.isoformat(), "timezone": spec.timezone,
         "group_by": list(spec.group_by),
         "totals": totals,
@@ -154,13 +173,16 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
                   for d in days],
         "top_sessions": top_sessions,
         "cache": _cache_efficiency(by_model, catalog),
-        "what_if": {**_what_if(by_model, catalog, totals),
-                    **_as_routed(conn, start, catalog, turns, spans, prompt_ranks(), totals["cost_usd"])},
+        "what_if": {**_what_if(by_model, catalog, totals), **as_routed},
         "delegations": delegations,
         "budget": budget,
         "feedback": feedback,
         "recommendations": recommendations,
     }
+    if not local:
+        report["people"] = [{"user": user, **numbers, "cost_usd": round(numbers["cost_usd"], 9)}
+                            for user, numbers in sorted(people.items(), key=lambda item: -item[1]["cost_usd"])]
+    return report
 
 
 def _day_runs(first: int, last: int, zone: ZoneInfo) -> list[tuple[str, int, int]]:
@@ -188,13 +210,14 @@ def _accumulate(target: dict[str, Any], numbers: tuple) -> None:
     target["unpriced_messages"] += numbers[6] or 0
 
 
-def _top_sessions(conn: sqlite3.Connection, start: float, end: float, limit: int = 5) -> list[dict[str, Any]]:
+def _top_sessions(conn: Queryable, start: float, end: float, limit: int = 5) -> list[dict[str, Any]]:
     return [
         {"session": r[0], "project": r[1], "cost_usd": round(r[2], 9), "messages": r[3],
          "first": datetime.fromtimestamp(r[4]).isoformat(timespec="minutes")}
         for r in conn.execute(
-            f"SELECT session_id, project, TOTAL(cost_usd) c, SUM(messages), MIN(bucket) * {BUCKET_SECONDS}"
-            " FROM usage_rollup WHERE bucket >= ? AND bucket < ? GROUP BY session_id ORDER BY c DESC LIMIT ?",
+            f"SELECT session_id, MIN(project), COALESCE(SUM(cost_usd), 0.0) c, SUM(messages),"
+            f" MIN(bucket) * {BUCKET_SECONDS} FROM usage_rollup WHERE bucket >= ? AND bucket < ?"
+            " GROUP BY session_id ORDER BY c DESC, session_id LIMIT ?",
             (start // BUCKET_SECONDS, end // BUCKET_SECONDS, limit))
     ]
 
@@ -359,11 +382,12 @@ def _rank(texts: list[str], catalog: Catalog, config: Config, conn: sqlite3.Conn
     return {text: _TIER_ORDER.index(router.route(text).tier) for text in texts}
 
 
-def _delegations(conn: sqlite3.Connection, start: float, end: float, zone: ZoneInfo,
+def _delegations(conn: Queryable, start: float, end: float, zone: ZoneInfo,
                  days: list[str]) -> dict[str, Any]:
     rows = conn.execute(
-        "SELECT COALESCE(category, 'unknown'), COUNT(*), TOTAL(cost_usd), TOTAL(saved_usd),"
-        " SUM(outcome = 'ok') FROM delegations WHERE ts >= ? AND ts < ? GROUP BY 1 ORDER BY 4 DESC",
+        "SELECT COALESCE(category, 'unknown'), COUNT(*), COALESCE(SUM(cost_usd), 0.0), COALESCE(SUM(saved_usd), 0.0),"
+        " SUM(CASE WHEN outcome = 'ok' THEN 1 ELSE 0 END) FROM delegations WHERE ts >= ? AND ts < ?"
+        " GROUP BY 1 ORDER BY 4 DESC, 1",
         (start, end),
     ).fetchall()
     daily: dict[str, float] = defaultdict(float)
@@ -379,7 +403,7 @@ def _delegations(conn: sqlite3.Connection, start: float, end: float, zone: ZoneI
     }
 
 
-def _budget(conn: sqlite3.Connection, config: Config, now: datetime | None) -> dict[str, Any]:
+def _budget(conn: Queryable, config: Config, now: datetime | None) -> dict[str, Any]:
     current = budget_status(conn, config, now)
     moment = (now or datetime.now()).astimezone()
     first = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
@@ -391,10 +415,10 @@ def _budget(conn: sqlite3.Connection, config: Config, now: datetime | None) -> d
             "allowed": current.allowed}
 
 
-def _recommendations(conn: sqlite3.Connection, start: float, end: float, catalog: Catalog,
+def _recommendations(conn: Queryable, start: float, end: float, catalog: Catalog,
                      config: Config) -> list[dict[str, Any]]:
     advice: list[dict[str, Any]] = []
-    chars = conn.execute("SELECT TOTAL(content_chars) FROM tool_results WHERE ts >= ? AND ts < ?"
+    chars = conn.execute("SELECT COALESCE(SUM(content_chars), 0) FROM tool_results WHERE ts >= ? AND ts < ?"
                          " AND is_sidechain = 0", (start, end)).fetchone()[0]
     tokens = int(chars / CHARS_PER_TOKEN)
     if tokens:
@@ -407,7 +431,8 @@ def _recommendations(conn: sqlite3.Connection, start: float, end: float, catalog
                      " Hand large reads to delegate_to_haiku (/delegate).")
         advice.append({"kind": "delegate_tool_results", "tokens": tokens, "text": text})
     for row in conn.execute(
-        "SELECT category, COUNT(*), SUM(rating = 'bad') FROM feedback GROUP BY category HAVING COUNT(*) >= 20"
+        "SELECT category, COUNT(*), SUM(CASE WHEN rating = 'bad' THEN 1 ELSE 0 END) FROM feedback GROUP BY category"
+        " HAVING COUNT(*) >= 20"
     ):
         bad_rate = (row[2] or 0) / row[1]
         if bad_rate > 0.05:

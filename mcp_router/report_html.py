@@ -75,6 +75,22 @@ def _quality(categories: list[dict[str, Any]]) -> str:
             f'{"".join(parts)}</svg>')
 
 
+def _people(people: list[dict[str, Any]]) -> str:
+    """The team report's cost per person, largest first, with each one's share of the team's spend."""
+    width, row = 600, 26
+    total = sum(p["cost_usd"] for p in people) or 1.0
+    peak = max(p["cost_usd"] for p in people) or 1.0
+    parts = []
+    for index, person in enumerate(people):
+        y = index * row
+        parts.append(f'<text x="0" y="{y + 17}" class="tick">{escape(person["user"])}</text>'
+                     f'<rect x="200" y="{y + 4}" width="{max(1.0, 300 * person["cost_usd"] / peak):.1f}" height="{row - 8}" fill="{PALETTE[index % len(PALETTE)]}">'
+                     f'<title>{escape(person["user"])}: {format_usd(person["cost_usd"])}, {person["messages"]:,} responses</title></rect>'
+                     f'<text x="510" y="{y + 17}" class="tick">{format_usd(person["cost_usd"])} ({person["cost_usd"] / total:.0%})</text>')
+    return (f'<svg class="chart bars" viewBox="0 0 {width} {row * len(people) + 8}" role="img" aria-label="cost per person">'
+            f'{"".join(parts)}</svg>')
+
+
 def render_html(report: dict[str, Any]) -> str:
     costs: dict[str, float] = {}
     for day in report["daily"]:
@@ -88,6 +104,7 @@ def render_html(report: dict[str, Any]) -> str:
     saved = _bars([(d["day"], {"saved": d["saved_usd"]}) for d in delegations["saved_by_day"]],
                   {"saved": "#788c5d"}, "delegation savings per day")
     quality = _quality(report["feedback"])
+    people = f'<h2>Per person</h2><div id="people">{_people(report["people"])}</div>\n' if report.get("people") else ""
     keys = report["group_by"]
     group_rows = "".join(
         "<tr>" + "".join(f"<td>{escape(str(g[k]))}</td>" for k in keys)
@@ -124,7 +141,7 @@ table{{border-collapse:collapse;width:100%;background:#fff}} td,th{{padding:4px 
 <div class="card">Month to date<b>{format_usd(budget['month_to_date_usd'])}</b>{cap}, pace {format_usd(budget['projected_month_usd'])}</div>
 </div>
 <h2>Cost by model</h2><div class="row" id="by-model">{_donut(costs, colors)}<ul class="legend">{legend}</ul></div>
-<h2>Daily cost by model</h2><div id="daily">{daily}</div>
+{people}<h2>Daily cost by model</h2><div id="daily">{daily}</div>
 <h2>Delegation savings over time</h2><div id="savings">{saved}</div>
 <h2>Feedback quality by category</h2><div id="quality">{quality}</div>
 <h2>By {escape(', '.join(keys))}</h2><div class="scroll"><table><tr>{''.join(f'<th>{escape(k)}</th>' for k in keys)}<th>prompt tokens</th><th>output</th><th>cost</th><th>share</th></tr>{group_rows}</table></div>

@@ -1,0 +1,189 @@
+"""The team database on a real PostgreSQL (``team_db_url`` fixture): sync, the team report, the schema."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from benchmarks.corpus import generate
+from mcp_router.cli import cli
+from mcp_router.config import Config
+from mcp_router.errors import TeamDBError
+from mcp_router.ledger import ingest_tree
+from mcp_router.pricing import Catalog
+from mcp_router.report import ReportSpec, build_report
+from mcp_router.store import connect
+from mcp_router.sync import TABLES, sync
+from mcp_router.team import MIGRATIONS, TeamConnection
+from mcp_router.team import connect as team_connect
+
+CATALOG = Catalog.load()
+PERIOD = dict(since="2026-11-01", until="2026-11-30", timezone="UTC")
+SUMS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "messages")
+
+
+def _machine(tmp_path: Path, n: int, url: str, sessions: int = 6) -> tuple[sqlite3.Connection, Config, Path]:
+    """Machine ``n``: its own transcripts (a corpus of its own seed), SQLite file and identity."""
+    projects = tmp_path / f"machine{n}" / "projects"
+    generate(projects, sessions=sessions, turns=6, filler=200, seed=100 + n)
+    db = tmp_path / f"machine{n}" / "usage.db"
+    conn = connect(db)
+    ingest_tree(conn, projects, CATALOG)
+    return conn, Config(team_db_url=url, user=f"dev{n}@example.com", machine=f"laptop{n}"), db
+
+
+def _report(conn: Any, group_by: str) -> dict[str, Any]:
+    spec = ReportSpec.parse(PERIOD["since"], PERIOD["until"], PERIOD["timezone"], group_by)
+    return build_report(conn, spec, CATALOG, Config())
+
+
+def _by(groups: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[tuple, dict[str, Any]]:
+    return {tuple(g[k] for k in keys): g for g in groups}
+
+
+def _counts(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as pg:
+        return {t.name: pg.execute(f"SELECT COUNT(*) FROM {t.name}").fetchone()[0] for t in TABLES}
+
+
+def _local_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    return {t.name: conn.execute(f"SELECT COUNT(*) FROM {t.name}").fetchone()[0] for t in TABLES}
+
+
+def test_three_machines_sync_and_the_team_report_is_the_sum_of_theirs(tmp_path: Path, team_db_url: str) -> None:
+    machines = [_machine(tmp_path, n, team_db_url) for n in range(3)]
+    for conn, config, _ in machines:
+        assert sync(conn, config).sent["usage_events"] > 0
+    team = TeamConnection(team_connect(Config(team_db_url=team_db_url)))
+    report = _report(team, "user,project,model")
+    by_user = _by(_report(team, "user")["groups"], ("user",))
+    expected_total = {field: 0 for field in SUMS}
+    for conn, config, _ in machines:
+        local = _report(conn, "project,model")
+        assert local["totals"]["messages"] > 0
+        mine = {key[1:]: g for key, g in _by(report["groups"], ("user", "project", "model")).items()
+                if key[0] == config.user}
+        assert mine.keys() == _by(local["groups"], ("project", "model")).keys()
+        for key, group in _by(local["groups"], ("project", "model")).items():
+            assert {f: mine[key][f] for f in SUMS} == {f: group[f] for f in SUMS}
+            assert mine[key]["cost_usd"] == pytest.approx(group["cost_usd"], abs=1e-6)
+        assert by_user[(config.user,)]["cost_usd"] == pytest.approx(local["totals"]["cost_usd"], abs=1e-6)
+        for field in SUMS:
+            expected_total[field] += local["totals"][field]
+    assert {f: report["totals"][f] for f in SUMS} == expected_total
+    assert [p["user"] for p in report["people"]] == sorted((c.user for _, c, _ in machines),
+                                                           key=lambda u: -by_user[(u,)]["cost_usd"])
+    machines_seen = {g["machine"] for g in _report(team, "machine")["groups"]}
+    assert machines_seen == {"laptop0", "laptop1", "laptop2"}
+
+
+def test_sync_twice_after_new_turns_and_after_kill_9_loses_and_doubles_nothing(tmp_path: Path,
+                                                                                team_db_url: str) -> None:
+    conn, config, db = _machine(tmp_path, 0, team_db_url, sessions=30)
+    first = sync(conn, config, chunk_rows=50)
+    assert first.sent["usage_events"] == _local_counts(conn)["usage_events"]
+    assert sync(conn, config).sent == dict.fromkeys(first.sent, 0)  # nothing new: nothing sent
+    assert _counts(team_db_url) == _local_counts(conn)
+
+    generate(tmp_path / "more", sessions=40, turns=8, filler=200, seed=999)  # new turns on this machine
+    ingest_tree(conn, tmp_path / "more", CATALOG)
+    env = {**os.environ, "MCP_ROUTER_TEAM_DB_URL": team_db_url, "MCP_ROUTER_USER": config.user,
+           "MCP_ROUTER_MACHINE": config.machine}
+    killed = 0
+    for delay in (0.3, 0.6, 0.9):  # kill -9 mid-sync, at different points
+        child = subprocess.Popen([sys.executable, "-c", f"from mcp_router.sync import sync; import sys;"
+                                  f"from mcp_router.store import connect; from mcp_router.config import Config;"
+                                  f"sync(connect({str(db)!r}), Config.load(), chunk_rows=20)"], env=env)
+        time.sleep(delay)
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+            killed += 1
+        child.wait()
+    assert sync(conn, config).sent["usage_events"] >= 0
+    assert _counts(team_db_url) == _local_counts(conn)
+    team = TeamConnection(team_connect(config))
+    local, shared = _report(conn, "model"), _report(team, "model")
+    assert {f: shared["totals"][f] for f in SUMS} == {f: local["totals"][f] for f in SUMS}
+    assert shared["totals"]["cost_usd"] == pytest.approx(local["totals"]["cost_usd"], abs=1e-6)
+    with psycopg.connect(team_db_url) as pg:  # the rollup agrees with the rows it sums
+        assert pg.execute("SELECT SUM(messages) FROM usage_rollup").fetchone()[0] == \
+            pg.execute("SELECT COUNT(*) FROM usage_events").fetchone()[0]
+
+
+def test_a_fuller_copy_of_a_response_replaces_the_synced_one(tmp_path: Path, team_db_url: str) -> None:
+    conn, config, _ = _machine(tmp_path, 0, team_db_url, sessions=2)
+    sync(conn, config)
+    message_id, request_id, output = conn.execute(
+        "SELECT message_id, request_id, output_tokens FROM usage_events LIMIT 1").fetchone()
+    conn.execute("UPDATE usage_events SET output_tokens = output_tokens + 5, total_tokens = total_tokens + 5"
+                 " WHERE message_id = ? AND request_id = ?", (message_id, request_id))
+    assert sync(conn, config).sent["usage_events"] == 1
+    with psycopg.connect(team_db_url) as pg:
+        assert pg.execute("SELECT output_tokens FROM usage_events WHERE message_id = %s AND request_id = %s",
+                          (message_id, request_id)).fetchone()[0] == output + 5
+        assert pg.execute("SELECT SUM(output_tokens) FROM usage_rollup").fetchone()[0] == \
+            conn.execute("SELECT SUM(output_tokens) FROM usage_events").fetchone()[0]
+
+
+def test_nothing_but_numbers_and_decisions_reach_the_team_database(tmp_path: Path, team_db_url: str) -> None:
+    conn, config, _ = _machine(tmp_path, 0, team_db_url, sessions=2)
+    conn.execute("INSERT INTO delegations (id, ts, category, task, model, outcome, error) VALUES"
+                 " ('d1', 1794000000, 'summarize', 'SECRET TASK TEXT', 'claude-haiku-4-5', 'error', 'SECRET ERROR')")
+    conn.execute("INSERT INTO feedback (delegation_id, ts, category, rating, note) VALUES"
+                 " ('d1', 1794000000, 'summarize', 'bad', 'SECRET NOTE')")
+    prompt = conn.execute("SELECT text FROM prompts LIMIT 1").fetchone()[0]
+    sync(conn, config)
+    dump = subprocess.run(["pg_dump" if not Path("/usr/lib/postgresql/15/bin/pg_dump").exists()
+                           else "/usr/lib/postgresql/15/bin/pg_dump", "--data-only", team_db_url],
+                          capture_output=True, text=True, check=True).stdout
+    assert "d1" in dump and "dev0@example.com" in dump
+    for secret in ("SECRET TASK TEXT", "SECRET ERROR", "SECRET NOTE", prompt, "/home/user/code"):
+        assert secret not in dump
+
+
+def test_a_newer_team_schema_is_refused_and_a_missing_server_is_one_clear_line(team_db_url: str) -> None:
+    config = Config(team_db_url=team_db_url)
+    team_connect(config).close()
+    with psycopg.connect(team_db_url, autocommit=True) as pg:
+        assert [r[0] for r in pg.execute("SELECT name FROM schema_migrations")] == [n for n, _ in MIGRATIONS]
+        pg.execute("INSERT INTO schema_migrations (name) VALUES ('m999_from_the_future')")
+    with pytest.raises(TeamDBError, match="newer schema .*m999_from_the_future.* upgrade"):
+        team_connect(config)
+    down = Config(team_db_url="postgresql://someone:hunter2@127.0.0.1:1/team")
+    result = CliRunner().invoke(cli, ["sync"], env={"MCP_ROUTER_TEAM_DB_URL": down.team_db_url})
+    assert result.exit_code == 1
+    assert "team database 127.0.0.1:1/team unreachable" in result.output and "hunter2" not in result.output
+
+
+def test_team_commands_without_a_team_database_say_how_to_set_one(db_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["sync", "--db", str(db_path)])
+    assert result.exit_code == 1 and "team_db_url" in result.output
+    result = CliRunner().invoke(cli, ["report", "--db", str(db_path), "--no-ingest", "--group-by", "user"])
+    assert result.exit_code == 1 and "--team" in result.output
+
+
+def test_report_team_in_every_format(tmp_path: Path, team_db_url: str) -> None:
+    conn, config, db = _machine(tmp_path, 1, team_db_url, sessions=3)
+    env = {"MCP_ROUTER_TEAM_DB_URL": team_db_url, "MCP_ROUTER_USER": config.user, "MCP_ROUTER_MACHINE": "box"}
+    runner = CliRunner()
+    base = ["report", "--team", "--db", str(db), "--since", PERIOD["since"], "--until", PERIOD["until"],
+            "--timezone", "UTC", "--group-by", "user,machine,model"]
+    synced = runner.invoke(cli, [*base, "--format", "csv"], env=env, catch_exceptions=False)  # syncs first
+    assert synced.exit_code == 0, synced.output
+    assert synced.output.splitlines()[0].startswith("user,machine,model,input_tokens")
+    assert f"{config.user},box," in synced.output
+    for fmt in ("json", "markdown", "html", "table"):
+        result = runner.invoke(cli, [*base, "--no-ingest", "--format", fmt], env=env, catch_exceptions=False)
+        assert result.exit_code == 0 and "dev1@" in result.output, fmt
+    html = runner.invoke(cli, [*base, "--no-ingest", "--format", "html"], env=env).output
+    assert "Per person" in html
