@@ -145,7 +145,7 @@ def budget(set_monthly: float | None, team: bool, as_json: bool, db_path: Path |
     conn = open_team(config) if team else open_store(db_path)
     if set_monthly is not None:
         budget_core.set_monthly_cap(conn, set_monthly)
-    status = budget_core.status(conn, config)
+    status = budget_core.status(conn, Config() if team else config)  # the team's cap is only the one it set
     if as_json:
         click.echo(json.dumps({
             "month": status.month, "month_to_date_usd": round(status.month_to_date_usd, 6),
