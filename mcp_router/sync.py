@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
+from .errors import TeamDBError
 from .store import get_setting, set_setting
 
 CHUNK_ROWS = 250_000
@@ -102,15 +103,20 @@ def sync(conn: sqlite3.Connection, config: Config, *, chunk_rows: int = CHUNK_RO
     """Send what the team database does not have yet; ``TeamDBError`` if it cannot be reached."""
     from .team import connect, describe, identity
 
-    pg = connect(config)
+    pg = connect(config)  # says how to install the driver when it is missing
+    import psycopg
+
+    user, machine = identity(config)
+    summary = SyncSummary(user, machine, describe(config.team_db_url))
     try:
-        user, machine = identity(config)
-        summary = SyncSummary(user, machine, describe(config.team_db_url))
         owner = (user, machine, ledger_id(conn))
         for table in TABLES:
             summary.sent[table.name] = (_send_new(conn, pg, table, owner, chunk_rows)
                                         + _send_changed(conn, pg, table, owner))
         return summary
+    except psycopg.Error as exc:  # e.g. a row-level security policy: what was committed stays, the rest waits
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TeamDBError(f"team database {summary.where} refused the sync as {user}: {reason}") from None
     finally:
         pg.close()
 

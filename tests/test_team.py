@@ -188,3 +188,39 @@ def test_report_team_in_every_format(tmp_path: Path, team_db_url: str) -> None:
         assert result.exit_code == 0 and "dev1@" in result.output, fmt
     html = runner.invoke(cli, [*base, "--no-ingest", "--format", "html"], env=env).output
     assert "Per person" in html
+
+
+def test_the_readme_roles_let_a_writer_sync_only_its_own_rows_and_a_reader_report(tmp_path: Path,
+                                                                                   team_db_url: str) -> None:
+    import re
+    import uuid
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"<!-- team-roles:start -->\n```sql\n(.*?)```", readme, re.S)
+    assert block is not None
+    suffix = uuid.uuid4().hex[:8]  # roles are the whole server's: names of this test's own
+    alice, reports = f"alice_{suffix}@example.com", f"reports_{suffix}"
+    sql = (block.group(1).replace("mcp_writer", f"mcp_writer_{suffix}").replace("mcp_reader", f"mcp_reader_{suffix}")
+           .replace('"alice@example.com"', f'"{alice}"').replace("ROLE reports", f"ROLE {reports}"))
+    team_connect(Config(team_db_url=team_db_url)).close()  # the owner creates the tables
+    with psycopg.connect(team_db_url, autocommit=True) as owner:
+        owner.execute(sql)
+    as_role = {name: make_conninfo(**{**conninfo_to_dict(team_db_url), "user": name}) for name in (alice, reports)}
+    try:
+        conn, _, _ = _machine(tmp_path, 0, team_db_url, sessions=2)
+        mine = Config(team_db_url=as_role[alice], user=alice, machine="laptop")
+        assert sync(conn, mine).sent["usage_events"] == _local_counts(conn)["usage_events"]
+        other, _, _ = _machine(tmp_path, 1, team_db_url, sessions=1)
+        with pytest.raises(TeamDBError, match="refused the sync as bob@example.com: new row violates row-level"):
+            sync(other, Config(team_db_url=as_role[alice], user="bob@example.com", machine="laptop"))
+        reader = TeamConnection(team_connect(Config(team_db_url=as_role[reports])))
+        assert _report(reader, "user")["groups"][0]["user"] == alice
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            reader.execute("DELETE FROM usage_events")
+        reader.close()
+    finally:
+        with psycopg.connect(team_db_url, autocommit=True) as owner:
+            owner.execute(f'DROP OWNED BY "{alice}", {reports}, mcp_writer_{suffix}, mcp_reader_{suffix}')
+            owner.execute(f'DROP ROLE "{alice}", {reports}, mcp_writer_{suffix}, mcp_reader_{suffix}')
