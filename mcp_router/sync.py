@@ -171,7 +171,6 @@ def _merge(pg: Any, table: _Table, rows: Any, owner: tuple[str, str, str]) -> tu
     if not count:
         pg.execute("DROP TABLE stage")
         return 0, 0
-    pg.execute("ANALYZE stage")
     insert = (f'INSERT INTO {table.name} ("user", machine, ledger_id, {columns})'
               f" SELECT %s, %s, %s, {columns} FROM stage ON CONFLICT ({', '.join(table.key)})")
     if table.name != "usage_events":
