@@ -224,3 +224,31 @@ def test_the_readme_roles_let_a_writer_sync_only_its_own_rows_and_a_reader_repor
         with psycopg.connect(team_db_url, autocommit=True) as owner:
             owner.execute(f'DROP OWNED BY "{alice}", {reports}, mcp_writer_{suffix}, mcp_reader_{suffix}')
             owner.execute(f'DROP ROLE "{alice}", {reports}, mcp_writer_{suffix}, mcp_reader_{suffix}')
+
+
+def test_without_the_driver_team_commands_say_how_to_install_it(db_path: Path) -> None:
+    code = ("import sys; sys.modules['psycopg'] = None; from mcp_router.cli import cli;"
+            f" cli(['sync', '--db', {str(db_path)!r}])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "MCP_ROUTER_TEAM_DB_URL": "postgresql://127.0.0.1/team"})
+    assert done.returncode == 1
+    assert done.stderr.strip() == "Error: team features need the PostgreSQL driver: pip install 'mcp-router[team]'"
+
+
+def test_the_hook_starts_a_background_sync_at_most_every_five_minutes(tmp_path: Path, team_db_url: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcp_router.store import get_setting
+    from mcp_router.sync import AUTO_SYNC_SETTING, start_in_background
+
+    conn, config, db = _machine(tmp_path, 2, team_db_url, sessions=1)
+    team_connect(config).close()  # the schema, so the counts below can be read while the sync runs
+    monkeypatch.setenv("MCP_ROUTER_TEAM_DB_URL", team_db_url)  # what the detached process reads
+    monkeypatch.setenv("MCP_ROUTER_USER", config.user)
+    assert start_in_background(conn, config, db) is True
+    assert start_in_background(conn, config, db) is False  # too soon
+    assert start_in_background(conn, Config(), db) is False  # no team database
+    deadline = time.monotonic() + 60
+    while _counts(team_db_url) != _local_counts(conn) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _counts(team_db_url) == _local_counts(conn)
+    assert float(get_setting(conn, AUTO_SYNC_SETTING) or 0) > time.time() - 120
