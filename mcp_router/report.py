@@ -156,7 +156,8 @@ def build_report(conn: Queryable, spec: ReportSpec, catalog: Catalog, config: Co
     turns = _turns(own, start, end) if own else {}
     spans = _bucket_turns(own, start, end, turns) if own else []
     top_sessions, delegations = _top_sessions(conn, start, end), _delegations(conn, start, end, zone, days)
-    budget, feedback = _budget(conn, config, now), category_quality(conn)
+    # The team's cap is only the one set in the team database, never this machine's config.
+    budget, feedback = _budget(conn, config if local else Config(), now), category_quality(conn)
     recommendations = _recommendations(conn, start, end, catalog, config)
     if own:
         as_routed = _as_routed(own, start, catalog, turns, spans, prompt_ranks(), totals["cost_usd"])
