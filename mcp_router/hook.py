@@ -71,11 +71,12 @@ def run(stdin_text: str, db_path: Path) -> str | None:
         agent_transcript = payload.get("agent_transcript_path")
         if isinstance(agent_transcript, str) and agent_transcript:
             ingest_file(conn, Path(agent_transcript).expanduser(), catalog)
+        alert = budget_alert(conn, config)
         if config.team_db_url:
             from .sync import start_in_background
 
             start_in_background(conn, config, db_path)
-        return budget_alert(conn, config)
+        return alert
     finally:
         conn.close()
 

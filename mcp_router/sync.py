@@ -212,10 +212,14 @@ def start_in_background(conn: sqlite3.Connection, config: Config, db_path: Path)
     if now - last < AUTO_SYNC_SECONDS:
         return False
     set_setting(conn, AUTO_SYNC_SETTING, repr(now))
-    log = os.open(db_path.with_name("team-sync.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        subprocess.Popen([sys.executable, "-m", "mcp_router", "sync", "--quiet", "--db", str(db_path)],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True)
-    finally:
-        os.close(log)
+        log = os.open(db_path.with_name("team-sync.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            subprocess.Popen([sys.executable, "-m", "mcp_router", "sync", "--quiet", "--db", str(db_path)],
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        finally:
+            os.close(log)
+    except OSError as exc:  # the session goes on; the next hook run tries again after the interval
+        print(f"mcp-router hook: background sync not started: {exc}", file=sys.stderr)
+        return False
     return True
