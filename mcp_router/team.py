@@ -171,11 +171,22 @@ class TeamConnection:
     def __init__(self, pg: Any):
         self.pg = pg
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.pg.execute(sql.replace("?", "%s"), tuple(params))
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Rows:
+        cursor = self.pg.execute(sql.replace("?", "%s"), tuple(params))
+        return _Rows(cursor.fetchall() if cursor.description else ())  # in one call: far fewer round trips in Python
 
     def close(self) -> None:
         self.pg.close()
+
+
+class _Rows(list[Any]):
+    """A statement's rows, read like an SQLite cursor's."""
+
+    def fetchone(self) -> Any:
+        return self[0] if self else None
+
+    def fetchall(self) -> list[Any]:
+        return self
 
 
 def _load_numbers_as_sqlite_does(conn: Any) -> None:
@@ -184,8 +195,8 @@ def _load_numbers_as_sqlite_does(conn: Any) -> None:
 
     class NumberLoader(Loader):
         def load(self, data: Any) -> int | float:
-            text = bytes(data).decode()
-            return float(text) if any(c in text for c in ".eEN") else int(text)
+            text = bytes(data)
+            return int(text) if text.isdigit() or text[1:].isdigit() else float(text)
 
     conn.adapters.register_loader("numeric", NumberLoader)
 
