@@ -10,6 +10,11 @@ new offsets are committed together, so a run killed at any point is simply resum
 A file whose inode changed or that shrank is read again from the start; rows already stored are never
 deleted (Claude Code deletes old transcripts; the database is the only history).
 
+What the user typed is not kept: each prompt is stored as the router's decision on it (tier, category,
+confidence) and its length, the text only with ``keep_prompts``. The transcripts of ``claude -p``
+delegation runs (sessions listed in ``delegation_sessions``) are skipped: a delegation is recorded
+once, by the server, and the text it was given stays out of the database.
+
 Parsing and writing are separate steps: a large ingest parses files in worker processes while this
 process writes their rows in file order, so the result is the same as a run in one process.
 """
@@ -21,11 +26,12 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .config import Config
 from .pricing import Catalog, Usage
 from .store import USAGE_COLUMNS, upsert_usage
 from .transcripts import (
@@ -142,7 +148,9 @@ def _ingest(
 ) -> IngestSummary:
     summary = IngestSummary(files=len(paths))
     before = _count_usage(conn)
-    tasks = _pending(conn, paths)
+    delegation_runs = {row[0] for row in conn.execute("SELECT session_id FROM delegation_sessions")}
+    tasks = [task for task in _pending(conn, paths) if _session_of(task.path) not in delegation_runs]
+    decider = PromptDecider(conn)
     new_bytes = sum(task.size - task.offset for task in tasks)
     bulk = new_bytes >= BULK_MIN_BYTES
     # Dirty pages stay in memory until the commit instead of spilling to the WAL again and again. The WAL
@@ -166,7 +174,7 @@ def _ingest(
                 if not conn.in_transaction:
                     conn.execute("BEGIN IMMEDIATE")
                 malformed += len(chunk.malformed)
-                _write_chunk(conn, parsed, chunk, malformed, summary)
+                _write_chunk(conn, parsed, chunk, malformed, summary, decider)
                 summary.bytes_read += chunk.end_offset - offset
                 summary.lines += chunk.end_line - line_no
                 uncommitted += chunk.end_offset - offset
@@ -358,7 +366,8 @@ class _RowMaker:
 
 
 def _write_chunk(
-    conn: sqlite3.Connection, parsed: _ParsedFile, chunk: _Chunk, malformed: int, summary: IngestSummary
+    conn: sqlite3.Connection, parsed: _ParsedFile, chunk: _Chunk, malformed: int, summary: IngestSummary,
+    decider: PromptDecider,
 ) -> None:
     """Write one chunk's rows and the file's new offset; the caller holds the transaction."""
     task = parsed.task
@@ -376,8 +385,13 @@ def _write_chunk(
             "INSERT OR REPLACE INTO tool_results (tool_use_id, ts, session_id, project, tool_name,"
             " content_chars, is_sidechain) VALUES (?, ?, ?, ?, ?, ?, ?)", chunk.tool_results)
     if chunk.prompts:
-        conn.executemany("INSERT OR IGNORE INTO prompts (uuid, session_id, ts, text) VALUES (?, ?, ?, ?)",
-                         chunk.prompts)
+        known = {row[0] for row in conn.execute(
+            f"SELECT uuid FROM prompts WHERE uuid IN ({', '.join('?' * len(chunk.prompts))})",
+            [prompt[0] for prompt in chunk.prompts])}
+        conn.executemany(
+            "INSERT OR IGNORE INTO prompts (uuid, session_id, ts, text, tier, category, confidence, chars)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            decider.rows([prompt for prompt in chunk.prompts if prompt[0] not in known]))
     if chunk.cost_state is not None and not parsed.is_subagent:
         state = chunk.cost_state
         conn.execute(
@@ -414,6 +428,46 @@ def _without_replays(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> I
                 continue
         seen.setdefault(message_id, request_id)
         yield row
+
+
+class PromptDecider:
+    """Prompt rows as stored: the router's decision and the length, the text only with ``keep_prompts``.
+
+    The router and the config are loaded on the first prompt, so an ingest without prompts (most hook
+    runs of a subagent, a resumed session's replay) pays nothing for them.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, config: Config | None = None):
+        self.conn = conn
+        self.config = config
+        self.router: Any = None
+
+    def rows(self, prompts: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        """``(uuid, session_id, ts, text or None, tier, category, confidence, chars)`` for each
+        ``(uuid, session_id, ts, text)``."""
+        rows = []
+        for uuid, session_id, ts, text in prompts:
+            decision = self._router().route(text or "")
+            rows.append((uuid, session_id, ts, text if self._config().keep_prompts else None, decision.tier,
+                         decision.category, decision.confidence, len(text or "")))
+        return rows
+
+    def _config(self) -> Config:
+        if self.config is None:
+            self.config = Config.load()
+        return self.config
+
+    def _router(self) -> Any:
+        if self.router is None:
+            from .routing import Router
+
+            config = self._config()
+            self.router = Router.load(Catalog.load(config.pricing), config, self.conn)
+        return self.router
+
+
+def _session_of(path: Path) -> str:
+    return path.parents[1].name if path.parent.name == "subagents" else path.stem
 
 
 def _count_usage(conn: sqlite3.Connection) -> int:
