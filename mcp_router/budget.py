@@ -50,7 +50,7 @@ def month_to_date_usd(conn: sqlite3.Connection, now: datetime | None = None) -> 
     since = month_start(now).timestamp()
     ledger = conn.execute("SELECT TOTAL(cost_usd) FROM usage_rollup WHERE bucket >= ?", (since // 900,)).fetchone()[0]
     server = conn.execute(
-        "SELECT TOTAL(CASE WHEN state = 'reserved' AND expires_ts > ? THEN reserved_usd"
+        "SELECT TOTAL(CASE WHEN state = 'reserved' AND COALESCE(expires_ts, ts + 120) > ? THEN reserved_usd"
         " WHEN state = 'settled' THEN cost_usd ELSE 0 END) FROM cost_records WHERE ts >= ? AND void_ts IS NULL",
         (time.time(), since),
     ).fetchone()[0]
@@ -117,7 +117,7 @@ def expire_abandoned(conn: sqlite3.Connection) -> int:
     """Mark expired the reservations past their time and those of servers no longer running (at start-up)."""
     now = time.time()
     rows = conn.execute("SELECT id, pid, expires_ts FROM cost_records WHERE state = 'reserved'").fetchall()
-    dead = [row[0] for row in rows if row[2] <= now or not _running(row[1])]
+    dead = [row[0] for row in rows if (row[2] or 0) <= now or not _running(row[1])]
     conn.executemany("UPDATE cost_records SET state = 'expired' WHERE id = ? AND state = 'reserved'",
                      [(record_id,) for record_id in dead])
     return len(dead)

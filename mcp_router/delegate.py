@@ -184,16 +184,18 @@ class Delegator:
             return self._call_claude_cli(info, prompt, deadline, delegation_id)
         models = [info] + ([self.catalog.get(self.config.fallback_model)] if self.config.fallback_model else [])
         error: DelegationError | None = None
+        attempts = self.config.api_max_retries + 1
         for model in models:
-            for attempt in range(self.config.api_max_retries + 1):
+            for attempt in range(1, attempts + 1):
                 remaining = deadline - time.monotonic()
                 if remaining < MIN_ATTEMPT_SECONDS:
                     raise _out_of_time(model.id, error)
                 try:
                     return self._call_api(model, prompt, max_tokens, min(self.config.api_timeout_seconds, remaining))
                 except _Retryable as exc:
-                    error = exc
-                    time.sleep(min(0.5 * 2 ** attempt, max(deadline - time.monotonic() - MIN_ATTEMPT_SECONDS, 0)))
+                    error = DelegationError(f"{exc} (attempt {attempt} of {attempts})")
+                    time.sleep(min(0.5 * 2 ** (attempt - 1),
+                                   max(deadline - time.monotonic() - MIN_ATTEMPT_SECONDS, 0)))
                 except DelegationError as exc:
                     error = exc
                     break  # retrying will not help; the fallback model might

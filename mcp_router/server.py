@@ -79,7 +79,11 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
 
     catalog = Catalog.load(config.pricing)
     workdir = cwd or Path.cwd()
-    connect(db_path).close()  # create or migrate the database once, up front
+    from .budget import expire_abandoned
+
+    db = connect(db_path)  # create or migrate the database once, up front
+    expire_abandoned(db)  # holds left by a server killed mid-call
+    db.close()
     server = MCPServer("mcp-router", instructions=(
         "Use delegate_to_haiku to read, summarise, reformat or extract from files and long text instead of reading "
         "them yourself: the files never enter your context and Haiku costs a fraction of your price."
@@ -147,6 +151,8 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
         cache_read_tokens: Annotated[int, Field(ge=0)] = 0,
         cache_creation_tokens: Annotated[int, Field(ge=0)] = 0,
         task_type: Annotated[str, Field(description="A label for the report.")] = "",
+        requests: Annotated[int, Field(ge=1, description="How many API calls these tokens add up (each is checked "
+                                                         "against the model's context window and output limit).")] = 1,
     ) -> CostResult:
         """Record API spend that Claude Code's own logs do not show (e.g. a script's calls) and check the monthly
         budget. If `allowed` is false, the cap is reached: stop spending and tell the user."""
@@ -155,7 +161,7 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
         db = conn()
         try:
             usage = Usage(input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens)
-            return CostResult(**record_cost(db, config, catalog, model, usage, task_type))
+            return CostResult(**record_cost(db, config, catalog, model, usage, task_type, requests))
         finally:
             db.close()
 
