@@ -10,8 +10,8 @@ so the rest of the text stays readable.
 ``OWN_RULES`` covers what the library lacks (listed in the README): whole private-key blocks (the
 library flags only the ``BEGIN`` line), Anthropic, OpenAI project, Google, GitHub fine-grained and
 Hugging Face keys, ``Authorization`` header values, and secret-named assignments whose value is not
-quoted or whose name the library's keyword list misses (``*_TOKEN``, ``*_CREDENTIALS``, ``.env``
-and shell syntax).
+quoted or whose name the library's keyword list misses (``*_TOKEN``, ``*_CREDENTIALS``, ``.env``,
+shell and PHP ``define`` syntax), and secret-named XML elements.
 
 Imported only by delegation: detect-secrets takes a few hundred milliseconds to import.
 """
@@ -47,8 +47,10 @@ OWN_RULES: dict[str, re.Pattern[str]] = {
     "Authorization header": re.compile(r"(?i)\b(?:bearer|basic|token)\s+(?P<v>[A-Za-z0-9_\-.~+/=]{12,})"),
     # NAME = value / NAME: value / "name": "value" / export NAME=value / NAME => 'value' / ?token=value
     "secret-named value": re.compile(
-        r"(?i)(?:^|(?<=[^A-Za-z0-9]))[\w.\-]*?" + _SECRET_NAME + r"[\"']?\]?\s*(?::=|=>|[:=])\s*"
-        r"(?:\"(?P<dq>[^\"\n]{4,})\"|'(?P<sq>[^'\n]{4,})'|(?P<bare>[^\s\"',;&)}]{4,}))"),
+        r"(?i)(?:^|(?<=[^A-Za-z0-9]))[\w.\-]*?" + _SECRET_NAME + r"(?:[\"']?\]?\s*(?::=|=>|[:=])|[\"']\s*,)\s*"
+        r"(?:\"(?P<dq>[^\"\n]{4,})\"|'(?P<sq>[^'\n]{4,})'|(?P<bare>[^\s\"',;&)}<]{6,}))"),
+    "secret-named XML element": re.compile(
+        r"(?i)<(?P<tag>[\w.\-:]*?" + _SECRET_NAME + r")>(?P<v>[^<\n]{4,})</(?P=tag)>"),
 }
 
 
@@ -100,7 +102,7 @@ def _lines_to_scan(text: str, lines: list[str], scanners: list[Scanner]) -> set[
             while position >= 0:
                 marked.add(bisect_right(starts, position) - 1)
                 position = text.find(value, position + 1)
-    hints = [pattern for kind, pattern in OWN_RULES.items() if kind != "secret-named value"]
+    hints = [pattern for kind, pattern in OWN_RULES.items() if not kind.startswith("secret-named")]
     for pattern in (*hints, _SECRET_NAME_HINT, _keyword_hint()):
         marked.update(bisect_right(starts, match.start()) - 1 for match in pattern.finditer(text))
     return {number for number in marked if number < len(lines)}
@@ -128,7 +130,7 @@ def _spans(line: str, scanners: list[Scanner]) -> Iterator[tuple[int, int, str]]
         for match in pattern.finditer(line):
             group = next((g for g in ("v", "dq", "sq", "bare") if match.groupdict().get(g) is not None), 0)
             value = match.group(group)
-            if kind == "secret-named value" and (_REFERENCE.match(value) or value.lower() in _NOT_SECRET
+            if kind.startswith("secret-named") and (_REFERENCE.match(value) or value.lower() in _NOT_SECRET
                                                   or value.isdigit()):
                 continue
             yield match.start(group), match.end(group), kind
