@@ -187,11 +187,8 @@ class Delegator:
         attempts = self.config.api_max_retries + 1
         for model in models:
             for attempt in range(1, attempts + 1):
-                remaining = deadline - time.monotonic()
-                if remaining < MIN_ATTEMPT_SECONDS:
-                    raise _out_of_time(model.id, error)
                 try:
-                    return self._call_api(model, prompt, max_tokens, min(self.config.api_timeout_seconds, remaining))
+                    return self._call_api(model, prompt, max_tokens, deadline, error)
                 except _Retryable as exc:
                     error = DelegationError(f"{exc} (attempt {attempt} of {attempts})")
                     time.sleep(min(0.5 * 2 ** (attempt - 1),
@@ -202,9 +199,13 @@ class Delegator:
         assert error is not None
         raise error
 
-    def _call_api(self, info: ModelInfo, prompt: str, max_tokens: int, timeout: float) -> Answer:
-        import anthropic  # slow to import: only when a delegation actually runs
+    def _call_api(self, info: ModelInfo, prompt: str, max_tokens: int, deadline: float,
+                  error: DelegationError | None) -> Answer:
+        import anthropic  # slow to import (seconds on a cold disk): only when a delegation runs, inside its time
 
+        timeout = min(self.config.api_timeout_seconds, deadline - time.monotonic())
+        if timeout < MIN_ATTEMPT_SECONDS:
+            raise _out_of_time(info.id, error)
         client = anthropic.Anthropic(max_retries=0, timeout=timeout)
         try:
             response = client.messages.create(
