@@ -395,7 +395,7 @@ def _install(adding: bool, settings_file: Path | None, scope: str, dry_run: bool
             click.echo(f"{change.path}: already {'set up' if adding else 'clean'}")
     if dry_run:
         return
-    backups = installer.apply(changes)
+    backups = installer.apply(changes, installing=adding)
     for change in changes:
         if change.changed:
             done = "updated" if adding else "removed (install created it)" if change.after is None else "cleaned"

@@ -218,7 +218,7 @@ def plan(install: bool, scope: str, settings_file: Path | None, cwd: Path, comma
     return changes
 
 
-def apply(changes: list[Change], record_file: Path | None = None) -> list[Path]:
+def apply(changes: list[Change], record_file: Path | None = None, *, installing: bool = True) -> list[Path]:
     """Write the changed files, each after a backup of its original; returns the backups."""
     backups = []
     record = _read_record(record_file)
@@ -233,14 +233,17 @@ def apply(changes: list[Change], record_file: Path | None = None) -> list[Path]:
             backups.append(backup)
         if change.after is None:
             change.path.unlink()
+        else:
+            change.path.parent.mkdir(parents=True, exist_ok=True)
+            _write(change.path, change.after, mode)
+        if not installing:
             record.pop(key, None)
             continue
-        change.path.parent.mkdir(parents=True, exist_ok=True)
-        _write(change.path, change.after, mode)
-        if change.before is None or key not in record:
-            record[key] = {"backup": str(backup) if backup else None, "written": _digest(change.after)}
+        earlier = record.get(key)
+        if earlier and change.before is not None and earlier["written"] == _digest(change.before):
+            earlier["written"] = _digest(change.after or "")  # untouched since the last install: keep its original
         else:
-            record[key]["written"] = _digest(change.after)
+            record[key] = {"backup": str(backup) if backup else None, "written": _digest(change.after or "")}
     _write_record(record, record_file)
     return backups
 

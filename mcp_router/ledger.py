@@ -441,13 +441,16 @@ class PromptDecider:
         self.conn = conn
         self.config = config
         self.router: Any = None
+        self.decisions: dict[str, Any] = {}
 
     def rows(self, prompts: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
         """``(uuid, session_id, ts, text or None, tier, category, confidence, chars)`` for each
         ``(uuid, session_id, ts, text)``."""
         rows = []
         for uuid, session_id, ts, text in prompts:
-            decision = self._router().route(text or "")
+            decision = self.decisions.get(text or "")
+            if decision is None:  # "yes", "continue", "run the tests" come back again and again
+                decision = self.decisions[text or ""] = self._router().route(text or "")
             rows.append((uuid, session_id, ts, text if self._config().keep_prompts else None, decision.tier,
                          decision.category, decision.confidence, len(text or "")))
         return rows

@@ -167,3 +167,18 @@ def test_project_scope_is_portable_and_install_says_what_next(tmp_path: Path, mo
     for hint in ("ANTHROPIC_API_KEY", "subscription", "`claude`", "claude mcp list",
                  "mcp-router uninstall --scope project"):
         assert hint in result.output
+
+
+def test_a_second_round_trip_restores_the_edits_made_between_the_two(isolated_user: Path) -> None:
+    settings_file = isolated_user / ".claude" / "settings.json"
+    settings_file.parent.mkdir(parents=True)
+    settings_file.write_text('{"model": "opus"}')
+    runner = CliRunner()
+    runner.invoke(cli, ["install"], catch_exceptions=False)
+    runner.invoke(cli, ["uninstall"], catch_exceptions=False)
+    assert settings_file.read_text() == '{"model": "opus"}'
+    settings_file.write_text('{"model": "sonnet", "theme": "dark"}')
+    runner.invoke(cli, ["install"], catch_exceptions=False)
+    runner.invoke(cli, ["install"], catch_exceptions=False)  # a no-op: nothing to add
+    runner.invoke(cli, ["uninstall"], catch_exceptions=False)
+    assert settings_file.read_text() == '{"model": "sonnet", "theme": "dark"}'
