@@ -23,12 +23,15 @@ never counts its usage or keeps its prompt (it is recorded once, as a delegation
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import secrets
 import shutil
 import sqlite3
 import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -97,7 +100,8 @@ class Delegator:
         self.roots = [Path(root) for root in config.allowed_roots] or [cwd]
 
     def delegate(self, task: str, paths: list[str] | None = None, content: str = "", max_tokens: int = 1024,
-                 model: str = "", category: str = "") -> dict[str, Any]:
+                 model: str = "", category: str = "", deadline: float | None = None) -> dict[str, Any]:
+        """Run the task; ``deadline`` (``time.monotonic()``) defaults to ``time_budget_seconds()`` from now."""
         if not task.strip():
             raise ValueError("task is empty: say what to do with the files or content")
         if not 1 <= max_tokens <= 64_000:
@@ -106,7 +110,7 @@ class Delegator:
 
         delegation_id = uuid.uuid4().hex[:12]
         started = time.monotonic()
-        deadline = started + time_budget_seconds()
+        deadline = deadline or started + time_budget_seconds()
         info = self.catalog.get(model or self.config.delegate_model)
         task = redact(task, "task.txt")[0]
         record = {"id": delegation_id, "category": category, "task": task[:500], "model": info.id}
@@ -201,8 +205,7 @@ class Delegator:
 
     def _call_api(self, info: ModelInfo, prompt: str, max_tokens: int, deadline: float,
                   error: DelegationError | None) -> Answer:
-        import anthropic  # slow to import (seconds on a cold disk): only when a delegation runs, inside its time
-
+        anthropic = _import_by(deadline, "anthropic", info.id, error)
         timeout = min(self.config.api_timeout_seconds, deadline - time.monotonic())
         if timeout < MIN_ATTEMPT_SECONDS:
             raise _out_of_time(info.id, error)
@@ -306,6 +309,18 @@ def _redact_answer(text: str) -> str:
     from .redact import redact
 
     return redact(text, "answer.txt")[0]
+
+
+def _import_by(deadline: float, module: str, what: str, error: DelegationError | None) -> Any:
+    """``module``, imported (seconds on a cold disk or a busy machine) in a thread waited for until ``deadline`` at
+    the latest: an import cannot be interrupted, and the delegation must still answer in time."""
+    if module not in sys.modules:
+        loader = threading.Thread(target=importlib.import_module, args=(module,), daemon=True)
+        loader.start()
+        loader.join(max(deadline - time.monotonic(), 0))
+        if loader.is_alive():
+            raise _out_of_time(what, error)
+    return importlib.import_module(module)
 
 
 def _out_of_time(what: str, error: DelegationError | None) -> DelegationError:

@@ -54,6 +54,12 @@ OWN_RULES: dict[str, re.Pattern[str]] = {
 }
 
 
+def warm_up() -> None:
+    """Import detect-secrets and build its plugins ahead of the first delegation."""
+    _scanners("content.txt")
+    _keyword_hint()
+
+
 def redact(text: str, filename: str = "content.txt") -> tuple[str, int]:
     """``text`` with every secret found replaced by a placeholder naming its kind, and how many were replaced.
 

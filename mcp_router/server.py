@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -81,6 +83,9 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
     workdir = cwd or Path.cwd()
     from .budget import expire_abandoned
 
+    # The first delegation would otherwise spend seconds of its time budget importing these.
+    threading.Thread(target=_warm_up, daemon=True).start()
+
     db = connect(db_path)  # create or migrate the database once, up front
     expire_abandoned(db)  # holds left by a server killed mid-call
     db.close()
@@ -130,13 +135,14 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
         or names; reformat or convert; classify; answer a question about files. The server reads `paths` itself,
         so their contents never enter your context: prefer this to reading large files. Not for design, tricky
         debugging or writing code. Returns the answer, its cost and what it saved."""
-        from .delegate import Delegator
+        from .delegate import Delegator, time_budget_seconds
 
+        deadline = time.monotonic() + time_budget_seconds()  # from the call's arrival: Claude Code's clock runs
         db = conn()
         try:
             category = router(db).classify(task).category.name
             result = Delegator(db, config, catalog, workdir).delegate(
-                task, paths, content, max_tokens, model, category=category)
+                task, paths, content, max_tokens, model, category=category, deadline=deadline)
             return DelegationResult(**result)
         finally:
             db.close()
@@ -189,6 +195,17 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
                 "Put the file paths in `paths` and a precise instruction in `task`; use its answer as is.")
 
     return server
+
+
+def _warm_up() -> None:
+    try:
+        import anthropic  # noqa: F401
+
+        from .redact import warm_up
+
+        warm_up()
+    except Exception as exc:  # a delegation will meet the same problem and report it
+        log.debug("warm-up failed: %s", exc)
 
 
 def serve(db_path: Path, config: Config, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8765) -> None:
