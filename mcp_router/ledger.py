@@ -99,14 +99,16 @@ def ingest_tree(
     return _ingest(conn, transcript_files(Path(projects_dir)), catalog, progress, workers)
 
 
-def ingest_session(conn: sqlite3.Connection, transcript_path: Path, catalog: Catalog) -> IngestSummary:
+def ingest_session(conn: sqlite3.Connection, transcript_path: Path, catalog: Catalog,
+                   decider: PromptDecider | None = None) -> IngestSummary:
     """Ingest one session: its transcript and its subagents' transcripts."""
-    return _ingest(conn, session_files(Path(transcript_path)), catalog, None, 0)
+    return _ingest(conn, session_files(Path(transcript_path)), catalog, None, 0, decider)
 
 
-def ingest_file(conn: sqlite3.Connection, path: Path, catalog: Catalog) -> IngestSummary:
+def ingest_file(conn: sqlite3.Connection, path: Path, catalog: Catalog,
+                decider: PromptDecider | None = None) -> IngestSummary:
     """Read the new complete lines of one transcript file into the store."""
-    return _ingest(conn, [Path(path)], catalog, None, 0)
+    return _ingest(conn, [Path(path)], catalog, None, 0, decider)
 
 
 class _FileTask(NamedTuple):
@@ -144,13 +146,13 @@ class _ParsedFile(NamedTuple):
 
 def _ingest(
     conn: sqlite3.Connection, paths: list[Path], catalog: Catalog,
-    progress: Callable[[Path, int], None] | None, workers: int | None,
+    progress: Callable[[Path, int], None] | None, workers: int | None, decider: PromptDecider | None = None,
 ) -> IngestSummary:
     summary = IngestSummary(files=len(paths))
     before = _count_usage(conn)
     delegation_runs = {row[0] for row in conn.execute("SELECT session_id FROM delegation_sessions")}
     tasks = [task for task in _pending(conn, paths) if _session_of(task.path) not in delegation_runs]
-    decider = PromptDecider(conn)
+    decider = decider or PromptDecider(conn)
     new_bytes = sum(task.size - task.offset for task in tasks)
     bulk = new_bytes >= BULK_MIN_BYTES
     # Dirty pages stay in memory until the commit instead of spilling to the WAL again and again. The WAL
@@ -433,27 +435,70 @@ def _without_replays(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> I
 class PromptDecider:
     """Prompt rows as stored: the router's decision and the length, the text only with ``keep_prompts``.
 
-    The router and the config are loaded on the first prompt, so an ingest without prompts (most hook
-    runs of a subagent, a resumed session's replay) pays nothing for them.
+    The router and the config are loaded on the first prompt, so an ingest without prompts pays nothing for
+    them. The hook defers (``defer=True``): loading the router would cost it several times its own run, so
+    the rows are written undecided and ``decide_in_background`` routes them in a detached child process,
+    which holds the texts in memory only. A row left undecided (the child died) is left out of the as-routed
+    what-if, never guessed.
     """
 
-    def __init__(self, conn: sqlite3.Connection, config: Config | None = None):
+    def __init__(self, conn: sqlite3.Connection, config: Config | None = None, *, defer: bool = False):
         self.conn = conn
         self.config = config
+        self.defer = defer
         self.router: Any = None
         self.decisions: dict[str, Any] = {}
+        self.pending: list[tuple[str, str]] = []  # (uuid, text) written undecided
 
     def rows(self, prompts: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
         """``(uuid, session_id, ts, text or None, tier, category, confidence, chars)`` for each
         ``(uuid, session_id, ts, text)``."""
         rows = []
         for uuid, session_id, ts, text in prompts:
-            decision = self.decisions.get(text or "")
-            if decision is None:  # "yes", "continue", "run the tests" come back again and again
-                decision = self.decisions[text or ""] = self._router().route(text or "")
+            if self.defer:
+                self.pending.append((uuid, text or ""))
+                rows.append((uuid, session_id, ts, None, None, None, None, len(text or "")))
+                continue
+            decision = self.decide(text or "")
             rows.append((uuid, session_id, ts, text if self._config().keep_prompts else None, decision.tier,
                          decision.category, decision.confidence, len(text or "")))
         return rows
+
+    def decide(self, text: str) -> Any:
+        decision = self.decisions.get(text)
+        if decision is None:  # "yes", "continue", "run the tests" come back again and again
+            decision = self.decisions[text] = self._router().route(text)
+        return decision
+
+    def decide_in_background(self, db_path: Path) -> None:
+        """Route the deferred prompts in a detached child and store the decisions; here if fork is missing."""
+        if not self.pending:
+            return
+        if hasattr(os, "fork") and os.fork() != 0:
+            return
+        detached = hasattr(os, "fork")
+        status = 1
+        try:
+            if detached:  # Claude Code waits for the hook's pipes to close, not for this child
+                os.setsid()
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+            from .store import connect
+
+            conn = self.conn = connect(db_path, migrate=False)  # the hook's own connection is closed by now
+            keep = self._config().keep_prompts
+            updates = []
+            for uuid, text in self.pending:
+                decision = self.decide(text)
+                updates.append((text if keep else None, decision.tier, decision.category, decision.confidence, uuid))
+            conn.executemany("UPDATE prompts SET text = ?, tier = ?, category = ?, confidence = ? WHERE uuid = ?"
+                             " AND tier IS NULL", updates)
+            status = 0
+        finally:
+            self.pending = []
+            if detached:
+                os._exit(status)
 
     def _config(self) -> Config:
         if self.config is None:

@@ -7,7 +7,9 @@ import asyncio
 import json
 import os
 import sqlite3
+import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -209,3 +211,21 @@ def test_costs_lists_and_voids_a_record(db_path: Path) -> None:
     assert missing.exit_code == 1 and "no cost record 999" in missing.output
     as_json = json.loads(runner.invoke(cli, ["costs", "--db", str(db_path), "--json"]).output)
     assert [r["id"] for r in as_json] == [second_id, first_id] and as_json[1]["void_ts"] is not None
+
+
+def test_the_hook_stores_the_decision_soon_after_and_never_the_text(db_path: Path, tmp_path: Path) -> None:
+    projects = tmp_path / "projects"
+    _user_session(projects, f"summarize the build log {PROMPT_MARKER}")
+    [transcript] = projects.glob("*/*.jsonl")
+    env = {**os.environ, "MCP_ROUTER_DB": str(db_path)}
+    done = subprocess.run([sys.executable, "-m", "mcp_router", "hook"], env=env, capture_output=True, text=True,
+                          input=json.dumps({"transcript_path": str(transcript)}), timeout=30)
+    assert done.returncode == 0 and done.stderr == ""
+    conn = connect(db_path)
+    deadline = time.monotonic() + 20  # the decision is made by a detached child after the hook has exited
+    while conn.execute("SELECT tier FROM prompts").fetchone()[0] is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    row = dict(conn.execute("SELECT * FROM prompts").fetchone())
+    assert row["tier"] == "haiku" and row["category"] == "summarize" and row["text"] is None
+    conn.close()
+    assert PROMPT_MARKER.encode() not in _database_bytes(db_path)
