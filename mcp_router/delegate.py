@@ -208,10 +208,12 @@ class Delegator:
         anthropic = _import_by(deadline, "anthropic", info.id, error)
         timeout = min(self.config.api_timeout_seconds, deadline - time.monotonic())
         if timeout < MIN_ATTEMPT_SECONDS:
-            raise _out_of_time(info.id, error)
-        client = anthropic.Anthropic(max_retries=0, timeout=timeout)
+            raise out_of_time(info.id, error)
+        client = anthropic.Anthropic(max_retries=0)
+        timeout = min(timeout, deadline - time.monotonic())  # building the client took time too
         try:
             response = client.messages.create(
+                timeout=timeout,
                 model=info.first_party_id or info.id,
                 max_tokens=max_tokens,
                 system=[{"type": "text", "text": SYSTEM_PROMPT, "cache_control": {"type": "ephemeral"}}],
@@ -239,7 +241,7 @@ class Delegator:
     def _call_claude_cli(self, info: ModelInfo, prompt: str, deadline: float, delegation_id: str) -> Answer:
         remaining = deadline - time.monotonic()
         if remaining < MIN_ATTEMPT_SECONDS:
-            raise _out_of_time("claude -p", None)
+            raise out_of_time("claude -p", None)
         session_id = str(uuid.uuid4())
         # Recorded before the run: its own Stop hook may ingest its transcript before it returns.
         self.conn.execute("INSERT INTO delegation_sessions (session_id, delegation_id, ts) VALUES (?, ?, ?)",
@@ -251,7 +253,7 @@ class Delegator:
             done = subprocess.run(command, input=prompt, capture_output=True, text=True, timeout=remaining)
             result = json.loads(done.stdout)
         except subprocess.TimeoutExpired:
-            raise _out_of_time("claude -p", None) from None
+            raise out_of_time("claude -p", None) from None
         except json.JSONDecodeError:
             raise DelegationError(f"claude -p failed (exit {done.returncode}): {done.stderr.strip()[:300]}") from None
         if result.get("is_error"):
@@ -319,11 +321,11 @@ def _import_by(deadline: float, module: str, what: str, error: DelegationError |
         loader.start()
         loader.join(max(deadline - time.monotonic(), 0))
         if loader.is_alive():
-            raise _out_of_time(what, error)
+            raise out_of_time(what, error)
     return importlib.import_module(module)
 
 
-def _out_of_time(what: str, error: DelegationError | None) -> DelegationError:
+def out_of_time(what: str, error: DelegationError | None) -> DelegationError:
     limit = tool_timeout_seconds()
     last = f" (last error: {error})" if error else ""
     return DelegationError(

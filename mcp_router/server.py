@@ -26,6 +26,7 @@ from .errors import MCPRouterError
 from .pricing import Catalog, Usage
 
 log = logging.getLogger(__name__)
+GRACE_SHARE = 0.05  # of the tool timeout, past the delegation's own deadline, before the caller is answered
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -135,17 +136,32 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
         or names; reformat or convert; classify; answer a question about files. The server reads `paths` itself,
         so their contents never enter your context: prefer this to reading large files. Not for design, tricky
         debugging or writing code. Returns the answer, its cost and what it saved."""
-        from .delegate import Delegator, time_budget_seconds
+        from .delegate import Delegator, out_of_time, time_budget_seconds, tool_timeout_seconds
 
         deadline = time.monotonic() + time_budget_seconds()  # from the call's arrival: Claude Code's clock runs
-        db = conn()
-        try:
-            category = router(db).classify(task).category.name
-            result = Delegator(db, config, catalog, workdir).delegate(
-                task, paths, content, max_tokens, model, category=category, deadline=deadline)
-            return DelegationResult(**result)
-        finally:
-            db.close()
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            db = conn()
+            try:
+                category = router(db).classify(task).category.name
+                outcome["result"] = Delegator(db, config, catalog, workdir).delegate(
+                    task, paths, content, max_tokens, model, category=category, deadline=deadline)
+            except BaseException as exc:  # handed to the caller's thread below
+                outcome["error"] = exc
+            finally:
+                db.close()
+
+        # The delegation keeps its own deadline; this wait is the backstop for what cannot be interrupted (an
+        # import, a starved CPU): the caller gets its answer in time, and a late finish still settles its cost.
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        worker.join(max(deadline - time.monotonic(), 0) + tool_timeout_seconds() * GRACE_SHARE)
+        if worker.is_alive():
+            raise ToolError(str(out_of_time("the delegate model", None)))
+        if "error" in outcome:
+            raise outcome["error"]
+        return DelegationResult(**outcome["result"])
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
                                              open_world_hint=False))

@@ -89,8 +89,11 @@ def test_a_hung_api_is_a_clear_tool_error_before_the_tool_timeout(hung_api: str,
     text = result.content[0].text  # type: ignore[attr-defined]
     assert "did not answer in time" in text and "8 s MCP tool timeout (MCP_TOOL_TIMEOUT)" in text
     conn = connect(db_path)
-    assert [tuple(r) for r in conn.execute("SELECT state FROM cost_records")] == [("released",)]
-    assert conn.execute("SELECT outcome FROM delegations").fetchone()[0] == "error"
+    [(state, ts, expires)] = conn.execute("SELECT state, ts, expires_ts FROM cost_records").fetchall()
+    # Released by the delegation; or, when only the server's backstop answered in time (a starved CPU) and the
+    # session ended before the delegation did, held until it expires.
+    assert state == "released" or (state == "reserved" and expires - ts == 2 * 8)
+    assert [r[0] for r in conn.execute("SELECT outcome FROM delegations")] in (["error"], [])
 
 
 def _start_server(url: str, db_path: Path, cwd: Path) -> subprocess.Popen[str]:
