@@ -50,7 +50,7 @@ USAGE_SENT = (
     "service_tier", "speed", "cost_usd",
 )
 _COST_RECORD = ("ts", "source", "model", "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
-                "task_type", "reserved_usd", "cost_usd", "state", "delegation_id")
+                "task_type", "reserved_usd", "cost_usd", "state", "delegation_id", "expires_ts", "void_ts")
 TABLES = (
     _Table("usage_events", USAGE_SENT, ("message_id", "request_id")),
     _Table("tool_results", ("tool_use_id", "ts", "session_id", "project", "tool_name", "content_chars",
@@ -61,7 +61,7 @@ TABLES = (
     _Table("cost_records", ("local_id", *_COST_RECORD), ("ledger_id", "local_id"), ("id", *_COST_RECORD)),
     _Table("feedback", ("local_id", "delegation_id", "ts", "category", "rating"), ("ledger_id", "local_id"),
            ("id", "delegation_id", "ts", "category", "rating")),
-    _Table("prompts", ("uuid", "session_id", "ts"), ("uuid",)),
+    _Table("prompts", ("uuid", "session_id", "ts", "tier", "category", "confidence", "chars"), ("uuid",)),
 )
 
 # The team rollup's key and sums of a usage_events row, as the SQLite rollup computes them (migrations.py).

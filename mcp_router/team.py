@@ -75,6 +75,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         "user" text NOT NULL, machine text NOT NULL, synced_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (ledger_id, table_name));
     """),
+    ("m002_reservations_expire_prompts_keep_decisions", """
+    -- As in SQLite (its m006): a reservation lapses if its call never settles, a record can be voided, and a
+    -- prompt is its routing decision and length.
+    ALTER TABLE cost_records ADD COLUMN expires_ts double precision, ADD COLUMN void_ts double precision;
+    ALTER TABLE prompts ADD COLUMN tier text, ADD COLUMN category text, ADD COLUMN confidence double precision,
+        ADD COLUMN chars bigint;
+    """),
 ]
 
 

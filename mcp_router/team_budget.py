@@ -34,9 +34,11 @@ class TeamBudget:
         self.pg: Any = None
         self.key: tuple[str, int] | None = None
 
-    def reserve(self, record_id: int, amount_usd: float, *, model: str, delegation_id: str) -> str:
-        """Hold ``amount_usd`` for local cost record ``record_id``; ``BudgetExceeded`` over the team cap.
-        Returns "" or, when the team cap could not be checked, the sentence saying so."""
+    def reserve(self, record_id: int, amount_usd: float, *, model: str, delegation_id: str,
+                ttl_seconds: float) -> str:
+        """Hold ``amount_usd`` for local cost record ``record_id`` (lapsing after ``ttl_seconds`` unless settled);
+        ``BudgetExceeded`` over the team cap. Returns "" or, when the team cap could not be checked, the sentence
+        saying so."""
         if not self.config.team_db_url:
             return ""
         from .sync import ledger_id
@@ -55,11 +57,12 @@ class TeamBudget:
                         f"team monthly cap reached: ${spent:,.4f} of ${cap:,.2f} spent by the team this month and"
                         f" this call may cost up to ${amount_usd:,.4f}; the team's admin can raise it with"
                         " `mcp-router budget --team --set-monthly USD`, or do the task yourself")
+                now = time.time()
                 self.pg.execute(
                     'INSERT INTO cost_records ("user", machine, ledger_id, local_id, ts, source, model, reserved_usd,'
-                    " state, delegation_id) VALUES (%s, %s, %s, %s, %s, 'delegation', %s, %s, 'reserved', %s)"
-                    " ON CONFLICT (ledger_id, local_id) DO NOTHING",
-                    (user, machine, *self.key, time.time(), model, amount_usd, delegation_id))
+                    " state, delegation_id, expires_ts) VALUES (%s, %s, %s, %s, %s, 'delegation', %s, %s, 'reserved',"
+                    " %s, %s) ON CONFLICT (ledger_id, local_id) DO NOTHING",
+                    (user, machine, *self.key, now, model, amount_usd, delegation_id, now + ttl_seconds))
         except TeamDBError as exc:
             self._close()
             note = f"team cap not checked ({exc}): this machine's cap applied; the next sync reports this call"

@@ -136,14 +136,18 @@ def test_a_fuller_copy_of_a_response_replaces_the_synced_one(tmp_path: Path, tea
             conn.execute("SELECT SUM(output_tokens) FROM usage_events").fetchone()[0]
 
 
-def test_nothing_but_numbers_and_decisions_reach_the_team_database(tmp_path: Path, team_db_url: str) -> None:
+def test_nothing_but_numbers_and_decisions_reach_the_team_database(tmp_path: Path, team_db_url: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_ROUTER_KEEP_PROMPTS", "true")  # the local ledger keeps prompt text: it must stay there
     conn, config, _ = _machine(tmp_path, 0, team_db_url, sessions=2)
     conn.execute("INSERT INTO delegations (id, ts, category, task, model, outcome, error) VALUES"
                  " ('d1', 1794000000, 'summarize', 'SECRET TASK TEXT', 'claude-haiku-4-5', 'error', 'SECRET ERROR')")
     conn.execute("INSERT INTO feedback (delegation_id, ts, category, rating, note) VALUES"
                  " ('d1', 1794000000, 'summarize', 'bad', 'SECRET NOTE')")
-    prompt = conn.execute("SELECT text FROM prompts LIMIT 1").fetchone()[0]
+    prompt, tier = conn.execute("SELECT text, tier FROM prompts WHERE text IS NOT NULL LIMIT 1").fetchone()
     sync(conn, config)
+    with psycopg.connect(team_db_url) as pg:  # the decisions did arrive
+        assert pg.execute("SELECT COUNT(*) FROM prompts WHERE tier = %s", (tier,)).fetchone()[0] > 0
     dump = subprocess.run(["pg_dump" if not Path("/usr/lib/postgresql/15/bin/pg_dump").exists()
                            else "/usr/lib/postgresql/15/bin/pg_dump", "--data-only", team_db_url],
                           capture_output=True, text=True, check=True).stdout
