@@ -61,7 +61,7 @@ td,th{padding:4px 8px;border-bottom:1px solid #eee;text-align:left;white-space:n
 .heat td.c{text-align:center;font-variant-numeric:tabular-nums} .heat td.none{color:#aaa}
 code{font-size:13px}
 @media (max-width:500px){body{padding:10px;font-size:14px} h1{font-size:1.2em} .donut{width:160px;height:160px}
- table{font-size:13px} td,th{padding:4px 5px} .wide{display:none}}
+ table{font-size:13px} td,th{padding:4px 5px} .heat td,.heat th{padding:4px 2px} .wide{display:none}}
 """
 
 
@@ -147,7 +147,7 @@ def _column_chart(label: str, columns: list[tuple[str, dict[str, float], str, st
     template = f"grid-template-columns:repeat({count},minmax(0,1fr))"
     chart_id = "c" + "".join(ch for ch in label if ch.isalnum())
     # A chart too narrow for its value labels shows the short ones, then none: the axis still reads the values.
-    full_px, short_px = (CHAR_PX * max(len(c[i]) for c in columns) + 8 for i in (2, 3))
+    full_px, short_px = (CHAR_PX * max(len(c[i]) for c in columns) + 4 for i in (2, 3))
     hide = (f"<style>#{chart_id} .short{{display:none}}"
             f"@container (max-width:{count * full_px + 52}px){{#{chart_id} .full{{display:none}}"
             f" #{chart_id} .short{{display:inline}}}}"
