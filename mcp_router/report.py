@@ -138,7 +138,7 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
         ordered_groups.sort(key=lambda g: -g["cost_usd"])
     for group in ordered_groups:
         group["cost_usd"] = round(group["cost_usd"], 9)
-        group["share"] = round(group["cost_usd"] / totals["cost_usd"], 4) if totals["cost_usd"] else 0.0
+        group["share"] = _ratio(group["cost_usd"], totals["cost_usd"])
     totals["cost_usd"] = round(totals["cost_usd"], 9)
     days = _days(spec.since, spec.until)
     # Everything else first: the as-routed what-if waits for the prompts' ranks.
@@ -167,6 +167,16 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
         "quality_over_time": _quality_over_time(conn, start, end, zone, days),
         "recommendations": recommendations,
     }
+
+
+def _ratio(part: float, whole: float) -> float:
+    """``part / whole`` to four decimals, but never a positive part rounded to nothing (two significant digits)."""
+    if not whole:
+        return 0.0
+    ratio = part / whole
+    if 0 < ratio < 1e-4:
+        return float(f"{ratio:.2g}")
+    return 0.9999 if 0.9999 < ratio < 1 else round(ratio, 4)
 
 
 def _with_project_path(row: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:

@@ -1,0 +1,62 @@
+"""The database as a product: its Datasette metadata describes what is there, and its first views add up."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+from click.testing import CliRunner
+from sqlite_utils import Database
+
+from mcp_router.cli import cli
+from mcp_router.datasette import metadata
+from mcp_router.store import connect
+
+from .test_report import UTC, _insert
+
+
+def test_metadata_describes_every_table_and_view_and_only_real_columns(db_path: Path) -> None:
+    db = Database(connect(db_path))
+    described = metadata(db_path)["databases"]["usage"]["tables"]
+    ours = set(db.table_names()) - {"_sqlite_migrations"} | set(db.view_names())
+    assert set(described) == ours
+    for name, table in described.items():
+        assert table["description"]
+        real = set((db[name] if name in db.table_names() else db.view(name)).columns_dict)
+        assert set(table.get("columns", {})) <= real, name
+    assert "15-minute" in described["usage_rollup"]["description"]
+    assert "bucket * 900" in described["usage_rollup"]["columns"]["bucket"]
+    assert "timestamp" in described["usage_events"]["columns"]["ts"]
+    assert "Claude Code's own" in described["session_costs"]["description"]
+
+
+def test_db_path_and_metadata_commands(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "path", "--db", str(db)]).output == f"{db}\n"
+    assert runner.invoke(cli, ["db", "path"], env={"MCP_ROUTER_DB": str(db)}).output == f"{db}\n"
+    printed = json.loads(runner.invoke(cli, ["db", "metadata", "--db", str(db)], catch_exceptions=False).output)
+    assert list(printed["databases"]) == ["ledger"]  # Datasette names a database after its file
+
+
+def test_views_add_up(db_path: Path, isolated_user: Path) -> None:
+    conn = connect(db_path)
+    at = datetime(2026, 11, 18, 12, tzinfo=UTC)
+    api = f"{isolated_user}/code/api"
+    _insert(conn, [{"at": at, "input": 1_000_000, "project": "-x-api", "cwd": api},
+                   {"at": at, "model": "claude-haiku-5-5", "output": 1_000_000, "project": "-x-api",
+                    "cwd": api + "/src"},
+                   {"at": at, "project": "-other", "session": "s2"}])
+    conn.execute("INSERT INTO delegations (id, ts, category, model, outcome, cost_usd, saved_usd) VALUES"
+                 " ('d1', ?, 'summarize', 'claude-haiku-5-5', 'ok', 0.01, 0.2)", (at.timestamp(),))
+    conn.execute("INSERT INTO feedback (delegation_id, ts, category, rating) VALUES ('d1', 1, 'summarize', 'bad')")
+    total = conn.execute("SELECT TOTAL(cost_usd) FROM usage_events").fetchone()[0]
+    by_day = conn.execute("SELECT model, responses, cost_usd FROM daily_cost_by_model").fetchall()
+    assert sorted(tuple(r) for r in by_day)[0][:2] == ("claude-haiku-5-5", 1)
+    assert abs(sum(r[2] for r in by_day) - total) < 1e-6
+    projects = [tuple(r) for r in conn.execute("SELECT project_path, project_key, sessions, responses"
+                                               " FROM cost_by_project ORDER BY project_key")]
+    assert projects == [("-other", "-other", 1, 1), (api, "-x-api", 1, 2)]  # the shorter folder, not src/
+    delegation = conn.execute("SELECT id, saved_usd, rating FROM delegations_with_savings").fetchone()
+    assert tuple(delegation) == ("d1", 0.2, "bad")
