@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -14,6 +17,9 @@ from mcp_router.datasette import metadata
 from mcp_router.store import connect
 
 from .test_report import UTC, _insert
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+DATASETTE_LINE = 'datasette "$(mcp-router db path)" -m <(mcp-router db metadata)'
 
 
 def test_metadata_describes_every_table_and_view_and_only_real_columns(db_path: Path) -> None:
@@ -60,3 +66,23 @@ def test_views_add_up(db_path: Path, isolated_user: Path) -> None:
     assert projects == [("-other", "-other", 1, 1), (api, "-x-api", 1, 2)]  # the shorter folder, not src/
     delegation = conn.execute("SELECT id, saved_usd, rating FROM delegations_with_savings").fetchone()
     assert tuple(delegation) == ("d1", 0.2, "bad")
+
+
+def test_the_readme_datasette_line_shows_the_descriptions_and_views(db_path: Path) -> None:
+    assert DATASETTE_LINE in README
+    conn = connect(db_path)
+    _insert(conn, [{"at": datetime(2026, 11, 18, 12, tzinfo=UTC), "project": "-x-api", "cwd": "/x/api"}])
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "MCP_ROUTER_DB": str(db_path)}
+
+    def get(path: str) -> str:
+        done = subprocess.run(["bash", "-c", f"{DATASETTE_LINE} --get {path}"], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    page = get("/usage/usage_rollup")
+    assert "The 15-minute UTC slot: floor(ts / 900)" in page  # the column's description, on the table page
+    assert "Claude Code&#39;s own figure" in get("/usage/session_costs")
+    rows = json.loads(get("/usage/cost_by_project.json?_shape=array"))
+    assert [(r["project_path"], r["project_key"], r["responses"]) for r in rows] == [("/x/api", "-x-api", 1)]
