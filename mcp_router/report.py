@@ -195,8 +195,9 @@ def _with_project_path(row: dict[str, Any], paths: dict[str, str]) -> dict[str, 
 
 
 def quality_step(days: int) -> str:
-    """The time step of the quality charts: a bar a day for up to a month, a week for up to half a year."""
-    return "day" if days <= 31 else "week" if days <= 183 else "month"
+    """The time step of the quality charts (ratings are sparse): a day for up to two weeks, a week for up to
+    half a year, else a month."""
+    return "day" if days <= 14 else "week" if days <= 183 else "month"
 
 
 def _quality_over_time(conn: sqlite3.Connection, start: float, end: float, zone: ZoneInfo,

@@ -47,6 +47,7 @@ ul.legend span{display:inline-block;width:12px;height:12px;margin-right:5px;bord
 .val{position:absolute;bottom:100%;left:50%;transform:translateX(-50%);font-size:12px;color:#333;
  white-space:nowrap;padding-bottom:1px}
 .xl{display:grid;gap:3px;margin-left:52px;font-size:12px;color:#555;text-align:center;white-space:nowrap}
+.xl i{font-style:normal}
 .hbars{display:grid;grid-template-columns:minmax(0,max-content) minmax(60px,1fr) max-content;gap:6px 10px;
  align-items:center;font-size:13px}
 .hbars .name{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
@@ -113,6 +114,12 @@ def _axis_labels(periods: list[str]) -> list[str]:
     return labels
 
 
+def _sparse_labels(periods: list[str], stride: int) -> list[str]:
+    """The axis labels of every ``stride``-th period, "" for the others."""
+    shown = _axis_labels(periods[::stride])
+    return [shown[index // stride] if index % stride == 0 else "" for index in range(len(periods))]
+
+
 def _empty(text: str) -> str:
     return f'<p class="empty">{text}</p>'
 
@@ -141,9 +148,13 @@ def _column_chart(label: str, columns: list[tuple[str, dict[str, float], str, st
                  f'<span class="short">{escape(short_label)}</span></b>' if value_label else "")
         height = f"{100 * total / top:.3f}%" if total > 0 else "0"
         cols.append(f'<div class="col"><div class="stack" style="height:{height}">{shown}{segs}</div></div>')
+    # Time labels at a stride, and at twice it on a chart too narrow for them (each set names the month where
+    # it changes among its own labels).
     stride = 1 if count <= MAX_TICK_LABELS else math.ceil(count / MAX_TICK_LABELS)
-    ticks = "".join(f"<span>{escape(text) if index % stride == 0 else ''}</span>"
-                    for index, text in enumerate(_axis_labels([c[0] for c in columns])))
+    levels = [_sparse_labels([c[0] for c in columns], step) for step in (stride, 2 * stride)]
+    ticks = "".join(f'<span><i class="l1">{escape(wide)}</i><i class="l2">{escape(narrow)}</i></span>'
+                    for wide, narrow in zip(*levels, strict=True))
+    tick_px = max([CHAR_PX * len(text) + 10 for text in levels[0][1:] if text] + [0]) / stride
     template = f"grid-template-columns:repeat({count},minmax(0,1fr))"
     chart_id = "c" + "".join(ch for ch in label if ch.isalnum())
     # A chart too narrow for its value labels shows the short ones, then none: the axis still reads the values.
@@ -151,7 +162,9 @@ def _column_chart(label: str, columns: list[tuple[str, dict[str, float], str, st
     hide = (f"<style>#{chart_id} .short{{display:none}}"
             f"@container (max-width:{count * full_px + 52}px){{#{chart_id} .full{{display:none}}"
             f" #{chart_id} .short{{display:inline}}}}"
-            f"@container (max-width:{count * short_px + 52}px){{#{chart_id} .val{{display:none}}}}</style>")
+            f"@container (max-width:{count * short_px + 52}px){{#{chart_id} .val{{display:none}}}}"
+            f"#{chart_id} .l2{{display:none}}@container (max-width:{count * tick_px + 52:.0f}px)"
+            f"{{#{chart_id} .l1{{display:none}} #{chart_id} .l2{{display:inline}}}}</style>")
     return (f'{hide}<figure class="bars panel" id="{chart_id}" role="img" aria-label="{escape(label)}">'
             f'<div class="plot">{grid}<div class="cols" style="{template}">{"".join(cols)}</div></div>'
             f'<div class="xl" style="{template}">{ticks}</div></figure>')
@@ -299,7 +312,8 @@ def render_html(report: dict[str, Any]) -> str:
         daily = _column_chart("daily cost by model", [
             (d["day"], {m: c for m, c in d["cost_by_model"].items() if c}, _money(total), _whole_dollars(total))
             for d in report["daily"] for total in [sum(c for c in d["cost_by_model"].values() if c)]], colors)
-        legend = "".join(f'<li><span style="background:{colors[m]}"></span>{escape(m)}</li>' for m in costs)
+        legend = "".join(f'<li><span style="background:{colors[m]}"></span>{escape(m)}</li>' for m in models
+                         if m in costs)
         daily = f'<ul class="legend">{legend}</ul>{daily}'
     else:
         daily = _empty(f"No priced usage between {period}. Each day's cost shows here as a bar split by model.")
