@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mcp_router import report as report_module
 from mcp_router.cli import cli
@@ -269,3 +271,11 @@ def test_shares_and_counts_read_as_people_write_them() -> None:
         "0%", "<1%", "<1%", "0%", "50%", "99%", ">99%", "100%", "—"]
     assert (plural(1, "prompt"), plural(2, "prompt"), plural(1_000, "delegation")) == (
         "1 prompt", "2 prompts", "1,000 delegations")
+
+
+@given(st.floats(min_value=1e-12, max_value=1e9), st.floats(min_value=1e-12, max_value=1e9))
+def test_a_share_reads_zero_or_whole_only_when_it_is(part: float, rest: float) -> None:
+    whole = part + rest
+    shown = format_share(report_module._ratio(part, whole))
+    assert shown not in ("0%", "100%") or (part / whole == 0 or part / whole == 1)
+    assert format_share(report_module._ratio(whole, whole)) == "100%"

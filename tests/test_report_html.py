@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from datetime import datetime
@@ -7,11 +8,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mcp_router.config import Config
 from mcp_router.feedback import record_feedback
 from mcp_router.pricing import Catalog
 from mcp_router.report import ReportSpec, build_report, render
+from mcp_router.report_html import _nice_step
 from mcp_router.store import connect
 
 from .devtools import Chromium, PageLoad
@@ -132,3 +136,12 @@ def test_the_devtools_check_sees_errors_and_requests(chromium: Chromium, tmp_pat
     load = chromium.load(bad, {})
     assert load.console_errors == ["boom"]
     assert load.exceptions and "http://127.0.0.1:9/x.png" in load.requests
+
+
+@given(st.floats(min_value=1e-6, max_value=1e7))
+def test_the_value_axis_covers_the_peak_in_round_steps(peak: float) -> None:
+    step = _nice_step(peak)
+    assert 4 * step >= peak * (1 - 1e-9)
+    assert step < peak  # at least two gridlines above zero: the axis says something
+    mantissa = step / 10 ** math.floor(math.log10(step) + 1e-9)
+    assert any(math.isclose(mantissa, m) for m in (1, 2, 2.5, 5))
