@@ -86,6 +86,10 @@ class Chromium:
 
     def load(self, page: Path, expressions: dict[str, str], phone_width: int | None = None,
              width: int | None = None, screenshot: Path | None = None) -> PageLoad:
+        return self.load_url(page.as_uri(), expressions, phone_width, width, screenshot)
+
+    def load_url(self, url: str, expressions: dict[str, str], phone_width: int | None = None,
+                 width: int | None = None, screenshot: Path | None = None) -> PageLoad:
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):
@@ -97,7 +101,7 @@ class Chromium:
             self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": 900,
                                                              "deviceScaleFactor": 1, "mobile": False}, session=session)
         self.events.clear()
-        self.send("Page.navigate", {"url": page.as_uri()}, session=session)
+        self.send("Page.navigate", {"url": url}, session=session)
         self.wait_for("Page.loadEventFired")
         result = PageLoad()
         for name, expression in expressions.items():

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlite_utils import Database
 
@@ -16,7 +20,9 @@ from mcp_router.cli import cli
 from mcp_router.datasette import metadata
 from mcp_router.store import connect
 
+from .devtools import Chromium
 from .test_report import UTC, _insert
+from .test_report_html import ARTIFACTS, LOOKS, WIDTHS, chromium, needs_chromium  # noqa: F401 (fixture)
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 DATASETTE_LINE = 'datasette "$(mcp-router db path)" -m <(mcp-router db metadata)'
@@ -86,3 +92,45 @@ def test_the_readme_datasette_line_shows_the_descriptions_and_views(db_path: Pat
     assert "Claude Code&#39;s own figure" in get("/usage/session_costs")
     rows = json.loads(get("/usage/cost_by_project.json?_shape=array"))
     assert [(r["project_path"], r["project_key"], r["responses"]) for r in rows] == [("/x/api", "-x-api", 1)]
+
+
+@needs_chromium
+@pytest.mark.parametrize("width", WIDTHS)
+def test_datasette_pages_with_the_metadata_look_right(chromium: Chromium, db_path: Path, tmp_path: Path,
+                                                      width: str) -> None:
+    """The pages the metadata changes, as a person sees them: screenshots, no console error, nothing fetched
+    from anywhere but Datasette itself, the descriptions on screen and the page no wider than the screen."""
+    conn = connect(db_path)
+    _insert(conn, [{"at": datetime(2026, 11, 18, 12, tzinfo=UTC), "project": "-x-api", "cwd": "/x/api"}])
+    meta = tmp_path / "metadata.json"
+    meta.write_text(json.dumps(metadata(db_path)))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).parent / "datasette"), str(db_path), "-m", str(meta),
+                               "-h", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        origin = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(origin + "/-/versions.json", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.3)
+        ARTIFACTS.mkdir(exist_ok=True)
+        for page, expected in (("usage_rollup", "The 15-minute UTC slot"), ("cost_by_project", "/x/api")):
+            shot = ARTIFACTS / f"datasette-{page}-{width}.png"
+            load = chromium.load_url(f"{origin}/usage/{page}", {
+                "text": "document.body.innerText", "overflow_px": LOOKS["overflow_px"]},
+                screenshot=shot, **WIDTHS[width])
+            assert load.console_errors == [] and load.exceptions == [] and load.log_errors == []
+            assert load.requests and all(url.startswith(origin + "/") for url in load.requests)
+            assert expected in load.values["text"] and shot.stat().st_size > 10_000
+            if width == "phone":  # Datasette stacks a table's rows on a phone; on a desktop wide tables scroll
+                assert load.values["overflow_px"] <= 0
+            if page == "usage_rollup":
+                assert "usage_events summed per 15-minute UTC bucket" in load.values["text"]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
