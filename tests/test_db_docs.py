@@ -22,7 +22,7 @@ from mcp_router.store import connect
 
 from .devtools import Chromium
 from .test_report import UTC, _insert
-from .test_report_html import ARTIFACTS, LOOKS, WIDTHS, chromium, needs_chromium  # noqa: F401 (fixture)
+from .test_report_html import ARTIFACTS, LOOKS, WIDTHS, needs_chromium
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 DATASETTE_LINE = 'datasette "$(mcp-router db path)" -m <(mcp-router db metadata)'

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,11 +17,11 @@ from mcp_router.report import ReportSpec, build_report, render
 from mcp_router.report_html import _nice_step
 from mcp_router.store import connect
 
+from .conftest import CHROMIUM
 from .devtools import Chromium, PageLoad
 from .test_report import _insert
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None and os.environ.get("CI") != "true",
                                     reason="Debian chromium is not installed (bash .ci/run installs it)")
 CHART_COUNTS = {
@@ -50,14 +49,6 @@ LOOKS = {
                     " Math.round(e.getBoundingClientRect().height), e.textContent])",
 }
 WIDTHS = {"desktop": {"width": 1280}, "phone": {"phone_width": 390}}
-
-
-@pytest.fixture
-def chromium(tmp_path: Path):
-    assert CHROMIUM, "CI must have chromium: .ci/run installs it"
-    browser = Chromium(CHROMIUM, tmp_path / "profile")
-    yield browser
-    browser.close()
 
 
 @pytest.fixture
