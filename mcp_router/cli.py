@@ -308,6 +308,32 @@ def report(since: str | None, until: str | None, week: bool, group_by: str, team
         webbrowser.open(output.resolve().as_uri())
 
 
+@cli.group()
+def db() -> None:
+    """The SQLite database: where it is, and what its tables mean (for Datasette)."""
+
+
+@db.command("path")
+@db_option
+def db_path_command(db_path: Path | None) -> None:
+    """Print the database file, e.g. for datasette "$(mcp-router db path)"."""
+    click.echo(db_path or default_db_path())
+
+
+@db.command()
+@db_option
+def metadata(db_path: Path | None) -> None:
+    """Print Datasette metadata (table and column descriptions, units) for the database.
+
+    datasette "$(mcp-router db path)" -m <(mcp-router db metadata)
+    """
+    import json
+
+    from .datasette import metadata as build
+
+    click.echo(json.dumps(build(db_path or default_db_path()), indent=2))
+
+
 @cli.command()
 @db_option
 def statusline(db_path: Path | None) -> None:

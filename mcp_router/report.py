@@ -8,7 +8,8 @@ by the other keys; days then roll up into weeks and months. A million rows never
 
 The same code reports on the team database (``team.TeamConnection``): its SQL is written for both engines, and
 the team rollup adds ``user`` and ``machine`` keys. The as-routed what-if joins turns to buckets with SQLite
-functions and a temporary table, so it is computed on local reports only.
+functions and a temporary table, and project folders are local paths the team database never receives, so
+both are local reports' only.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .budget import status as budget_status
 from .config import Config
-from .feedback import category_quality
+from .feedback import MAX_BAD_RATE, category_quality
 from .pricing import Catalog, Usage, cost_usd, format_usd
+from .projects import project_paths, short_path
 from .store import Queryable
 
 GROUP_KEYS = ("day", "week", "month", "model", "project", "session", "agent", "branch", "user", "machine")
@@ -141,18 +143,21 @@ def build_report(conn: Queryable, spec: ReportSpec, catalog: Catalog, config: Co
         by_day[time_keys["day"]][model] += numbers[4]
         if numbers[6]:
             unpriced[model] += numbers[6]
-    ordered_groups = sorted(groups.values(), key=lambda g: tuple(str(g[k]) for k in spec.group_by))
+    paths = project_paths(own) if own else {}
+    ordered_groups = sorted((_with_project_path(g, paths) for g in groups.values()),
+                            key=lambda g: tuple(str(g[k]) for k in spec.group_by))
     if spec.group_by == ("model",):
         ordered_groups.sort(key=lambda g: -g["cost_usd"])
     for group in ordered_groups:
         group["cost_usd"] = round(group["cost_usd"], 9)
-        group["share"] = round(group["cost_usd"] / totals["cost_usd"], 4) if totals["cost_usd"] else 0.0
+        group["share"] = _ratio(group["cost_usd"], totals["cost_usd"])
     totals["cost_usd"] = round(totals["cost_usd"], 9)
     days = _days(spec.since, spec.until)
     # Everything else first: the as-routed what-if waits for the prompts' ranks.
     turns = _turns(own, start, end) if own else {}
     spans = _bucket_turns(own, start, end, turns) if own else []
-    top_sessions, delegations = _top_sessions(conn, start, end), _delegations(conn, start, end, zone, days)
+    top_sessions = [_with_project_path(s, paths) for s in _top_sessions(conn, start, end)]
+    delegations = _delegations(conn, start, end, zone, days)
     # The team's cap is only the one set in the team database, never this machine's config.
     budget, feedback = _budget(conn, config if local else Config(), now), category_quality(conn)
     recommendations = _recommendations(conn, start, end, catalog, config)
@@ -169,18 +174,82 @@ def build_report(conn: Queryable, spec: ReportSpec, catalog: Catalog, config: Co
         "unpriced_models": dict(unpriced),
         "daily": [{"day": d, "cost_by_model": {m: round(c, 9) for m, c in by_day.get(d, {}).items()}}
                   for d in days],
+        "requests_by_model": {m: n["messages"] for m, n in sorted(by_model.items(), key=lambda kv: -kv[1]["messages"])},
         "top_sessions": top_sessions,
         "cache": _cache_efficiency(by_model, catalog),
         "what_if": {**_what_if(by_model, catalog, totals), **as_routed},
         "delegations": delegations,
         "budget": budget,
         "feedback": feedback,
+        "quality_over_time": _quality_over_time(conn, start, end, zone, days),
         "recommendations": recommendations,
     }
     if not local:
         report["people"] = [{"user": user, **numbers, "cost_usd": round(numbers["cost_usd"], 9)}
                             for user, numbers in sorted(people.items(), key=lambda item: -item[1]["cost_usd"])]
     return report
+
+
+def _ratio(part: float, whole: float) -> float:
+    """``part / whole`` to four decimals, but never a positive part rounded to nothing (two significant digits)."""
+    if not whole:
+        return 0.0
+    ratio = part / whole
+    if 0 < ratio < 1e-4:
+        return float(f"{ratio:.2g}")
+    return 0.9999 if 0.9999 < ratio < 1 else round(ratio, 4)
+
+
+def _with_project_path(row: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
+    """``row`` with its project shown as the real folder, shortened (``~/code/api``), followed by the folder
+    in full (``project_path``) and Claude Code's own name for it (``project_key``)."""
+    if "project" not in row:
+        return row
+    named: dict[str, Any] = {}
+    for name, value in row.items():
+        if name == "project":
+            path = paths.get(value)
+            named.update(project=short_path(path) if path else value, project_path=path, project_key=value)
+        else:
+            named[name] = value
+    return named
+
+
+def quality_step(days: int) -> str:
+    """The time step of the quality charts (ratings are sparse): a day for up to two weeks, a week for up to
+    half a year, else a month."""
+    return "day" if days <= 14 else "week" if days <= 183 else "month"
+
+
+def _quality_over_time(conn: Queryable, start: float, end: float, zone: ZoneInfo,
+                       days: list[str]) -> dict[str, Any]:
+    """Ratings of the period's delegations by when the delegation ran: per step, how many were rated, how
+    many rated bad (the user overriding the router's choice of a cheaper model), overall and per category."""
+    step = quality_step(len(days))
+
+    def period(day: date) -> str:
+        if step == "day":
+            return day.isoformat()
+        if step == "week":
+            return (day - timedelta(days=day.weekday())).isoformat()
+        return day.strftime("%Y-%m")
+
+    periods = list(dict.fromkeys(period(date.fromisoformat(d)) for d in days))
+    rated: dict[str, dict[str, list[int]]] = {p: defaultdict(lambda: [0, 0]) for p in periods}
+    for ts, category, rating in conn.execute(
+        "SELECT d.ts, COALESCE(f.category, d.category, 'unknown'), f.rating FROM feedback f"
+        " JOIN delegations d ON d.id = f.delegation_id WHERE d.ts >= ? AND d.ts < ?", (start, end),
+    ):
+        counts = rated[period(datetime.fromtimestamp(ts, zone).date())][category]
+        counts[0] += 1
+        counts[1] += rating == "bad"
+    rows = []
+    for name in periods:
+        total, bad = sum(c[0] for c in rated[name].values()), sum(c[1] for c in rated[name].values())
+        rows.append({"period": name, "rated": total, "bad": bad,
+                     "bad_rate": round(bad / total, 4) if total else None,
+                     "by_category": {cat: {"rated": c[0], "bad": c[1]} for cat, c in sorted(rated[name].items())}})
+    return {"step": step, "target_bad_rate": MAX_BAD_RATE, "periods": rows}
 
 
 def _day_runs(first: int, last: int, zone: ZoneInfo) -> list[tuple[str, int, int]]:
@@ -403,7 +472,8 @@ def render(report: dict[str, Any], fmt: str) -> str:
         return json.dumps(report, indent=2)
     if fmt == "csv":
         out = io.StringIO()
-        fields = [*report["group_by"], *TOKEN_FIELDS, "cost_usd", "messages", "unpriced_messages"]
+        keys = [k for key in report["group_by"] for k in ((key, "project_path") if key == "project" else (key,))]
+        fields = [*keys, *TOKEN_FIELDS, "cost_usd", "messages", "unpriced_messages"]
         writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(report["groups"])
@@ -417,13 +487,28 @@ def render(report: dict[str, Any], fmt: str) -> str:
     raise ValueError(f"unknown format {fmt!r}")
 
 
+def format_share(share: float | None) -> str:
+    """A share as a whole percentage that never rounds a little to nothing: "<1%", ">99%"."""
+    if share is None:
+        return "—"
+    if 0 < share < 0.005:
+        return "<1%"
+    if 0.995 <= share < 1:
+        return ">99%"
+    return f"{share:.0%}"
+
+
+def plural(count: int, word: str, many: str = "") -> str:
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """The short prose under the tables, shared by the terminal and Markdown renderings."""
     totals, cache, what_if = report["totals"], report["cache"], report["what_if"]
-    lines = [f"{totals['messages']:,} responses, {format_usd(totals['cost_usd'])}"
+    lines = [f"{plural(totals['messages'], 'response')}, {format_usd(totals['cost_usd'])}"
              + (f" (+{totals['unpriced_messages']} unpriced: {', '.join(report['unpriced_models'])})"
                 if totals["unpriced_messages"] else "")]
-    lines.append(f"Cache: {cache['share_from_cache']:.0%} of prompt tokens served from cache,"
+    lines.append(f"Cache: {format_share(cache['share_from_cache'])} of prompt tokens served from cache,"
                  f" saving {format_usd(cache['saved_usd'])}")
     lines.append(f"What if: all on Haiku {format_usd(what_if['all_haiku_usd'])}, all on Sonnet"
                  f" {format_usd(what_if['all_sonnet_usd'])}, all on Opus {format_usd(what_if['all_opus_usd'])}")
@@ -431,7 +516,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     if routed["prompts"]:
         by_tier = ", ".join(f"{n} {tier}" for tier, n in routed["prompts_by_tier"].items() if n)
         lines.append(f"As the router would have routed it: {format_usd(what_if['as_routed_usd'])}"
-                     f" ({routed['prompts']} prompts: {by_tier}; {routed['responses']:,} responses repriced)")
+                     f" ({plural(routed['prompts'], 'prompt')}: {by_tier};"
+                     f" {plural(routed['responses'], 'response')} repriced)")
     delegations = report["delegations"]
     lines.append(f"Delegations: {delegations['count']} ({delegations['succeeded']} ok), cost"
                  f" {format_usd(delegations['cost_usd'])}, saved {format_usd(delegations['saved_usd'])}")
@@ -450,7 +536,7 @@ def _markdown(report: dict[str, Any]) -> str:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for group in report["groups"]:
         lines.append("| " + " | ".join([*(str(group[k]) for k in keys), *(f"{group[f]:,}" for f in TOKEN_FIELDS),
-                                         format_usd(group["cost_usd"]), f"{group['share']:.0%}"]) + " |")
+                                         format_usd(group["cost_usd"]), format_share(group["share"])]) + " |")
     lines += ["", *summary_lines(report), ""]
     return "\n".join(lines)
 
@@ -469,7 +555,10 @@ def print_table(report: dict[str, Any]) -> None:
         table.add_column(header, justify="right")
     for group in report["groups"]:
         table.add_row(*(str(group[k]) for k in keys), *(_short(group[f]) for f in TOKEN_FIELDS),
-                      format_usd(group["cost_usd"]), f"{group['share']:.0%}")
+                      format_usd(group["cost_usd"]), format_share(group["share"]))
+    if not console.is_terminal:  # piped: as wide as the content, so no row or line wraps at 80 columns
+        width = console.measure(table, options=console.options.update_width(100_000)).maximum
+        console = Console(width=max(width, 80), soft_wrap=True)
     console.print(table)
     if report["top_sessions"]:
         console.print("Most expensive sessions: " + "; ".join(

@@ -1,16 +1,20 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from .devtools import Chromium
+
 DATA = Path(__file__).resolve().parent / "data"
 REAL_CLAUDE_CODE = DATA / "claude-code-2.1.328"
 # Read before ``isolated_user`` clears MCP_ROUTER_*: the server .ci/run starts for the team tests.
 TEST_PG_URL = os.environ.get("MCP_ROUTER_TEST_PG_URL", "")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(autouse=True)
@@ -52,3 +56,12 @@ def team_db_url() -> Iterator[str]:
     finally:
         with psycopg.connect(TEST_PG_URL, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator[Chromium]:
+    """Headless Chromium over the DevTools protocol (tests/devtools.py)."""
+    assert CHROMIUM, "CI must have chromium: .ci/run installs it"
+    browser = Chromium(CHROMIUM, tmp_path / "profile")
+    yield browser
+    browser.close()

@@ -71,10 +71,10 @@ def test_three_machines_sync_and_the_team_report_is_the_sum_of_theirs(tmp_path: 
     for conn, config, _ in machines:
         local = _report(conn, "project,model")
         assert local["totals"]["messages"] > 0
-        mine = {key[1:]: g for key, g in _by(report["groups"], ("user", "project", "model")).items()
+        mine = {key[1:]: g for key, g in _by(report["groups"], ("user", "project_key", "model")).items()
                 if key[0] == config.user}
-        assert mine.keys() == _by(local["groups"], ("project", "model")).keys()
-        for key, group in _by(local["groups"], ("project", "model")).items():
+        assert mine.keys() == _by(local["groups"], ("project_key", "model")).keys()
+        for key, group in _by(local["groups"], ("project_key", "model")).items():
             assert {f: mine[key][f] for f in SUMS} == {f: group[f] for f in SUMS}
             assert mine[key]["cost_usd"] == pytest.approx(group["cost_usd"], abs=1e-6)
         assert by_user[(config.user,)]["cost_usd"] == pytest.approx(local["totals"]["cost_usd"], abs=1e-6)
