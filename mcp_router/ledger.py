@@ -339,7 +339,8 @@ class _RowMaker:
             model = self.models[event.raw_model] = self.catalog.canonical(event.raw_model)
         cost = self.catalog.cost(model, Usage(
             event.input_tokens, event.output_tokens, event.cache_read_tokens, event.cache_creation_tokens,
-            event.cache_creation_1h_tokens, event.web_search_requests, event.inference_geo,
+            event.cache_creation_1h_tokens, event.web_search_requests, event.inference_geo, event.speed,
+            tuple(Usage(*part) for part in event.iterations),
         ))
         # The same order as USAGE_COLUMNS (tests/test_ledger.py checks it).
         return (

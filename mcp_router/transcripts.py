@@ -54,6 +54,8 @@ class UsageEvent:
     service_tier: str
     speed: str
     tool_uses: list[tuple[str, str]]  # (tool_use_id, tool name) of this content block
+    # Server-side iterations as (input, output, cache_read, cache_creation, cache_creation_1h) tokens.
+    iterations: tuple[tuple[int, int, int, int, int], ...] = ()
 
     @property
     def total_tokens(self) -> int:
@@ -210,8 +212,29 @@ def _usage_event(record: dict[str, Any]) -> UsageEvent | None:
         _count(usage, "cache_read_input_tokens"), _count(usage, "cache_creation_input_tokens"),
         _count(split, "ephemeral_5m_input_tokens"), _count(split, "ephemeral_1h_input_tokens"), searches,
         _text(usage, "inference_geo"), _text(usage, "service_tier"), _text(usage, "speed"),
-        _tool_uses(message.get("content")),
+        _tool_uses(message.get("content")), _iterations(usage.get("iterations")),
     )
+
+
+def _iterations(value: Any) -> tuple[tuple[int, int, int, int, int], ...]:
+    """The token counts of a response's server-side iterations; none when the list is absent or not as the
+    API writes it (the response is then priced whole)."""
+    if not value or not isinstance(value, list):
+        return ()
+    parts = []
+    try:
+        for item in value:
+            if not isinstance(item, dict) or item.get("type") != "message":
+                continue
+            split = item.get("cache_creation")
+            parts.append((
+                _count(item, "input_tokens"), _count(item, "output_tokens"), _count(item, "cache_read_input_tokens"),
+                _count(item, "cache_creation_input_tokens"),
+                _count(split, "ephemeral_1h_input_tokens") if isinstance(split, dict) else 0,
+            ))
+    except MalformedLine:
+        return ()
+    return tuple(parts)
 
 
 def _tool_uses(content: Any) -> list[tuple[str, str]]:
