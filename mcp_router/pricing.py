@@ -210,6 +210,11 @@ def format_usd(value: float) -> str:
     return f"${value:,.2f}" if abs(value) >= 0.01 or value == 0 else f"${value:,.4f}"
 
 
+def format_cost(value: float | None) -> str:
+    """``format_usd``, or "unpriced" for a cost that is unknown (never shown as $0)."""
+    return "unpriced" if value is None else format_usd(value)
+
+
 def total_cost(catalog: Catalog, requests: Iterable[tuple[str, Usage]]) -> float | None:
     """Sum of per-request costs; ``None`` if any request is unpriced."""
     total = 0.0

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .budget import status as budget_status
 from .config import Config
 from .feedback import category_quality
-from .pricing import Catalog, Usage, cost_usd, format_usd
+from .pricing import Catalog, Usage, cost_usd, format_cost, format_usd
 from .store import connect
 
 GROUP_KEYS = ("day", "week", "month", "model", "project", "session", "agent", "branch")
@@ -111,6 +111,7 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
     groups: dict[tuple, dict[str, Any]] = {}
     by_model: dict[str, dict[str, Any]] = defaultdict(lambda: {**_empty_totals(), "cache_creation_1h_tokens": 0})
     by_day: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    priced_by_day: set[tuple[str, str]] = set()
     unpriced: dict[str, int] = defaultdict(int)
     for row in rows:
         local_day = date.fromisoformat(row[0])
@@ -128,15 +129,18 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
             _accumulate(target, numbers)
         by_model[model]["cache_creation_1h_tokens"] += numbers[7] or 0
         by_day[time_keys["day"]][model] += numbers[4]
+        if numbers[5] > (numbers[6] or 0):
+            priced_by_day.add((time_keys["day"], model))
         if numbers[6]:
             unpriced[model] += numbers[6]
     ordered_groups = sorted(groups.values(), key=lambda g: tuple(str(g[k]) for k in spec.group_by))
     if spec.group_by == ("model",):
         ordered_groups.sort(key=lambda g: -g["cost_usd"])
     for group in ordered_groups:
-        group["cost_usd"] = round(group["cost_usd"], 9)
-        group["share"] = round(group["cost_usd"] / totals["cost_usd"], 4) if totals["cost_usd"] else 0.0
-    totals["cost_usd"] = round(totals["cost_usd"], 9)
+        group["cost_usd"] = _priced_cost(group)
+        group["share"] = (None if group["cost_usd"] is None
+                          else round(group["cost_usd"] / totals["cost_usd"], 4) if totals["cost_usd"] else 0.0)
+    totals["cost_usd"] = _priced_cost(totals)
     days = _days(spec.since, spec.until)
     # Everything else first: the as-routed what-if waits for the prompts' ranks.
     turns = _turns(conn, start, end)
@@ -150,12 +154,12 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
         "totals": totals,
         "groups": ordered_groups,
         "unpriced_models": dict(unpriced),
-        "daily": [{"day": d, "cost_by_model": {m: round(c, 9) for m, c in by_day.get(d, {}).items()}}
-                  for d in days],
+        "daily": [{"day": d, "cost_by_model": {m: round(c, 9) if (d, m) in priced_by_day else None
+                                               for m, c in by_day.get(d, {}).items()}} for d in days],
         "top_sessions": top_sessions,
         "cache": _cache_efficiency(by_model, catalog),
         "what_if": {**_what_if(by_model, catalog, totals),
-                    **_as_routed(conn, start, catalog, turns, spans, prompt_ranks(), totals["cost_usd"])},
+                    **_as_routed(conn, start, catalog, turns, spans, prompt_ranks(), totals["cost_usd"] or 0.0)},
         "delegations": delegations,
         "budget": budget,
         "feedback": feedback,
@@ -174,6 +178,14 @@ def _day_runs(first: int, last: int, zone: ZoneInfo) -> list[tuple[str, int, int
         else:
             runs.append((day, bucket, bucket + 1))
     return runs
+
+
+def _priced_cost(numbers: dict[str, Any]) -> float | None:
+    """The cost of the priced responses; ``None`` when every response is of an unpriced model (unknown, not
+    free). Where only some are unpriced, ``unpriced_messages`` says the cost leaves them out."""
+    if numbers["messages"] and numbers["messages"] == numbers["unpriced_messages"]:
+        return None
+    return round(numbers["cost_usd"], 9)
 
 
 def _days(since: date, until: date) -> list[str]:
@@ -218,7 +230,7 @@ def _cache_efficiency(by_model: dict[str, dict[str, Any]], catalog: Catalog) -> 
 
 def _what_if(by_model: dict[str, dict[str, Any]], catalog: Catalog, totals: dict[str, Any]) -> dict[str, Any]:
     """The same token counts repriced (per model group, so long-prompt switches are approximate)."""
-    result: dict[str, Any] = {"actual_usd": round(totals["cost_usd"], 6)}
+    result: dict[str, Any] = {"actual_usd": round(totals["cost_usd"] or 0.0, 6)}
     for tier in ("haiku", "sonnet", "opus"):
         info = catalog.get(tier)
         result[f"all_{tier}_usd"] = round(sum(catalog.cost(info.id, _usage_of(n)) or 0 for n in by_model.values()), 6)
@@ -447,9 +459,7 @@ def render(report: dict[str, Any], fmt: str) -> str:
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """The short prose under the tables, shared by the terminal and Markdown renderings."""
     totals, cache, what_if = report["totals"], report["cache"], report["what_if"]
-    lines = [f"{totals['messages']:,} responses, {format_usd(totals['cost_usd'])}"
-             + (f" (+{totals['unpriced_messages']} unpriced: {', '.join(report['unpriced_models'])})"
-                if totals["unpriced_messages"] else "")]
+    lines = [f"{totals['messages']:,} responses, {format_cost(totals['cost_usd'])}" + unpriced_note(report)]
     lines.append(f"Cache: {cache['share_from_cache']:.0%} of prompt tokens served from cache,"
                  f" saving {format_usd(cache['saved_usd'])}")
     lines.append(f"What if: all on Haiku {format_usd(what_if['all_haiku_usd'])}, all on Sonnet"
@@ -470,6 +480,20 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def unpriced_note(report: dict[str, Any]) -> str:
+    """What a total leaves out: the responses of models the catalog has no price for."""
+    count = report["totals"]["unpriced_messages"]
+    if not count:
+        return ""
+    models = ", ".join(report["unpriced_models"])
+    return (f" (excludes {count:,} unpriced response{'s' if count != 1 else ''} of {models}:"
+            " add prices under [pricing.models] in the config)")
+
+
+def _share(group: dict[str, Any]) -> str:
+    return "—" if group["share"] is None else f"{group['share']:.0%}"
+
+
 def _markdown(report: dict[str, Any]) -> str:
     keys = report["group_by"]
     head = [*keys, "input", "output", "cache write", "cache read", "cost", "share"]
@@ -477,7 +501,7 @@ def _markdown(report: dict[str, Any]) -> str:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for group in report["groups"]:
         lines.append("| " + " | ".join([*(str(group[k]) for k in keys), *(f"{group[f]:,}" for f in TOKEN_FIELDS),
-                                         format_usd(group["cost_usd"]), f"{group['share']:.0%}"]) + " |")
+                                         format_cost(group["cost_usd"]), _share(group)]) + " |")
     lines += ["", *summary_lines(report), ""]
     return "\n".join(lines)
 
@@ -496,7 +520,7 @@ def print_table(report: dict[str, Any]) -> None:
         table.add_column(header, justify="right")
     for group in report["groups"]:
         table.add_row(*(str(group[k]) for k in keys), *(_short(group[f]) for f in TOKEN_FIELDS),
-                      format_usd(group["cost_usd"]), f"{group['share']:.0%}")
+                      format_cost(group["cost_usd"]), _share(group))
     console.print(table)
     if report["top_sessions"]:
         console.print("Most expensive sessions: " + "; ".join(

@@ -6,7 +6,7 @@ import math
 from html import escape
 from typing import Any
 
-from .pricing import format_usd
+from .pricing import format_cost, format_usd
 
 PALETTE = ["#d97757", "#6a9bcc", "#788c5d", "#c4a35a", "#8e6fb5", "#5aa6a0", "#b85c7a", "#7d7d7d"]
 
@@ -79,11 +79,15 @@ def render_html(report: dict[str, Any]) -> str:
     costs: dict[str, float] = {}
     for day in report["daily"]:
         for model, cost in day["cost_by_model"].items():
-            costs[model] = costs.get(model, 0.0) + cost
+            if cost is not None:
+                costs[model] = costs.get(model, 0.0) + cost
     colors = {model: PALETTE[i % len(PALETTE)] for i, model in enumerate(sorted(costs, key=lambda m: -costs[m]))}
     legend = "".join(f'<li><span style="background:{colors[m]}"></span>{escape(m)} {format_usd(c)}</li>'
                      for m, c in sorted(costs.items(), key=lambda kv: -kv[1]))
-    daily = _bars([(d["day"], d["cost_by_model"]) for d in report["daily"]], colors, "daily cost by model")
+    legend += "".join(f"<li><span></span>{escape(m)} unpriced ({n:,} responses)</li>"
+                      for m, n in report["unpriced_models"].items() if m not in costs)
+    daily = _bars([(d["day"], {m: c for m, c in d["cost_by_model"].items() if c is not None})
+                   for d in report["daily"]], colors, "daily cost by model")
     delegations = report["delegations"]
     saved = _bars([(d["day"], {"saved": d["saved_usd"]}) for d in delegations["saved_by_day"]],
                   {"saved": "#788c5d"}, "delegation savings per day")
@@ -92,12 +96,16 @@ def render_html(report: dict[str, Any]) -> str:
     group_rows = "".join(
         "<tr>" + "".join(f"<td>{escape(str(g[k]))}</td>" for k in keys)
         + f"<td>{g['input_tokens'] + g['cache_read_tokens'] + g['cache_creation_tokens']:,}</td>"
-        f"<td>{g['output_tokens']:,}</td><td>{format_usd(g['cost_usd'])}</td><td>{g['share']:.0%}</td></tr>"
+        f"<td>{g['output_tokens']:,}</td><td>{format_cost(g['cost_usd'])}</td>"
+        f"<td>{'—' if g['share'] is None else format(g['share'], '.0%')}</td></tr>"
         for g in report["groups"]
     )
     advice = "".join(f"<li>{escape(a['text'])}</li>" for a in report["recommendations"]) or "<li>Nothing to change.</li>"
     totals, budget, cache = report["totals"], report["budget"], report["cache"]
     cap = format_usd(budget["monthly_cap_usd"]) if budget["monthly_cap_usd"] else "no cap"
+    unpriced = totals["unpriced_messages"]
+    excludes = (f"; excludes {unpriced:,} unpriced ({escape(', '.join(report['unpriced_models']))})"
+                if unpriced else "")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -117,7 +125,7 @@ table{{border-collapse:collapse;width:100%;background:#fff}} td,th{{padding:4px 
 </style></head><body>
 <h1>Claude Code usage {report['since']} – {report['until']} <small>({escape(report['timezone'])})</small></h1>
 <div class="cards">
-<div class="card">Spent<b>{format_usd(totals['cost_usd'])}</b>{totals['messages']:,} responses</div>
+<div class="card">Spent<b>{format_cost(totals['cost_usd'])}</b>{totals['messages']:,} responses{excludes}</div>
 <div class="card">Saved by delegation<b>{format_usd(delegations['saved_usd'])}</b>{delegations['count']} delegations</div>
 <div class="card">From cache<b>{cache['share_from_cache']:.0%}</b>saved {format_usd(cache['saved_usd'])}</div>
 <div class="card">As the router would route it<b>{format_usd(report['what_if']['as_routed_usd'])}</b>all Opus {format_usd(report['what_if']['all_opus_usd'])}, all Sonnet {format_usd(report['what_if']['all_sonnet_usd'])}</div>
