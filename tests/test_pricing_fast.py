@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,8 @@ def reference_cost(model: str, usage: dict[str, Any]) -> float:
 def _usage(raw: dict[str, Any]) -> Usage:
     iterations = tuple(
         Usage(i.get("input_tokens", 0), i.get("output_tokens", 0), i.get("cache_read_input_tokens", 0),
-              i.get("cache_creation_input_tokens", 0), (i.get("cache_creation") or {}).get("ephemeral_1h_input_tokens", 0))
+              i.get("cache_creation_input_tokens", 0),
+              (i.get("cache_creation") or {}).get("ephemeral_1h_input_tokens", 0))
         for i in raw.get("iterations") or [] if i.get("type") == "message")
     return Usage(raw.get("input_tokens", 0), raw.get("output_tokens", 0), raw.get("cache_read_input_tokens", 0),
                  raw.get("cache_creation_input_tokens", 0),
@@ -193,7 +194,7 @@ def test_fast_mode_corpus_report_totals_equal_the_reference(tmp_path: Path) -> N
     conn = connect(tmp_path / "usage.db")
     ingest_tree(conn, tmp_path / "projects", CATALOG)
     spec = ReportSpec.parse("2026-11-20", "2026-11-20", "UTC", "model", today=date(2026, 11, 30))
-    report = build_report(conn, spec, CATALOG, Config(), now=datetime(2026, 11, 30, tzinfo=timezone.utc))
+    report = build_report(conn, spec, CATALOG, Config(), now=datetime(2026, 11, 30, tzinfo=UTC))
     expected = sum(reference_cost(model, usage) for model, usage in responses)
     assert report["totals"]["messages"] == len(responses)
     assert report["totals"]["cost_usd"] == pytest.approx(expected, abs=1e-6)
