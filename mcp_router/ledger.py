@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, NamedTuple
 
 from .pricing import Catalog, Usage
@@ -62,6 +63,10 @@ class IngestSummary:
     new_responses: int = 0
     malformed_lines: int = 0
     unpriced_models: dict[str, int] = field(default_factory=dict)
+    # Transcripts that could not be read, with why: their usage is missing from the ledger.
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    # Per file with malformed lines: (how many, the first one's line number, why it was skipped).
+    malformed_files: dict[str, tuple[int, int, str]] = field(default_factory=dict)
 
     @property
     def duplicates(self) -> int:
@@ -142,7 +147,7 @@ def _ingest(
 ) -> IngestSummary:
     summary = IngestSummary(files=len(paths))
     before = _count_usage(conn)
-    tasks = _pending(conn, paths)
+    tasks = _pending(conn, paths, summary)
     new_bytes = sum(task.size - task.offset for task in tasks)
     bulk = new_bytes >= BULK_MIN_BYTES
     # Dirty pages stay in memory until the commit instead of spilling to the WAL again and again. The WAL
@@ -187,22 +192,34 @@ def _ingest(
     return summary
 
 
-def _pending(conn: sqlite3.Connection, paths: list[Path]) -> list[_FileTask]:
-    """The files with bytes not yet read, each with the offset to read from."""
+def _pending(conn: sqlite3.Connection, paths: list[Path], summary: IngestSummary) -> list[_FileTask]:
+    """The files with bytes not yet read, each with the offset to read from. Files that are not regular (a
+    FIFO would block the read forever, a device never ends) or cannot be opened go to ``summary.unreadable``."""
     known = {row[0]: row for row in conn.execute(
         "SELECT path, offset, inode, lines, malformed_lines FROM ingest_files")}
     tasks = []
     for path in paths:
         try:
             stat = path.stat()
-        except OSError:
+        except FileNotFoundError:
             continue  # deleted since it was listed: its rows stay
+        except OSError as exc:
+            summary.unreadable.append((str(path), exc.strerror or str(exc)))
+            continue
+        if not S_ISREG(stat.st_mode):
+            summary.unreadable.append((str(path), "not a regular file"))
+            continue
         row = known.get(str(path))
         offset, lines_before, malformed_before = 0, 0, 0
         if row is not None and row[2] == stat.st_ino and row[1] <= stat.st_size:
             offset, lines_before, malformed_before = row[1], row[3] or 0, row[4] or 0
             if offset == stat.st_size:
                 continue
+        try:
+            os.close(os.open(path, os.O_RDONLY))
+        except OSError as exc:
+            summary.unreadable.append((str(path), exc.strerror or str(exc)))
+            continue
         tasks.append(_FileTask(path, offset, lines_before, malformed_before, stat.st_size, stat.st_ino,
                                stat.st_mtime))
     return tasks
@@ -363,8 +380,9 @@ def _write_chunk(
 ) -> None:
     """Write one chunk's rows and the file's new offset; the caller holds the transaction."""
     task = parsed.task
-    for number, reason in chunk.malformed:
-        print(f"mcp-router: {task.path}:{number}: skipped malformed line: {reason}", file=sys.stderr)
+    if chunk.malformed:
+        count, first_line, reason = summary.malformed_files.get(str(task.path), (0, *chunk.malformed[0]))
+        summary.malformed_files[str(task.path)] = (count + len(chunk.malformed), first_line, reason)
     summary.malformed_lines += len(chunk.malformed)
     summary.responses += chunk.responses
     rows = list(_without_replays(conn, chunk.rows))
@@ -424,6 +442,8 @@ def _count_usage(conn: sqlite3.Connection) -> int:
 def _agent_type(path: Path) -> str | None:
     meta = path.with_name(path.stem + ".meta.json")
     try:
+        if not S_ISREG(meta.stat().st_mode):
+            return None
         value = json.loads(meta.read_text("utf-8")).get("agentType")
     except (OSError, ValueError, AttributeError):
         return None

@@ -35,6 +35,8 @@ BUCKET_SECONDS = 900
 _TIER_ORDER = ("haiku", "sonnet", "opus")
 PROMPT_LOOKBACK_SECONDS = 86_400  # a turn begun the day before the period still prices its first responses
 CHARS_PER_TOKEN = 4
+# A longer period is trimmed to the days the ledger holds, so --since 0001-01-01 reads no more than the data.
+LONG_PERIOD_DAYS = 366
 _SQL_KEYS = {"model": "model", "project": "project", "session": "session_id", "agent": "agent", "branch": "branch"}
 
 
@@ -44,10 +46,13 @@ class ReportSpec:
     until: date
     timezone: str
     group_by: tuple[str, ...] = ("model",)
+    all_days: bool = False  # every day the database holds: since and until are replaced by its span
 
     @classmethod
     def parse(cls, since: str | None, until: str | None, timezone: str | None, group_by: str | None,
-              today: date | None = None) -> ReportSpec:
+              today: date | None = None, *, all_days: bool = False) -> ReportSpec:
+        if timezone is not None and not timezone.strip():
+            raise ValueError("--timezone is empty: give an IANA name such as Europe/Paris, or leave it out")
         tz_name = timezone or _system_timezone()
         try:
             zone = ZoneInfo(tz_name)
@@ -55,15 +60,20 @@ class ReportSpec:
             raise ValueError(f"unknown time zone {tz_name!r} (use an IANA name such as Europe/Paris)") from None
         today = today or datetime.now(zone).date()
         end = _date(until, "--until") if until else today
+        if end > today + timedelta(days=LONG_PERIOD_DAYS):  # "until forever": up to today
+            end = today
         start = _date(since, "--since") if since else end - timedelta(days=6)
         if start > end:
             raise ValueError(f"--since {start} is after --until {end}")
-        keys = tuple(k.strip() for k in (group_by or "model").split(",") if k.strip())
+        keys = tuple(k.strip() for k in (group_by if group_by is not None else "model").split(","))
         unknown = [k for k in keys if k not in GROUP_KEYS]
-        if unknown or not keys:
-            raise ValueError(f"--group-by: unknown key {unknown[0] if unknown else ''!r} "
+        if unknown:
+            raise ValueError(f"--group-by: {'empty key' if not unknown[0] else f'unknown key {unknown[0]!r}'} "
                              f"(use a comma list of {', '.join(GROUP_KEYS)})")
-        return cls(start, end, tz_name, keys)
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise ValueError(f"--group-by: {repeated[0]!r} is given twice")
+        return cls(start, end, tz_name, keys, all_days)
 
 
 def _date(text: str, option: str) -> date:
@@ -94,6 +104,8 @@ def _empty_totals() -> dict[str, Any]:
 def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, config: Config,
                  now: datetime | None = None) -> dict[str, Any]:
     zone = ZoneInfo(spec.timezone)
+    first_day, last_day = _activity_span(conn, zone)
+    spec = _trimmed(spec, first_day, last_day, (now or datetime.now(zone)).astimezone(zone).date())
     start = datetime.combine(spec.since, time(), zone).timestamp()
     end = datetime.combine(spec.until + timedelta(days=1), time(), zone).timestamp()
     sql_keys = [k for k in spec.group_by if k in _SQL_KEYS]
@@ -154,6 +166,7 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
         "totals": totals,
         "groups": ordered_groups,
         "unpriced_models": dict(unpriced),
+        "latest_activity": last_day.isoformat() if last_day else None,
         "daily": [{"day": d, "cost_by_model": {m: round(c, 9) if (d, m) in priced_by_day else None
                                                for m, c in by_day.get(d, {}).items()}} for d in days],
         "top_sessions": top_sessions,
@@ -178,6 +191,42 @@ def _day_runs(first: int, last: int, zone: ZoneInfo) -> list[tuple[str, int, int
         else:
             runs.append((day, bucket, bucket + 1))
     return runs
+
+
+def _activity_span(conn: sqlite3.Connection, zone: ZoneInfo) -> tuple[date | None, date | None]:
+    """The local days of the first and the last recorded response or delegation (two index lookups each)."""
+    usage = conn.execute(f"SELECT MIN(bucket) * {BUCKET_SECONDS}, (MAX(bucket) + 1) * {BUCKET_SECONDS} - 1"
+                         " FROM usage_rollup").fetchone()
+    delegated = conn.execute("SELECT MIN(ts), MAX(ts) FROM delegations").fetchone()
+    firsts = [ts for ts in (usage[0], delegated[0]) if ts is not None]
+    lasts = [ts for ts in (usage[1], delegated[1]) if ts is not None]
+    if not firsts:
+        return None, None
+    return (datetime.fromtimestamp(min(firsts), zone).date(), datetime.fromtimestamp(max(lasts), zone).date())
+
+
+def _trimmed(spec: ReportSpec, first: date | None, last: date | None, today: date) -> ReportSpec:
+    """--all: the days from the first activity to today (or the last activity, if later). A period longer than
+    ``LONG_PERIOD_DAYS`` is trimmed to the same span; a shorter one is kept as asked."""
+    if not spec.all_days and (spec.until - spec.since).days <= LONG_PERIOD_DAYS:
+        return spec
+    latest = max(today, last or today)
+    until = latest if spec.all_days else min(spec.until, latest)
+    since = (first or until) if spec.all_days else max(spec.since, first or until)
+    return replace(spec, since=min(since, until), until=until)
+
+
+def no_activity_note(report: dict[str, Any]) -> str | None:
+    """For a report with no usage: when the latest activity was and how to see it."""
+    if report["totals"]["messages"]:
+        return None
+    period = f"{report['since']} – {report['until']}"
+    latest = report["latest_activity"]
+    if latest is None:
+        return (f"No Claude Code usage recorded yet ({period}). The ledger fills from the transcripts under"
+                " ~/.claude/projects (`mcp-router ingest`) and from the hooks (`mcp-router install`).")
+    return (f"No Claude Code usage in {period}. The latest activity was on {latest}: see it with"
+            f" `mcp-router report --since {latest}`, or everything with `mcp-router report --all`.")
 
 
 def _priced_cost(numbers: dict[str, Any]) -> float | None:
@@ -266,9 +315,11 @@ def _bucket_turns(conn: sqlite3.Connection, start: float, end: float,
         if session is None:
             return None
         first = bisect_right(session[0], bucket * BUCKET_SECONDS) - 1  # the turn running as the bucket opens
-        if first < 0:  # part of the bucket comes before the session's first known prompt
-            return None
         last = bisect_right(session[0], (bucket + 1) * BUCKET_SECONDS - 1e-6)
+        if first < 0:  # the session's first prompt comes within the bucket (or later)
+            if last == 0:
+                return None
+            first = 0
         return spans.setdefault((session_id, first, last), len(spans))
 
     conn.create_function("turn_span", 2, turn_span, deterministic=True)
