@@ -249,6 +249,8 @@ def report(since: str | None, until: str | None, week: bool, all_days: bool, gro
         raise click.UsageError("--week, --all and --since/--until each choose the period: give one of them")
     if open_file and fmt != "html":
         raise click.UsageError("--open opens the HTML report: add --format html")
+    if output is not None and not output.parent.is_dir():
+        raise click.ClickException(f"--output: the folder {output.parent} does not exist")
     spec = ReportSpec.parse(since, until, timezone_name, group_by, all_days=all_days)
     config = Config.load()
     catalog = Catalog.load(config.pricing)
