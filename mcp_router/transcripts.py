@@ -87,6 +87,7 @@ class Prompt:
     text: str
 
 
+_EARLIEST, _LATEST = 946_684_800.0, 7_258_118_400.0  # 2000-01-01 and 2200-01-01, UTC
 PROMPT_CHARS = 2000  # enough for the router; a pasted log need not be kept whole
 Parsed = UsageEvent | CostState | list[ToolResult] | Prompt | None
 
@@ -126,7 +127,9 @@ def bulk_loads(data: bytes) -> Any:
 
     try:
         return orjson.loads(data)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit"):  # json would go as deep as it may, only to fail too
+            raise
         return json.loads(data)
 
 
@@ -157,15 +160,27 @@ def parse_line(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> Parse
     return None
 
 
+# No response has a billion tokens of one kind (context windows are a few million); a larger count is damage,
+# and SQLite's 64-bit sums over millions of rows must not overflow.
+MAX_COUNT = 10**9
+
+
 def _count(usage: dict[str, Any], key: str, required: bool = False) -> int:
     value = usage.get(key)
-    if type(value) is int and value >= 0:
+    if type(value) is int and 0 <= value <= MAX_COUNT:
         return value
     if value is None and not required:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise MalformedLine(f"usage.{key} is {value!r}, expected a whole number >= 0")
+        raise MalformedLine(f"usage.{key} is {_short(value)}, expected a whole number >= 0")
+    if value > MAX_COUNT:
+        raise MalformedLine(f"usage.{key} is {_short(value)}, more than any response has")
     return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _text(record: dict[str, Any], key: str) -> str:
@@ -178,9 +193,12 @@ def _timestamp(record: dict[str, Any]) -> tuple[float, str]:
     if not isinstance(text, str):
         raise MalformedLine("missing timestamp")
     try:
-        return datetime.fromisoformat(text).timestamp(), text
-    except ValueError:
-        raise MalformedLine(f"bad timestamp {text!r}") from None
+        ts = datetime.fromisoformat(text).timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise MalformedLine(f"bad timestamp {_short(text)}") from None
+    if not _EARLIEST <= ts < _LATEST:  # a damaged year would stretch every report over centuries
+        raise MalformedLine(f"timestamp {_short(text)} is out of range")
+    return ts, text
 
 
 def _usage_event(record: dict[str, Any]) -> UsageEvent | None:
@@ -248,8 +266,8 @@ def _tool_uses(content: Any) -> list[tuple[str, str]]:
 
 def _cost_state(record: dict[str, Any]) -> CostState:
     total = record.get("totalCostUSD")
-    if isinstance(total, bool) or not isinstance(total, (int, float)):
-        raise MalformedLine(f"cost-state totalCostUSD is {total!r}")
+    if isinstance(total, bool) or not isinstance(total, (int, float)) or not 0 <= total < 1e15:
+        raise MalformedLine(f"cost-state totalCostUSD is {_short(total)}")
     model_usage = record.get("modelUsage")
     return CostState(
         session_id=_text(record, "sessionId"),
