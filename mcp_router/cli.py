@@ -106,6 +106,8 @@ def pricing(model: str | None, batch: bool, as_json: bool, db_path: Path | None)
         if info.long_prompt is not None:
             row["long_prompt"] = {key: getattr(info.long_prompt, key) * factor for key in RATE_KEYS}
             row["long_prompt"]["above_prompt_tokens"] = info.long_prompt_threshold
+        if info.fast is not None:
+            row["fast"] = {key: getattr(info.fast, key) * factor for key in RATE_KEYS}
         row["aliases"] = catalog.aliases_of(info.id)
         row["first_party_id"] = info.first_party_id
         rows.append(row)
@@ -131,6 +133,10 @@ def pricing(model: str | None, batch: bool, as_json: bool, db_path: Path | None)
             console.print(f"above {lp['above_prompt_tokens']:,} prompt tokens, the whole request costs:")
             for key in RATE_KEYS:
                 console.print(f"  {key:<15} {_price(lp[key])}")
+        if "fast" in row:
+            console.print("in fast mode, the whole request costs:")
+            for key in RATE_KEYS:
+                console.print(f"  {key:<15} {_price(row['fast'][key])}")
         return
     table = Table(title=f"USD per million tokens{' (batch)' if batch else ''}", box=None)
     table.add_column("model", no_wrap=True)

@@ -175,21 +175,30 @@ def expand(found: list[Variant], lines: int, seed: int, folder: Path, files: int
     folder.mkdir(parents=True, exist_ok=True)
     pieces = [(variant.line + b"\n").split(ID) for variant in found]
     valid = [variant.kind == "valid" for variant in found]
+    handles = [open(folder / f"session-{n}.jsonl", "wb") for n in range(files)]  # noqa: SIM115
     outputs: list[list[bytes]] = [[] for _ in range(files)]
     expected = Expected(lines=lines)
     per_variant = [0] * len(found)
-    for number, index in enumerate(picks):
-        line = (b"%d" % number).join(pieces[index])
-        out = outputs[number % files]
-        out.append(line)
-        if valid[index]:
-            per_variant[index] += 1
-            if number % 7 == 0:
-                out.append(line)
-                expected.lines += 1
+    try:
+        for number, index in enumerate(picks):
+            line = (b"%d" % number).join(pieces[index])
+            out = outputs[number % files]
+            out.append(line)
+            if valid[index]:
+                per_variant[index] += 1
+                if number % 7 == 0:
+                    out.append(line)
+                    expected.lines += 1
+            if number % 100_000 == 99_999:  # a batch at a time: ten million lines do not fit in memory
+                for handle, batch in zip(handles, outputs, strict=True):
+                    handle.write(b"".join(batch))
+                    batch.clear()
+        for handle, batch in zip(handles, outputs, strict=True):
+            handle.write(b"".join(batch))
+    finally:
+        for handle in handles:
+            handle.close()
     expected.malformed = sum(1 for index in picks if found[index].kind == "malformed")
-    for n, out in enumerate(outputs):
-        (folder / f"session-{n}.jsonl").write_bytes(b"".join(out))
     for variant, copies in zip(found, per_variant, strict=True):
         if not copies:
             continue

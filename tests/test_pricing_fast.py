@@ -172,3 +172,14 @@ def test_fast_mode_corpus_report_totals_equal_the_reference(tmp_path: Path) -> N
                                                 abs=1e-6)
     standard = sum(CATALOG.cost(m, _usage({**u, "speed": ""})) or 0 for m, u in responses)
     assert report["totals"]["cost_usd"] > 2 * standard  # fast mode is not counted at standard prices
+
+
+def test_pricing_command_shows_fast_prices() -> None:
+    from click.testing import CliRunner
+
+    from mcp_router.cli import cli
+
+    text = CliRunner().invoke(cli, ["pricing", "claude-opus-4-6"]).output
+    assert "in fast mode, the whole request costs:\n  input           30.00\n  output          150.00" in text
+    row = json.loads(CliRunner().invoke(cli, ["pricing", "claude-opus-5-5", "--json", "--batch"]).output)
+    assert row["fast"]["input"] == 4.0
