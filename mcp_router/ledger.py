@@ -289,10 +289,14 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
     with handle:
         handle.seek(offset)
         pending = b""
-        while True:
-            chunk = handle.read(CHUNK_BYTES)
+        # Up to the size the file had when listed: what is written meanwhile is the next run's, and a file that
+        # never ends (a /proc file lists as empty) cannot keep a run, or the hook, reading.
+        remaining = task.size - offset
+        while remaining > 0:
+            chunk = handle.read(min(CHUNK_BYTES, remaining))
             if not chunk:
                 return
+            remaining -= len(chunk)
             data = pending + chunk
             end = data.rfind(b"\n")
             if end < 0:

@@ -400,3 +400,11 @@ def test_corrupt_database_in_the_server_is_a_one_line_error(tmp_path: Path) -> N
         from mcp_router.server import build_server
 
         build_server(db, Config(), tmp_path)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="no /proc")
+def test_a_file_listed_as_empty_is_not_read(db_path: Path) -> None:
+    from mcp_router.ledger import ingest_file
+
+    summary = ingest_file(connect(db_path), Path("/proc/self/status"), CATALOG)  # size 0, yet it has lines
+    assert summary.lines == 0 and summary.bytes_read == 0
