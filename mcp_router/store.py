@@ -79,7 +79,7 @@ def connect(path: str | Path, *, timeout: float = 30.0, migrate: bool = True) ->
 
 def _reason(exc: BaseException) -> str:
     text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    if "readonly" in text or "read-only" in text:
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
         return f"{text} (check the file's and its folder's permissions)"
     if "not a database" in text or "malformed" in text:
         return f"{text} (move it aside and a new one is created; the transcripts can be ingested again)"

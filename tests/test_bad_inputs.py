@@ -142,6 +142,13 @@ def test_db_under_a_file_is_one_line(tmp_path: Path) -> None:
     assert line.startswith(f"Error: cannot open the database {tmp_path / 'file' / 'usage.db'}: ")
 
 
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="no /proc")
+def test_db_where_no_file_can_be_created_is_one_line() -> None:
+    line = _error(["budget", "--db", "/proc/usage.db"])  # root cannot create a file in /proc either
+    assert line == ("Error: cannot open the database /proc/usage.db: unable to open database file (check the"
+                    " file's and its folder's permissions)")
+
+
 @pytest.mark.skipif(IS_ROOT, reason="root writes read-only files")
 def test_read_only_db_is_one_line(db_path: Path) -> None:
     connect(db_path).close()
