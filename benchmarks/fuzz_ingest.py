@@ -50,7 +50,8 @@ def main() -> None:
         found = drawn_variants()
         print(f"variants: {len(found)} drawn in {time.perf_counter() - started:.1f} s (seed {args.seed})")
         started = time.perf_counter()
-        expected = expand(found, args.lines, args.seed, folder / "projects" / "p")
+        # Files of about 100,000 lines, as large as busy sessions get: a parsing worker holds a file's rows.
+        expected = expand(found, args.lines, args.seed, folder / "projects" / "p", files=max(8, args.lines // 100_000))
         size = sum(p.stat().st_size for p in (folder / "projects" / "p").glob("*.jsonl"))
         print(f"expand: {expected.lines:,} lines, {size / 1e6:,.0f} MB in {time.perf_counter() - started:.1f} s"
               f" ({expected.responses:,} responses, {expected.malformed:,} malformed)")
