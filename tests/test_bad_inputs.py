@@ -359,8 +359,11 @@ def test_empty_ledger_says_how_it_fills(db_path: Path) -> None:
 def test_as_routed_reprices_a_session_shorter_than_15_minutes(db_path: Path) -> None:
     conn = connect(db_path)
     at = datetime(2026, 11, 18, 10, 3, tzinfo=UTC)  # mid-slot: the prompt comes after the slot opens
-    conn.execute("INSERT INTO prompts (uuid, session_id, ts, text) VALUES ('u1', 's1', ?, ?)",
-                 (at.timestamp(), "summarize last night's build log"))
+    from mcp_router.ledger import PromptDecider
+
+    conn.executemany("INSERT INTO prompts (uuid, session_id, ts, text, tier, category, confidence, chars)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     PromptDecider(conn).rows([("u1", "s1", at.timestamp(), "summarize last night's build log")]))
     with transaction(conn):
         upsert_usage(conn, [_usage_row(1, at + timedelta(minutes=2))])
     spec = ReportSpec.parse("2026-11-18", "2026-11-18", "UTC", "model", today=date(2026, 11, 30))
