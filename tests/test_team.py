@@ -183,7 +183,8 @@ def test_report_team_in_every_format(tmp_path: Path, team_db_url: str) -> None:
     runner = CliRunner()
     base = ["report", "--team", "--db", str(db), "--since", PERIOD["since"], "--until", PERIOD["until"],
             "--timezone", "UTC", "--group-by", "user,machine,model"]
-    synced = runner.invoke(cli, [*base, "--format", "csv"], env=env, catch_exceptions=False)  # syncs first
+    synced = runner.invoke(cli, [*base, "--format", "csv", "--projects-dir", str(tmp_path / "machine1" / "projects")],
+                           env=env, catch_exceptions=False)  # ingests and syncs first
     assert synced.exit_code == 0, synced.output
     assert synced.output.splitlines()[0].startswith("user,machine,model,input_tokens")
     assert f"{config.user},box," in synced.output
