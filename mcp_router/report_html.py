@@ -301,10 +301,11 @@ def _groups(report: dict[str, Any]) -> str:
 
 def _people(people: list[dict[str, Any]]) -> str:
     """The team report's cost per person, largest first, each with its share of the team's spend."""
-    total = sum(p["cost_usd"] for p in people)
-    peak = max(p["cost_usd"] for p in people)
-    rows = [(p["user"], p["cost_usd"], f"{format_usd(p['cost_usd'])} ({format_share(p['cost_usd'] / total if total else 0)})",
-             PALETTE[i % len(PALETTE)]) for i, p in enumerate(people)]
+    costs = [p["cost_usd"] or 0.0 for p in people]  # None: only unpriced responses
+    total, peak = sum(costs), max(costs)
+    rows = [(p["user"], cost, f"{format_usd(cost)} ({format_share(cost / total if total else 0)})"
+             if p["cost_usd"] is not None else "unpriced", PALETTE[i % len(PALETTE)])
+            for i, (p, cost) in enumerate(zip(people, costs, strict=True))]
     return _hbars("cost per person", rows, peak, ("$0", _money(peak)))
 
 
