@@ -154,7 +154,10 @@ def _send_changed(conn: sqlite3.Connection, pg: Any, table: _Table, owner: tuple
             f"SELECT rowid, {table.select} FROM {table.name}"
             " WHERE rowid IN (SELECT row FROM sync_changes WHERE tbl = ? AND seq <= ?)", (table.name, top)), owner)
     # Only after the commit: killed before this line, the same rows go again next time, which changes nothing.
-    conn.execute("DELETE FROM sync_changes WHERE tbl = ? AND seq <= ?", (table.name, top))
+    # The newest entry stays (sent again next time), so a seq is never reused: a concurrent sync clearing up to
+    # the seq it sent never clears a change made since.
+    conn.execute("DELETE FROM sync_changes WHERE tbl = ? AND seq <= ? AND seq < (SELECT MAX(seq) FROM sync_changes)",
+                 (table.name, top))
     return count
 
 
