@@ -34,6 +34,8 @@ class RouteDecision(BaseModel):
     reason: str
     confidence: float
     estimated_cost_usd: float | None
+    uncertain: bool
+    candidates: list[str]
 
 
 class DelegationResult(BaseModel):
@@ -106,7 +108,8 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
         context_tokens: Annotated[int, Field(ge=0, description="Tokens of context the task needs.")] = 0,
     ) -> RouteDecision:
         """Cheapest model tier (haiku/sonnet/opus) adequate for a task, with the current model id, the reason
-        and a cost estimate. Ask before spawning a subagent or when unsure a task needs your model."""
+        and a cost estimate. Ask before spawning a subagent or when unsure a task needs your model. When
+        `uncertain`, it picked the higher of `candidates`: decide with what you know."""
         db = conn()
         try:
             return RouteDecision(**router(db).route(task, context_tokens).to_dict())
@@ -130,7 +133,7 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
 
         db = conn()
         try:
-            category = router(db).classify(task).category.name
+            category = router(db).classify(task)
             result = Delegator(db, config, catalog, workdir).delegate(
                 task, paths, content, max_tokens, model, category=category)
             return DelegationResult(**result)
