@@ -107,10 +107,11 @@ class Result:
         return "\n".join(lines)
 
 
-def cross_validate(prepared: Prepared, group: Callable[[dict], str], name: str, rules: bool = True
-                   ) -> tuple[Result, dict[str, Result]]:
-    """Every training request routed by the router's decision code with a model fitted without its group."""
-    scores = prepared.out_of_fold(group)
+def cross_validate(prepared: Prepared, group: Callable[[dict], str], name: str, rules: bool = True,
+                   scores: list[list[float]] | None = None) -> tuple[Result, dict[str, Result]]:
+    """Every training request routed by the router's decision code with a model fitted without its group
+    (``scores``: those models' scores, if already computed)."""
+    scores = scores or prepared.out_of_fold(group)
     temperature = fit_temperature(prepared, scores)
     policy = load_policy()
     if not rules:
