@@ -45,14 +45,22 @@ def test_the_shipped_model_is_what_the_training_script_makes(prepared: Prepared,
 def test_leave_one_writer_out(prepared: Prepared, by_writer) -> None:
     result, writers = cross_validate(prepared, lambda item: item["writer"], "leave-one-writer-out",
                                      scores=by_writer)
-    # Figures at the freeze (benchmarks/README.md); the targets (95%, sure 98% over 80%) are not met.
-    assert result.accuracy >= 0.85, result.summary()
-    assert result.sure_accuracy >= 0.95 and result.sure_coverage >= 0.65, result.summary()
-    assert min(w.accuracy for w in writers.values()) >= 0.80, [w.summary() for w in writers.values()]
+    # The target for sure decisions is met: >= 98% right, covering >= 80% of requests.
+    assert result.sure_accuracy >= 0.98 and result.sure_coverage >= 0.80, result.summary()
+    # Not met (95% overall, no Opus task to Haiku); these are the figures at the freeze (abf202a), kept from
+    # getting worse: 88.3%, 14 Opus->Haiku of 1,913 Opus tasks, the weakest writer 84.8%.
+    assert result.accuracy >= 0.88 and result.opus_to_haiku <= 14, result.summary()
+    assert min(w.accuracy for w in writers.values()) >= 0.84, [w.summary() for w in writers.values()]
+
+
+# Scored once, after the freeze at abf202a: (right, Opus->Haiku) of 200 requests per set.
+HELDOUT_AT_FREEZE = {"ha": (181, 0), "hb": (186, 1), "hc": (176, 0)}
 
 
 def test_held_out_sets_as_scored_at_the_freeze() -> None:
-    results = heldout_results()
-    assert len(results) >= 3
-    for result in results:  # aggregates only: no held-out request is ever printed
-        assert result.total >= 100, result.name
+    results = {result.name.split()[1]: result for result in heldout_results()}
+    assert set(results) == set(HELDOUT_AT_FREEZE)
+    for name, (right, opus_to_haiku) in HELDOUT_AT_FREEZE.items():  # aggregates only, never a request
+        result = results[name]
+        assert result.total == 200 and result.correct >= right, result.summary()
+        assert result.opus_to_haiku <= opus_to_haiku, result.summary()
