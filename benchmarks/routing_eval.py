@@ -35,6 +35,7 @@ from mcp_router.pricing import Catalog  # noqa: E402
 from mcp_router.routing import Router, load_policy, softmax  # noqa: E402
 
 HELDOUT = ROOT / "benchmarks" / "routing_data" / "heldout"
+HELDOUT_LABELS = ROOT / "benchmarks" / "routing_data" / "labels" / "heldout.jsonl"
 BANDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)  # lower edges of the reliability bands above the first
 
 
@@ -138,9 +139,13 @@ def route_batch(items: list[dict]) -> list[dict]:
 
 
 def heldout_results() -> list[Result]:
+    """Each held-out set, on the requests whose second, blind label gives the same tier (the rule fixed in
+    routing_data/README.md before any set was scored)."""
+    tiers = {label["id"]: label["tier"] for label in map(json.loads, HELDOUT_LABELS.read_text("utf-8").splitlines())}
     results = []
     for path in sorted(HELDOUT.glob("*.jsonl")):
-        items = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+        items = [item for line in path.read_text("utf-8").splitlines() if line.strip()
+                 if tiers.get((item := json.loads(line))["id"]) == item["expected_tier"]]
         result = Result(f"held-out {path.stem} ({len(items)} requests)")
         for item, decision in zip(items, route_batch(items), strict=True):
             result.add(item["expected_tier"], decision)
