@@ -191,6 +191,8 @@ class Router:
     def route(self, task: str, context_tokens: int = 0) -> Decision:
         if context_tokens < 0:
             raise ValueError("context_tokens must be 0 or more")
+        if not task.strip():
+            raise ValueError("the task is empty: describe the work to route, e.g. 'summarise this build log'")
         return self.decide(task, context_tokens, self.model.probabilities(task))
 
     def decide(self, task: str, context_tokens: int, probabilities: list[float]) -> Decision:
