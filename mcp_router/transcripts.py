@@ -183,7 +183,10 @@ def _timestamp(record: dict[str, Any]) -> tuple[float, str]:
 
 def _usage_event(record: dict[str, Any]) -> UsageEvent | None:
     message = record.get("message")
-    if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
+    if not isinstance(message, dict):
+        return None
+    usage = message.get("usage")
+    if not isinstance(usage, dict):
         return None
     model = message.get("model")
     if model == SYNTHETIC_MODEL:
@@ -193,25 +196,42 @@ def _usage_event(record: dict[str, Any]) -> UsageEvent | None:
         raise MalformedLine("assistant message without an id")
     if not isinstance(model, str) or not model:
         raise MalformedLine("assistant message without a model")
-    usage = message["usage"]
     ts, timestamp = _timestamp(record)
-    cache_creation = usage.get("cache_creation")
-    split = cache_creation if isinstance(cache_creation, dict) else {}
-    server_tools = usage.get("server_tool_use")
-    searches = _count(server_tools, "web_search_requests") if isinstance(server_tools, dict) else 0
-    agent_id, agent_type = record.get("agentId"), record.get("attributionAgent")
-    # Arguments in field order, not by keyword: this runs for every copy of every response, and keywords
-    # cost a quarter of it.
+    # This runs for every copy of every response: plain lookups, and the checks of _count only when a value
+    # is not a whole number >= 0.
+    get, split, server_tools = usage.get, usage.get("cache_creation"), usage.get("server_tool_use")
+    counts = (get("input_tokens"), get("output_tokens"), get("cache_read_input_tokens", 0),
+              get("cache_creation_input_tokens", 0),
+              split.get("ephemeral_5m_input_tokens", 0) if type(split) is dict else 0,
+              split.get("ephemeral_1h_input_tokens", 0) if type(split) is dict else 0,
+              server_tools.get("web_search_requests", 0) if type(server_tools) is dict else 0)
+    for value in counts:
+        if type(value) is not int or value < 0:
+            counts = _checked_counts(usage, split, server_tools)
+            break
+    record_get = record.get
+    request_id, session_id, cwd, branch = (record_get("requestId"), record_get("sessionId"), record_get("cwd"),
+                                           record_get("gitBranch"))
+    agent_id, agent_type = record_get("agentId"), record_get("attributionAgent")
+    geo, tier, speed = get("inference_geo"), get("service_tier"), get("speed")
+    # Arguments in field order, not by keyword: keywords cost a quarter of it.
     return UsageEvent(
-        message_id, _text(record, "requestId"), ts, timestamp, _text(record, "sessionId"), _text(record, "cwd"),
-        _text(record, "gitBranch"), 1 if record.get("isSidechain") is True else 0,
-        agent_id if isinstance(agent_id, str) else None, agent_type if isinstance(agent_type, str) else None,
-        model, _count(usage, "input_tokens", required=True), _count(usage, "output_tokens", required=True),
-        _count(usage, "cache_read_input_tokens"), _count(usage, "cache_creation_input_tokens"),
-        _count(split, "ephemeral_5m_input_tokens"), _count(split, "ephemeral_1h_input_tokens"), searches,
-        _text(usage, "inference_geo"), _text(usage, "service_tier"), _text(usage, "speed"),
-        _tool_uses(message.get("content")),
+        message_id, request_id if type(request_id) is str else "", ts, timestamp,
+        session_id if type(session_id) is str else "", cwd if type(cwd) is str else "",
+        branch if type(branch) is str else "", 1 if record_get("isSidechain") is True else 0,
+        agent_id if type(agent_id) is str else None, agent_type if type(agent_type) is str else None,
+        model, *counts, geo if type(geo) is str else "", tier if type(tier) is str else "",
+        speed if type(speed) is str else "", _tool_uses(message.get("content")),
     )
+
+
+def _checked_counts(usage: dict[str, Any], split: Any, server_tools: Any) -> tuple[int, ...]:
+    """The token counts of a usage object whose counts are not all plain: MalformedLine names the first bad one."""
+    searches = _count(server_tools, "web_search_requests") if isinstance(server_tools, dict) else 0
+    split = split if isinstance(split, dict) else {}
+    return (_count(usage, "input_tokens", required=True), _count(usage, "output_tokens", required=True),
+            _count(usage, "cache_read_input_tokens"), _count(usage, "cache_creation_input_tokens"),
+            _count(split, "ephemeral_5m_input_tokens"), _count(split, "ephemeral_1h_input_tokens"), searches)
 
 
 def _tool_uses(content: Any) -> list[tuple[str, str]]:
