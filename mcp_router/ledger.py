@@ -69,10 +69,33 @@ class IngestSummary:
 
 
 def transcript_files(projects_dir: Path) -> list[Path]:
-    """Every transcript under ``projects_dir``, each main session file before its subagents."""
-    main = sorted(projects_dir.glob("*/*.jsonl"))
-    subagents = sorted(projects_dir.glob("*/*/subagents/*.jsonl"))
+    """Every transcript under ``projects_dir`` (``*/*.jsonl``, then ``*/*/subagents/*.jsonl``, each in path
+    order), each main session file before its subagents.
+
+    One directory listing per folder: a report with nothing new to read lists and stats thousands of files,
+    and pattern matching over ``Path`` objects cost more than the rest of it together.
+    """
+    main: list[Path] = []
+    subagents: list[Path] = []
+    for project in _listing(projects_dir):
+        if not project.is_dir():
+            continue
+        for entry in _listing(project.path):
+            if entry.name.endswith(".jsonl"):
+                main.append(Path(entry.path))
+            if entry.is_dir():
+                subagents.extend(Path(agent.path) for agent in _listing(os.path.join(entry.path, "subagents"))
+                                 if agent.name.endswith(".jsonl"))
     return main + subagents
+
+
+def _listing(folder: str | Path) -> list[os.DirEntry[str]]:
+    """The entries of ``folder`` in name order; none when it is missing or cannot be listed."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(entries, key=lambda entry: entry.name)
+    except OSError:
+        return []
 
 
 def session_files(transcript_path: Path) -> list[Path]:
@@ -83,9 +106,10 @@ def session_files(transcript_path: Path) -> list[Path]:
 
 def ingest_tree(
     conn: sqlite3.Connection, projects_dir: Path, catalog: Catalog,
-    *, progress: Callable[[Path, int], None] | None = None, workers: int | None = None,
+    *, progress: Progress | None = None, workers: int | None = None,
 ) -> IngestSummary:
-    """Ingest every transcript under ``projects_dir``; ``progress(path, bytes)`` after each file.
+    """Ingest every transcript under ``projects_dir``; ``progress(files, bytes, all_files, all_bytes)`` once
+    the files with new lines are known, then after each of them (how many read so far, of how many).
 
     ``workers`` is the number of parsing processes: by default one per CPU when there is enough new
     data to be worth it, else none (parse here).
@@ -136,13 +160,17 @@ class _ParsedFile(NamedTuple):
     chunks: Iterable[_Chunk]
 
 
+Progress = Callable[[int, int, int, int], None]
+
+
 def _ingest(
-    conn: sqlite3.Connection, paths: list[Path], catalog: Catalog,
-    progress: Callable[[Path, int], None] | None, workers: int | None,
+    conn: sqlite3.Connection, paths: list[Path], catalog: Catalog, progress: Progress | None, workers: int | None,
 ) -> IngestSummary:
     summary = IngestSummary(files=len(paths))
-    before = _count_usage(conn)
     tasks = _pending(conn, paths)
+    if not tasks:
+        return summary
+    before = _last_usage_id(conn)
     new_bytes = sum(task.size - task.offset for task in tasks)
     bulk = new_bytes >= BULK_MIN_BYTES
     # Dirty pages stay in memory until the commit instead of spilling to the WAL again and again. The WAL
@@ -152,11 +180,8 @@ def _ingest(
         conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
     if workers is None:
         workers = _cpu_count() if bulk and len(tasks) > 1 else 0
-    done = {task.path for task in tasks}
     if progress:
-        for path in paths:
-            if path not in done:
-                progress(path, 0)
+        progress(0, 0, len(tasks), new_bytes)
     uncommitted = 0
     try:
         for parsed in _parse_all(tasks, catalog, workers, bulk_loads if bulk else json.loads):
@@ -174,16 +199,18 @@ def _ingest(
                 if uncommitted >= COMMIT_BYTES:
                     conn.execute("COMMIT")
                     uncommitted = 0
+                if progress:
+                    progress(summary.files_read, summary.bytes_read, len(tasks), new_bytes)
             summary.files_read += 1
             if progress:
-                progress(parsed.task.path, parsed.task.size - parsed.task.offset)
+                progress(summary.files_read, summary.bytes_read, len(tasks), new_bytes)
         if conn.in_transaction:
             conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    summary.new_responses = _count_usage(conn) - before
+    summary.new_responses = _last_usage_id(conn) - before  # rows are never deleted, so ids only grow
     return summary
 
 
@@ -243,8 +270,6 @@ _worker_args: tuple[Catalog, Callable[[bytes], Any]] | None = None
 def _init_worker(catalog: Catalog, loads: Callable[[bytes], Any]) -> None:
     global _worker_args
     _worker_args = (catalog, loads)
-    if hasattr(os, "nice"):
-        os.nice(10)  # the process writing the rows sets the pace: parsing takes the CPU it leaves
 
 
 def _parse_file_in_worker(task: _FileTask) -> _ParsedFile:
@@ -273,7 +298,8 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
         handle.seek(offset)
         pending = b""
         while True:
-            chunk = handle.read(CHUNK_BYTES)
+            # Most transcripts are far smaller than a chunk: a read of CHUNK_BYTES would allocate it whole.
+            chunk = handle.read(min(CHUNK_BYTES, max(task.size - offset - len(pending), 0) + 65536))
             if not chunk:
                 return
             data = pending + chunk
@@ -416,8 +442,8 @@ def _without_replays(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> I
         yield row
 
 
-def _count_usage(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT COUNT(*) FROM usage_events").fetchone()[0])
+def _last_usage_id(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM usage_events").fetchone()[0])
 
 
 def _agent_type(path: Path) -> str | None:
@@ -428,12 +454,3 @@ def _agent_type(path: Path) -> str | None:
         return None
     return value if isinstance(value, str) else None
 
-
-def total_size(paths: list[Path]) -> int:
-    total = 0
-    for path in paths:
-        try:
-            total += os.path.getsize(path)
-        except OSError:
-            pass
-    return total

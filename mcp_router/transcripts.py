@@ -200,7 +200,7 @@ def _usage_event(record: dict[str, Any]) -> UsageEvent | None:
     # This runs for every copy of every response: plain lookups, and the checks of _count only when a value
     # is not a whole number >= 0.
     get, split, server_tools = usage.get, usage.get("cache_creation"), usage.get("server_tool_use")
-    counts = (get("input_tokens"), get("output_tokens"), get("cache_read_input_tokens", 0),
+    counts: tuple[Any, ...] = (get("input_tokens"), get("output_tokens"), get("cache_read_input_tokens", 0),
               get("cache_creation_input_tokens", 0),
               split.get("ephemeral_5m_input_tokens", 0) if type(split) is dict else 0,
               split.get("ephemeral_1h_input_tokens", 0) if type(split) is dict else 0,
