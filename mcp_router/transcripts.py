@@ -221,7 +221,8 @@ def _usage_event(record: dict[str, Any]) -> UsageEvent | None:
         session_id if type(session_id) is str else "", cwd if type(cwd) is str else "",
         branch if type(branch) is str else "", 1 if record_get("isSidechain") is True else 0,
         agent_id if type(agent_id) is str else None, agent_type if type(agent_type) is str else None,
-        model, inputs, outputs, reads, writes, writes_5m, writes_1h, searches, geo if type(geo) is str else "", tier if type(tier) is str else "",
+        model, inputs, outputs, reads, writes, writes_5m, writes_1h, searches,
+        geo if type(geo) is str else "", tier if type(tier) is str else "",
         speed if type(speed) is str else "", _tool_uses(message.get("content")),
     )
 
