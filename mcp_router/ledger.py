@@ -35,8 +35,11 @@ from .transcripts import (
     ToolResult,
     UsageEvent,
     bulk_loads,
+    decode_line,
     lines_to_parse,
-    parse_line,
+    parse_record,
+    repeats,
+    tool_uses,
 )
 
 CHUNK_BYTES = 16 * 1024 * 1024
@@ -309,7 +312,7 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
                 continue
             pending = data[end + 1:]
             block = data if not pending else data[:end + 1]
-            responses_kept: dict[tuple[str, str], tuple[UsageEvent, int]] = {}
+            responses_kept: dict[tuple[str, str], tuple[UsageEvent, int, Any]] = {}
             tool_results: list[ToolResult] = []
             prompts = []
             cost_state = None
@@ -318,18 +321,26 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
             block_lines, lines_to_read = lines_to_parse(block)
             for number, line in lines_to_read:
                 try:
-                    parsed = parse_line(line, loads)
+                    record = decode_line(line, loads)
+                    if record is None:
+                        continue
+                    if responses_kept and _repeated(record, responses_kept):
+                        responses += 1
+                        for tool_use_id, name in tool_uses(record):  # each copy holds its own content block
+                            maker.tool_names[tool_use_id] = name
+                        continue
+                    parsed = parse_record(record)
                 except MalformedLine as exc:
                     malformed.append((line_no + number, str(exc)))
                     continue
                 if isinstance(parsed, UsageEvent):
                     responses += 1
-                    for tool_use_id, name in parsed.tool_uses:  # each copy holds its own content block
+                    for tool_use_id, name in parsed.tool_uses:
                         maker.tool_names[tool_use_id] = name
                     key = (parsed.message_id, parsed.request_id)
                     kept = responses_kept.get(key)
                     if kept is None or _beats(parsed, kept[0]):
-                        responses_kept[key] = (parsed, line_no + number)
+                        responses_kept[key] = (parsed, line_no + number, record["message"]["usage"])
                 elif isinstance(parsed, CostState):
                     cost_state = parsed
                 elif isinstance(parsed, list):
@@ -338,9 +349,18 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
                     prompts.append((parsed.uuid, parsed.session_id or maker.session_id, parsed.ts, parsed.text))
             line_no += block_lines
             offset += end + 1
-            rows = [maker.usage_row(event, number) for event, number in responses_kept.values()]
+            rows = [maker.usage_row(event, number) for event, number, _ in responses_kept.values()]
             yield _Chunk(offset, line_no, rows, maker.tool_result_rows(tool_results), prompts, cost_state, malformed,
                          responses)
+
+
+def _repeated(record: dict[str, Any], responses_kept: dict[tuple[str, str], tuple[UsageEvent, int, Any]]) -> bool:
+    """Whether ``record`` is a copy of a response kept already that would change nothing but tool names."""
+    message, request_id = record.get("message"), record.get("requestId")
+    if type(message) is not dict or type(message_id := message.get("id")) is not str:
+        return False
+    kept = responses_kept.get((message_id, request_id if type(request_id) is str else ""))
+    return kept is not None and repeats(record, kept[0], kept[2])
 
 
 def _beats(event: UsageEvent, kept: UsageEvent) -> bool:

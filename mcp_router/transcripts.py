@@ -130,6 +130,12 @@ def bulk_loads(data: bytes) -> Any:
 
 def parse_line(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> Parsed:
     """Parse one complete line (without its newline); ``None`` for lines that carry nothing we keep."""
+    record = decode_line(line, loads)
+    return None if record is None else parse_record(record)
+
+
+def decode_line(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> dict[str, Any] | None:
+    """The JSON object of a line that may carry something we keep; ``None`` for the others, undecoded."""
     stripped = line.strip()
     if not stripped:
         return None
@@ -145,6 +151,11 @@ def parse_line(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> Parse
         raise MalformedLine(f"invalid JSON: {exc}") from None
     if not isinstance(record, dict):
         raise MalformedLine("not a JSON object")
+    return record
+
+
+def parse_record(record: dict[str, Any]) -> Parsed:
+    """What a decoded line carries (see ``parse_line``)."""
     kind = record.get("type")
     if kind == "assistant":
         return _usage_event(record)
@@ -153,6 +164,29 @@ def parse_line(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> Parse
     if kind == "user":
         return _tool_results(record) or _prompt(record)
     return None
+
+
+def repeats(record: dict[str, Any], kept: UsageEvent, kept_usage: dict[str, Any]) -> bool:
+    """Whether ``record`` is another copy of the response ``kept`` (parsed from a line whose usage object was
+    ``kept_usage``) that ``parse_record`` would read exactly as ``kept`` but for its content block: the same
+    ids, model, timestamp, chain and usage, so it neither fails where ``kept`` did not nor beats it.
+
+    Claude Code writes a response once per content block; the copies need only their tool names read.
+    """
+    message = record.get("message")
+    if (record.get("type") != "assistant" or type(message) is not dict or message.get("usage") != kept_usage
+            or message.get("id") != kept.message_id):
+        return False
+    request_id = record.get("requestId")
+    return ((request_id if type(request_id) is str else "") == kept.request_id
+            and message.get("model") == kept.raw_model and record.get("timestamp") == kept.timestamp
+            and (record.get("isSidechain") is True) == (kept.is_sidechain == 1))
+
+
+def tool_uses(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """(id, name) of the tool_use blocks of an assistant line's content."""
+    message = record.get("message")
+    return _tool_uses(message.get("content")) if type(message) is dict else []
 
 
 def _count(usage: dict[str, Any], key: str, required: bool = False) -> int:
