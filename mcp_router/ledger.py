@@ -36,6 +36,7 @@ from .transcripts import (
     UsageEvent,
     bulk_loads,
     decode_line,
+    decode_object,
     lines_to_parse,
     parse_record,
     repeats,
@@ -321,7 +322,7 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
             block_lines, lines_to_read = lines_to_parse(block)
             for number, line in lines_to_read:
                 try:
-                    record = decode_line(line, loads)
+                    record = decode_object(line, loads) if line[0] == 0x7B else decode_line(line, loads)  # "{"
                     if record is None:
                         continue
                     if responses_kept and _repeated(record, responses_kept):

@@ -92,14 +92,16 @@ Parsed = UsageEvent | CostState | list[ToolResult] | Prompt | None
 # The markers of the lines parse_line keeps. One regex pass over a line that has none of them (attachments,
 # most of a transcript's lines) costs less than one substring search per marker.
 _MARKERS = re.compile(rb'"(?:tool_result|usage|cost-state|promptId)"')
+_NOT_USAGE = re.compile(rb'"(?:tool_result|cost-state|promptId)"')
 
 
 def lines_to_parse(block: bytes) -> tuple[int, list[tuple[int, bytes]]]:
     """The number of lines in ``block`` (complete lines, each ending in a newline) and those of them that
-    ``parse_line`` could keep, as (line number within the block from 1, line).
+    ``parse_line`` could keep, as (line number within the block from 1, line). A line kept that starts with
+    "{" holds the markers ``decode_line`` looks for: ``decode_object`` reads it as ``decode_line`` would.
 
-    A line is sliced out, which copies it, only when it holds one of the markers or does not start like a
-    JSON object; the rest, most of the bytes of a transcript, are only searched in place.
+    A line is sliced out, which copies it, only when it holds the markers or does not start like a JSON
+    object; the rest, most of the bytes of a transcript, are only searched in place.
     """
     find, search = block.find, _MARKERS.search
     start, number, size = 0, 0, len(block)
@@ -107,8 +109,14 @@ def lines_to_parse(block: bytes) -> tuple[int, list[tuple[int, bytes]]]:
     while start < size:
         stop = find(b"\n", start)
         number += 1
-        if start < stop and (block[start] != 0x7B or search(block, start, stop)):  # 0x7B: "{"
-            lines.append((number, block[start:stop]))
+        if start < stop:
+            if block[start] != 0x7B:  # "{"
+                lines.append((number, block[start:stop]))
+            elif (match := search(block, start, stop)) is not None:
+                if match.end() - match.start() == 7 and find(b'"assistant"', start, stop) < 0:  # "usage" alone
+                    match = _NOT_USAGE.search(block, match.end(), stop)
+                if match is not None:
+                    lines.append((number, block[start:stop]))
         start = stop + 1
     return number, lines
 
@@ -145,6 +153,12 @@ def decode_line(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> dict
     if not (b'"tool_result"' in line or (b'"usage"' in line and b'"assistant"' in line) or b'"cost-state"' in line
             or b'"promptId"' in line):
         return None
+    return decode_object(stripped, loads)
+
+
+def decode_object(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> dict[str, Any]:
+    """The JSON object of a line that holds the markers (see ``lines_to_parse``)."""
+    stripped = line.strip()
     try:
         record = loads(stripped)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors

@@ -14,6 +14,7 @@ from mcp_router.transcripts import (
     Prompt,
     UsageEvent,
     bulk_loads,
+    decode_object,
     lines_to_parse,
     parse_line,
     parse_record,
@@ -34,6 +35,13 @@ ASSISTANT = next(line for line in REAL_LINES if b'"assistant"' in line and b'"us
 def _outcome(line: bytes, loads=json.loads) -> object:
     try:
         return parse_line(line, loads)
+    except MalformedLine:
+        return MalformedLine
+
+
+def _decoded(line: bytes) -> object:
+    try:
+        return parse_record(decode_object(line))
     except MalformedLine:
         return MalformedLine
 
@@ -90,6 +98,9 @@ def test_block_scanner_keeps_every_line_the_parser_would_keep(lines: list[bytes]
         if _outcome(line) is not None:
             assert number in kept_numbers
     assert all(lines[number - 1] == line for number, line in kept)
+    for _, line in kept:  # a line kept that starts like an object passed decode_line's marker test
+        if line.startswith(b"{"):
+            assert _outcome(line) == _decoded(line)
 
 
 def test_prompts_are_what_the_user_typed_not_claude_codes_own_messages() -> None:
