@@ -21,7 +21,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -74,21 +74,24 @@ class IngestSummary:
 
 def transcript_files(projects_dir: Path) -> list[Path]:
     """Every transcript under ``projects_dir`` (``*/*.jsonl``, then ``*/*/subagents/*.jsonl``, each in path
-    order), each main session file before its subagents.
+    order), each main session file before its subagents."""
+    return [Path(entry) for entry in _transcript_entries(projects_dir)]
 
-    One directory listing per folder: a report with nothing new to read lists and stats thousands of files,
-    and pattern matching over ``Path`` objects cost more than the rest of it together.
-    """
-    main: list[Path] = []
-    subagents: list[Path] = []
+
+def _transcript_entries(projects_dir: Path) -> list[os.DirEntry[str]]:
+    """``transcript_files`` as directory entries: one listing per folder, and each entry stats its file by
+    name within the folder. A report with nothing new to read lists and stats thousands of files, and
+    pattern matching and whole-path lookups cost more than the rest of it together."""
+    main: list[os.DirEntry[str]] = []
+    subagents: list[os.DirEntry[str]] = []
     for project in _listing(projects_dir):
         if not project.is_dir():
             continue
         for entry in _listing(project.path):
             if entry.name.endswith(".jsonl"):
-                main.append(Path(entry.path))
+                main.append(entry)
             if entry.is_dir():
-                subagents.extend(Path(agent.path) for agent in _listing(os.path.join(entry.path, "subagents"))
+                subagents.extend(agent for agent in _listing(os.path.join(entry.path, "subagents"))
                                  if agent.name.endswith(".jsonl"))
     return main + subagents
 
@@ -118,7 +121,7 @@ def ingest_tree(
     ``workers`` is the number of parsing processes: by default one per CPU when there is enough new
     data to be worth it, else none (parse here).
     """
-    return _ingest(conn, transcript_files(Path(projects_dir)), catalog, progress, workers)
+    return _ingest(conn, _transcript_entries(Path(projects_dir)), catalog, progress, workers)
 
 
 def ingest_session(conn: sqlite3.Connection, transcript_path: Path, catalog: Catalog) -> IngestSummary:
@@ -168,7 +171,8 @@ Progress = Callable[[int, int, int, int], None]
 
 
 def _ingest(
-    conn: sqlite3.Connection, paths: list[Path], catalog: Catalog, progress: Progress | None, workers: int | None,
+    conn: sqlite3.Connection, paths: Sequence[Path | os.DirEntry[str]], catalog: Catalog, progress: Progress | None,
+    workers: int | None,
 ) -> IngestSummary:
     summary = IngestSummary(files=len(paths))
     tasks = _pending(conn, paths)
@@ -218,22 +222,23 @@ def _ingest(
     return summary
 
 
-def _pending(conn: sqlite3.Connection, paths: list[Path]) -> list[_FileTask]:
+def _pending(conn: sqlite3.Connection, paths: Sequence[Path | os.DirEntry[str]]) -> list[_FileTask]:
     """The files with bytes not yet read, each with the offset to read from."""
     known = {row[0]: row for row in conn.execute(
         "SELECT path, offset, inode, lines, malformed_lines FROM ingest_files")}
     tasks = []
-    for path in paths:
+    for file in paths:
         try:
-            stat = path.stat()
+            stat = file.stat()
         except OSError:
             continue  # deleted since it was listed: its rows stay
-        row = known.get(str(path))
+        row = known.get(os.fspath(file))
+        if row is not None and row[2] == stat.st_ino and row[1] == stat.st_size:
+            continue  # nothing new: most files, when a report runs
+        path = Path(file)
         offset, lines_before, malformed_before = 0, 0, 0
         if row is not None and row[2] == stat.st_ino and row[1] <= stat.st_size:
             offset, lines_before, malformed_before = row[1], row[3] or 0, row[4] or 0
-            if offset == stat.st_size:
-                continue
         tasks.append(_FileTask(path, offset, lines_before, malformed_before, stat.st_size, stat.st_ino,
                                stat.st_mtime))
     return tasks
