@@ -247,3 +247,18 @@ def test_ingest_progress_waits_two_seconds(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(sys, "stderr", _Terminal())
     cli._ingest_with_progress(connect(tmp_path / "usage.db"), tmp_path / "projects", CATALOG)
     assert sys.stderr.getvalue() == ""
+
+
+def test_transcripts_are_listed_as_the_glob_patterns_list_them(tmp_path: Path) -> None:
+    from mcp_router.ledger import transcript_files
+
+    projects = tmp_path / "projects"
+    for name in ("a/s.jsonl", "a-b/s.jsonl", "a/z.jsonl", "a/s/subagents/agent-2.jsonl", "a/s/subagents/agent-1.jsonl",
+                 "a-b/t/subagents/agent-1.jsonl", ".hidden/s.jsonl", "a/notes.txt", "a/s/subagents/meta.json",
+                 "B/s.jsonl", "a/x.jsonl/subagents/agent-3.jsonl", "a/deep/er/s.jsonl"):
+        (projects / name).parent.mkdir(parents=True, exist_ok=True)
+        (projects / name).write_text("")
+    (projects / "loose.jsonl").write_text("")
+    expected = sorted(projects.glob("*/*.jsonl")) + sorted(projects.glob("*/*/subagents/*.jsonl"))
+    assert transcript_files(projects) == expected
+    assert transcript_files(tmp_path / "missing") == []
