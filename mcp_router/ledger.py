@@ -218,7 +218,7 @@ def _ingest(
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    summary.new_responses = _last_usage_id(conn) - before  # rows are never deleted, so ids only grow
+    summary.new_responses = _last_usage_id(conn) - before  # a new row takes an id above the largest
     return summary
 
 
