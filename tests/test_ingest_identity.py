@@ -5,7 +5,7 @@ Two checks on one generated corpus (plus the real transcripts and some hostile l
 - the bulk path (worker processes, orjson, the byte-level line reader) against the incremental path the
   hook takes (one session at a time, json, in process): every table and the report JSON equal;
 - both against a record made by the code before the speed-up (``tests/data/ingest_identity.json``; made
-  first at a5e9443, then again with main at 596b029 and 309729f as #11, #12 and #16 changed what is
+  first at a5e9443, then again with main at 596b029, 309729f and 9b3d388 as #11, #12, #16 and #13 changed what is
   written, each time without any of #15's ingest changes): totals, per-table digests and the report JSON
   byte for byte. A deliberate change of what ingest or the report writes regenerates it:
   ``.venv/bin/python -m tests.test_ingest_identity --write``.
