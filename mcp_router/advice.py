@@ -9,10 +9,10 @@ matters, says one line:
 - Opus-tier work in a session on a lower tier: a line for the *user* (``systemMessage``) that ``/model opus``
   fits, with the router's reason.
 
-Silent when the session's tier fits, when the router is unsure, for slash commands, and for categories the
-user opted out of (``advice_skip``); ``advice = "quiet"`` keeps the model's line and drops the user's,
-``"off"`` says nothing. Nothing is written anywhere: the lines land in the transcript, which is where the
-report measures them (``ADVICE_LINE`` parses them back).
+Silent when the session's tier fits, when the router is unsure, for slash commands and Claude Code's own
+turns, and for categories the user opted out of (``advice_skip``); ``advice = "quiet"`` keeps the model's
+line and drops the user's, ``"off"`` says nothing. Nothing is written anywhere: the lines land in the
+transcript, which is where the report measures them (``ADVICE_LINE`` parses them back).
 
 This runs before every prompt reaches the model, so it imports only the standard library and the router.
 """
@@ -36,6 +36,9 @@ NOT_READING = frozenset({"boilerplate"})  # Haiku-tier work that writes files: n
 AGENT = "haiku-reader"
 # Every advice line starts like this, so the ledger can count them in transcripts.
 ADVICE_LINE = re.compile(r"^mcp-router advice \((?P<category>\w+), (?P<tier>haiku|sonnet|opus)-tier\)")
+# Not typed by the user: slash commands, and Claude Code's own turns (a finished background agent's
+# "<task-notification>", which fires this hook too).
+_NOT_TYPED = re.compile(r"\s*(?:/|<[a-z][a-z-]*>)")
 _MODEL_LINE = re.compile(rb'"commandRun":\{"command":"model","args":"([^"]*)"')
 
 
@@ -104,7 +107,7 @@ def advise(payload: dict[str, Any], config: Config, db_path: Path,
     """The hook's answer for one ``UserPromptSubmit`` payload, or None to say nothing."""
     env = os.environ if environ is None else environ
     prompt = payload.get("prompt")
-    if config.advice == "off" or not isinstance(prompt, str) or not prompt.strip() or prompt.lstrip()[:1] == "/":
+    if config.advice == "off" or not isinstance(prompt, str) or not prompt.strip() or _NOT_TYPED.match(prompt):
         return None
     transcript = payload.get("transcript_path")
     model, context_tokens = session_state(Path(transcript).expanduser()) if isinstance(transcript, str) else (None, 0)

@@ -244,3 +244,14 @@ def m005_index_tool_result_sizes_by_time(db: Database) -> None:
     # in the time index, that is a scan of the index alone, not a table lookup per tool result.
     db.execute("DROP INDEX IF EXISTS idx_tool_results_ts")
     db.table("tool_results").create_index(["ts", "is_sidechain", "content_chars"])
+
+
+@MIGRATIONS()
+def m008_create_advice_events(db: Database) -> None:
+    # Routing advice, read from the transcripts ("delegate": the model was told to hand reading to Haiku;
+    # "model": the user was told /model opus fits), the user's /model changes ("model_change", category = the
+    # model as typed), and delegations the server's guard refused ("guarded"). Categories only, never text.
+    db.table("advice_events").create(
+        {"uuid": str, "session_id": str, "ts": float, "kind": str, "category": str}, pk="uuid")
+    db.table("advice_events").create_index(["ts"])
+    db.table("advice_events").create_index(["session_id", "ts"])

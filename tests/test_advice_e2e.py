@@ -100,7 +100,7 @@ def test_the_haiku_reader_runs_on_haiku_and_is_ledgered_under_its_session(
         project: Path, isolated_user: Path, tmp_path: Path) -> None:
     db_path = tmp_path / "usage.db"
     with StandinAPI(ReaderModel()) as api:
-        _claude(isolated_user, project, api, db_path, "what fails in build.txt?", "--model", "sonnet")
+        _claude(isolated_user, project, api, db_path, READING, "--model", "sonnet")
         reader = [r for r in api.requests if [t["name"] for t in r.get("tools", [])] == ["Read", "Grep", "Glob"]]
     assert reader and {r["model"] for r in reader} == {"claude-haiku-5-5"}, "the agent ran on Haiku, read-only"
     transcripts = list((isolated_user / ".claude" / "projects").glob("*/*.jsonl"))
@@ -110,3 +110,9 @@ def test_the_haiku_reader_runs_on_haiku_and_is_ledgered_under_its_session(
         "SELECT model, is_sidechain, COUNT(*) FROM usage_events WHERE session_id = ? AND agent_type = ?"
         " GROUP BY 1, 2", (session, "mcp-router:haiku-reader")).fetchall()
     assert [tuple(r) for r in rows] == [("claude-haiku-5-5", 1, len(reader))]
+    report = subprocess.run([sys.executable, "-m", "mcp_router", "report", "--no-ingest", "--format", "json",
+                             "--db", str(db_path)], capture_output=True, text=True, timeout=60, check=True)
+    data = json.loads(report.stdout)
+    assert data["advice"]["by_category"] == [{"category": "summarize", "kind": "delegate", "given": 1, "followed": 1}]
+    reader_runs = data["delegations"]["haiku_reader"]
+    assert reader_runs["runs"] == 1 and reader_runs["saved_usd"] > 0
