@@ -121,16 +121,18 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
         content: Annotated[str, Field(description="Text to work on, if not in files.")] = "",
         max_tokens: Annotated[int, Field(ge=1, le=64000, description="Longest answer wanted.")] = 1024,
         model: Annotated[str, Field(description="Model id or alias.")] = "haiku",
+        force: Annotated[bool, Field(description="Send it even if it looks above Haiku.")] = False,
     ) -> DelegationResult:
         """Run a reading task on Haiku: summarise logs, diffs, docs or command output; extract fields, errors
         or names; reformat or convert; classify; answer a question about files. The server reads `paths` itself,
         so their contents never enter your context: prefer this to reading large files. Not for design, tricky
         debugging or writing code. Returns the answer, its cost and what it saved."""
         from .delegate import Delegator
+        from .guard import guard_delegation
 
         db = conn()
         try:
-            category = router(db).classify(task).category.name
+            category = guard_delegation(db, router(db), task, force)
             result = Delegator(db, config, catalog, workdir).delegate(
                 task, paths, content, max_tokens, model, category=category)
             return DelegationResult(**result)
