@@ -184,3 +184,15 @@ def test_the_hook_never_blocks_a_prompt(config_text: str, sonnet_session: Path, 
     config.write_text(config_text)
     done = _hook(json.dumps(_payload(READING, sonnet_session)), db_path)
     assert done.returncode == 0 and done.stdout == "" and "mcp-router hook" in done.stderr
+
+
+def test_the_advice_path_imports_only_the_standard_library_and_the_router(sonnet_session: Path,
+                                                                          db_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "mcp_router", "hook"],
+                          input=json.dumps(_payload(READING, sonnet_session)), capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "MCP_ROUTER_DB": str(db_path)})
+    assert done.returncode == 0 and "additionalContext" in done.stdout
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "mcp_router" in imported
+    assert not imported & {"click", "rich", "mcp", "anthropic", "pydantic", "sqlite_utils", "httpx", "orjson"}
