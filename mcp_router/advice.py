@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
+from .errors import ConfigError
 
 # How much of the transcript's end is read to find the session's model and context size: the last
 # response is near the end, and a tool result line is rarely longer than this.
@@ -125,6 +126,9 @@ def advise(payload: dict[str, Any], config: Config, db_path: Path,
     finally:
         if conn is not None:
             conn.close()
+    if unknown := sorted(set(config.advice_skip) - set(router.by_name)):
+        raise ConfigError(f"{config.source}: advice_skip: unknown category {unknown[0]!r} "
+                          f"(known: {', '.join(sorted(router.by_name))})")
     decision = router.route(prompt, context_tokens)
     if (getattr(decision, "uncertain", False) or decision.confidence < MIN_CONFIDENCE
             or decision.category in config.advice_skip):

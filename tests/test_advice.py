@@ -161,6 +161,8 @@ def test_settings_are_checked(tmp_path: Path) -> None:
     loaded = Config.load(tmp_path / "missing.toml", {"MCP_ROUTER_ADVICE": "quiet",
                                                      "MCP_ROUTER_ADVICE_SKIP": "summarize, extract"})
     assert loaded.advice == "quiet" and loaded.advice_skip == ("summarize", "extract")
+    with pytest.raises(ConfigError, match="advice_skip: unknown category 'sumarize'"):
+        advise(_payload(READING, tmp_path / "none.jsonl"), Config(advice_skip=("sumarize",)), tmp_path / "db", API)
 
 
 def _hook(payload: str, db_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -176,7 +178,7 @@ def test_the_hook_answers_in_claude_codes_shape_and_ingests_nothing(sonnet_sessi
     assert not db_path.exists()
 
 
-@pytest.mark.parametrize("config_text", ['advice = "loud"\n', "not toml ["])
+@pytest.mark.parametrize("config_text", ['advice = "loud"\n', "not toml [", 'advice_skip = ["sumarize"]\n'])
 def test_the_hook_never_blocks_a_prompt(config_text: str, sonnet_session: Path, db_path: Path,
                                         isolated_user: Path) -> None:
     config = isolated_user / ".config" / "mcp-router" / "config.toml"
