@@ -32,6 +32,7 @@ class _TimeUp(Exception):
 
 
 def main(argv: list[str]) -> int:
+    outcome = "the next run catches up"
     try:
         if hasattr(signal, "SIGALRM"):
             signal.signal(signal.SIGALRM, _raise_time_up)
@@ -41,6 +42,7 @@ def main(argv: list[str]) -> int:
         stdin_text = sys.stdin.read()
         payload = json.loads(stdin_text) if stdin_text.strip() else {}
         if isinstance(payload, dict) and payload.get("hook_event_name") == "UserPromptSubmit":
+            outcome = "no advice for this prompt"
             if hasattr(signal, "SIGALRM"):
                 signal.alarm(ADVICE_TIME_LIMIT_SECONDS)
             answer = advise(payload, db_path_from_argv(argv))
@@ -51,9 +53,9 @@ def main(argv: list[str]) -> int:
         if message:
             print(json.dumps({"systemMessage": message}))
     except _TimeUp:
-        print("mcp-router hook: out of time; the next run catches up", file=sys.stderr)
+        print(f"mcp-router hook: out of time; {outcome}", file=sys.stderr)
     except Exception as exc:  # never let a hook break the session
-        print(f"mcp-router hook: {type(exc).__name__}: {exc}; the next run catches up", file=sys.stderr)
+        print(f"mcp-router hook: {type(exc).__name__}: {exc}; {outcome}", file=sys.stderr)
     finally:
         if hasattr(signal, "SIGALRM"):
             signal.alarm(0)

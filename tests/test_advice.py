@@ -185,7 +185,7 @@ def test_the_hook_never_blocks_a_prompt(config_text: str, sonnet_session: Path, 
     config.parent.mkdir(parents=True)
     config.write_text(config_text)
     done = _hook(json.dumps(_payload(READING, sonnet_session)), db_path)
-    assert done.returncode == 0 and done.stdout == "" and "mcp-router hook" in done.stderr
+    assert done.returncode == 0 and done.stdout == "" and "no advice for this prompt" in done.stderr
 
 
 def test_the_advice_path_imports_only_the_standard_library_and_the_router(sonnet_session: Path,
