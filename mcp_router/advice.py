@@ -36,6 +36,7 @@ TAIL_BYTES = 1 << 20
 # 0.6, 76% from 0.6 to 0.8, 88% to 0.95, 99% above; a prompt with no signal at all gets one in three.
 MIN_CONFIDENCE = 0.6
 NOT_READING = frozenset({"boilerplate"})  # Haiku-tier work that writes files: no reader can do it
+ROUTED_CHARS = 2000  # as the ledger routes prompts (transcripts.PROMPT_CHARS)
 AGENT = "haiku-reader"
 # Every advice line starts like this, so the ledger can count them in transcripts.
 ADVICE_LINE = re.compile(r"^mcp-router advice \((?P<category>\w+), (?P<tier>haiku|sonnet|opus)-tier\)")
@@ -129,7 +130,8 @@ def advise(payload: dict[str, Any], config: Config, db_path: Path,
     if unknown := sorted(set(config.advice_skip) - set(router.by_name)):
         raise ConfigError(f"{config.source}: advice_skip: unknown category {unknown[0]!r} "
                           f"(known: {', '.join(sorted(router.by_name))})")
-    decision = router.route(prompt, context_tokens)
+    # The prompt joins the context it is routed with; its head is what is asked (a pasted log is not).
+    decision = router.route(prompt[:ROUTED_CHARS], context_tokens + len(prompt) // 4)
     if (getattr(decision, "uncertain", False) or decision.confidence < MIN_CONFIDENCE
             or decision.category in config.advice_skip):
         return None

@@ -113,6 +113,12 @@ def test_a_large_context_is_routed_with_its_size(tmp_path: Path, db_path: Path) 
     assert advise(_payload(READING, big), Config(), db_path, API) is None
 
 
+def test_a_pasted_log_counts_as_context(sonnet_session: Path, db_path: Path) -> None:
+    """A prompt that carries a huge log is already in the model's context: no reading to hand over."""
+    log = "\n".join(f"2026-11-30 00:{i % 60:02d} ERROR worker {i}: connection reset" for i in range(20_000))
+    assert advise(_payload(f"{READING}\n{log}", sonnet_session), Config(), db_path, API) is None
+
+
 def test_quiet_keeps_the_models_line_and_drops_the_users(sonnet_session: Path, db_path: Path) -> None:
     quiet = Config(advice="quiet")
     assert advise(_payload(HARD, sonnet_session), quiet, db_path, API) is None
