@@ -17,7 +17,9 @@ from timing import MCP_ROUTER, PYTHON, median_seconds
 
 from mcp_router.store import USAGE_COLUMNS, connect, transaction, upsert_usage
 
-PROMPTS = ["summarize the build log", "add a --json flag to export", "why does checkout fail only in prod?"]
+TIERS = {"summarize the build log": "haiku", "add a --json flag to export": "sonnet",
+         "why does checkout fail only in prod?": "opus"}
+PROMPTS = list(TIERS)
 MODELS = ["claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-4-5", "claude-unknown-9"]
 
 
@@ -42,8 +44,9 @@ def fill(path: Path, rows: int, prompts: bool = False) -> None:
                           cache_creation_1h_tokens=0, total_tokens=0, cost_usd=rng.random() / 10, git_branch="main")
             batch.append(tuple(values[c] for c in USAGE_COLUMNS))
             if prompts and not subagent and n % 10 == 1:  # a prompt every ten responses
-                conn.execute("INSERT INTO prompts (uuid, session_id, ts, text) VALUES (?, ?, ?, ?)",
-                             (f"u{n}", values["session_id"], values["ts"], rng.choice(PROMPTS)))
+                text = rng.choice(PROMPTS)  # stored as ingest stores it: the decision, not the text
+                conn.execute("INSERT INTO prompts (uuid, session_id, ts, tier, chars) VALUES (?, ?, ?, ?, ?)",
+                             (f"u{n}", values["session_id"], values["ts"], TIERS[text], len(text)))
             if len(batch) == 50_000:
                 upsert_usage(conn, batch)
                 batch = []

@@ -155,6 +155,38 @@ def budget(set_monthly: float | None, as_json: bool, db_path: Path | None) -> No
 
 
 @cli.command()
+@click.option("--void", "void_id", type=int, default=None, metavar="ID",
+              help="Mark cost record ID void: kept and listed, no longer counted as spend.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many records to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@db_option
+def costs(void_id: int | None, limit: int, as_json: bool, db_path: Path | None) -> None:
+    """Recent cost records (track_cost calls and delegations), newest first; --void ID to cancel one."""
+    from datetime import datetime
+
+    from . import budget as budget_core
+
+    conn = open_store(db_path)
+    if void_id is not None:
+        budget_core.void_cost(conn, void_id)
+        click.echo(f"cost record {void_id}: void (kept, no longer counted as spend)")
+    records = budget_core.recent_costs(conn, limit)
+    if as_json:
+        click.echo(json.dumps(records))
+        return
+    if not records:
+        click.echo("no cost records yet (track_cost calls and delegations appear here)")
+        return
+    click.echo(f"{'ID':>6}  {'when':16}  {'source':10}  {'model':24}  {'input':>10}  {'output':>9}  {'USD':>10}  state")
+    for r in records:
+        when = datetime.fromtimestamp(r["ts"]).strftime("%Y-%m-%d %H:%M")
+        state = "void" if r["void_ts"] is not None else r["state"]
+        click.echo(f"{r['id']:>6}  {when:16}  {r['source']:10}  {str(r['model'])[:24]:24}"
+                   f"  {r['input_tokens'] or 0:>10,}  {r['output_tokens'] or 0:>9,}  {r['usd'] or 0:>10.4f}  {state}"
+                   + (f"  {r['task_type']}" if r["task_type"] else ""))
+
+
+@cli.command()
 @click.option("--projects-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Claude Code projects folder [default: $CLAUDE_CONFIG_DIR/projects, else ~/.claude/projects]")
 @db_option
@@ -355,7 +387,7 @@ def uninstall(settings_file: Path | None, scope: str, dry_run: bool) -> None:
 def _install(adding: bool, settings_file: Path | None, scope: str, dry_run: bool) -> None:
     from . import install as installer
 
-    changes = installer.plan(adding, scope, settings_file, Path.cwd(), installer.executable())
+    changes = installer.plan(adding, scope, settings_file, Path.cwd())
     for change in changes:
         if dry_run:
             click.echo(change.diff() or f"{change.path}: unchanged")
@@ -363,12 +395,15 @@ def _install(adding: bool, settings_file: Path | None, scope: str, dry_run: bool
             click.echo(f"{change.path}: already {'set up' if adding else 'clean'}")
     if dry_run:
         return
-    backups = installer.apply(changes)
+    backups = installer.apply(changes, installing=adding)
     for change in changes:
         if change.changed:
-            click.echo(f"{change.path}: {'updated' if adding else 'cleaned'}")
+            done = "updated" if adding else "removed (install created it)" if change.after is None else "cleaned"
+            click.echo(f"{change.path}: {done}")
     for backup in backups:
         click.echo(f"  backup: {backup}")
+    if adding:
+        click.echo(installer.next_steps(scope))
 
 
 def _stderr_is_terminal() -> bool:

@@ -15,6 +15,7 @@ hook, which must start in a few milliseconds, reads it too.
     max_input_tokens = 0               # 0 = the delegate model's context window
     api_timeout_seconds = 50.0
     api_max_retries = 3
+    keep_prompts = false               # true: keep the text of each prompt, not only its routing decision
     advice = "on"                      # per-prompt routing advice: "on", "quiet" (the model only), "off"
     advice_skip = []                   # categories never advised on, e.g. ["summarize", "hard_debugging"]
     [routing]                          # category = "haiku" | "sonnet" | "opus"
@@ -49,6 +50,7 @@ class Config:
     max_input_tokens: int = 0
     api_timeout_seconds: float = 50.0
     api_max_retries: int = 3
+    keep_prompts: bool = False
     advice: str = "on"
     advice_skip: tuple[str, ...] = ()
     routing: dict[str, Any] = field(default_factory=dict)
@@ -121,6 +123,8 @@ def _from_env(name: str, raw: str) -> Any:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()}: expected a JSON object: {exc}") from None
     if name == "allowed_roots":
         return [part for part in raw.split(os.pathsep) if part]
+    if name == "keep_prompts":
+        return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(raw.lower(), raw)
     if name in ("alert_thresholds", "advice_skip"):
         return [part.strip() for part in raw.split(",") if part.strip()]
     return raw
@@ -146,6 +150,10 @@ def _check(name: str, value: Any, where: str) -> Any:
         return _number(name, value, where, float)
     if name in ("max_file_bytes", "max_input_tokens", "api_max_retries"):
         return _number(name, value, where, int)
+    if name == "keep_prompts":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {name}: expected true or false, got {value!r}")
+        return value
     if name in ("main_model", "delegate_model", "fallback_model"):
         if not isinstance(value, str):
             raise ConfigError(f"{where}: {name}: expected a model id or alias, got {value!r}")

@@ -1,32 +1,52 @@
 """Reading files for delegation, safely.
 
 A path is read only if, after resolving ``~``, ``..`` and symlinks, it lies under one of the allowed
-roots; it is not a secret (even inside a root); it is a regular text file; and the files of one call
-together stay under the byte limit, checked with ``stat`` before anything is read. Obvious secrets
-inside an allowed file (API keys, tokens, private keys) are redacted before the text leaves the
-machine. Every refusal raises ``PathRefused`` naming the rule.
+roots; no rule of the deny list (``data/denied_paths.toml``: env files, credential stores, keystores, …)
+refuses it, even inside a root; it is a regular text file; and the files of one call together stay
+under the byte limit, checked with ``stat`` before anything is read. Every refusal raises
+``PathRefused`` naming the rule. Secrets inside an allowed file are redacted by ``redact`` before
+the text leaves the machine.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import re
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from .errors import PathRefused
 
-SECRET_NAMES = (".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*", "id_ed25519*", "id_ecdsa*",
-                "id_dsa*", "credentials", "credentials.*", "*credentials*.json", ".netrc", ".npmrc", ".pypirc",
-                ".git-credentials", "*.keystore", "secrets.*")
-SECRET_DIRS = (".ssh", ".aws", ".gnupg", ".git", ".docker", ".kube")
-_SECRET_VALUES = re.compile(
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----"
-    r"|\bsk-ant-[A-Za-z0-9_\-]{10,}|\bsk-[A-Za-z0-9]{20,}|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"
-    r"|\bgh[pousr]_[A-Za-z0-9]{30,}|\bxox[abpr]-[A-Za-z0-9-]{10,}",
-    re.S,
-)
-_SECRET_ASSIGNMENTS = re.compile(r"(?i)\b(bearer\s+|(?:api[_-]?key|secret|password|token)\s*[:=]\s*['\"]?)"
-                                 r"[^\s'\"]{8,}")
+DENY_LIST = Path(__file__).parent / "data" / "denied_paths.toml"
+
+
+@dataclass(frozen=True)
+class DenyRule:
+    name: str
+    why: str
+    names: tuple[str, ...] = ()
+    dirs: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+
+    def refuses(self, parts: tuple[str, ...]) -> str | None:
+        """What on the path (folder names, then the file's name, relative to the root) this rule refuses."""
+        lowered = tuple(part.lower() for part in parts)
+        for folder in lowered[:-1]:
+            if folder in self.dirs:
+                return f"{folder}/"
+        if any(fnmatch.fnmatchcase(lowered[-1], pattern.lower()) for pattern in self.names):
+            return parts[-1]
+        joined = "/".join(lowered)
+        return next((tail for tail in self.paths if joined == tail or joined.endswith("/" + tail)), None)
+
+
+@cache
+def deny_rules() -> tuple[DenyRule, ...]:
+    import tomllib
+
+    rules = tomllib.loads(DENY_LIST.read_text("utf-8"))["rule"]
+    return tuple(DenyRule(r["name"], r["why"], *(tuple(r.get(k, ())) for k in ("names", "dirs", "paths")))
+                 for r in rules)
 
 
 def resolve_allowed(path: str, roots: list[Path], cwd: Path) -> Path:
@@ -43,13 +63,13 @@ def resolve_allowed(path: str, roots: list[Path], cwd: Path) -> Path:
     if inside is None:
         raise PathRefused(f"{path}: outside the allowed roots ({', '.join(map(str, real_roots))}); "
                           "add the folder to allowed_roots in the mcp-router config to allow it")
-    relative_parts = real.relative_to(inside).parts
-    for part in relative_parts[:-1] + (candidate.name,):
-        if part in SECRET_DIRS:
-            raise PathRefused(f"{path}: inside {part}/, which holds secrets or repository internals")
-    for name in {real.name, candidate.name}:
-        if any(fnmatch.fnmatch(name, pattern) for pattern in SECRET_NAMES):
-            raise PathRefused(f"{path}: looks like a secret ({name}); refusing to send it to a model")
+    relative = real.relative_to(inside).parts or (real.name,)
+    for parts in (relative, relative[:-1] + (candidate.name,)):  # a symlink's own name must pass too
+        for rule in deny_rules():
+            hit = rule.refuses(parts)
+            if hit:
+                raise PathRefused(f"{path}: refused by the deny rule \"{rule.name}\" ({hit}: {rule.why}); "
+                                  "never sent to a model, whatever the allowed roots")
     if not real.exists():
         raise PathRefused(f"{path}: no such file")
     if not real.is_file():
@@ -58,7 +78,7 @@ def resolve_allowed(path: str, roots: list[Path], cwd: Path) -> Path:
 
 
 def read_files(paths: list[str], roots: list[Path], cwd: Path, max_bytes: int) -> list[tuple[str, str]]:
-    """``(path as given, redacted text)`` for each path; all checks pass before any file is read."""
+    """``(path as given, text)`` for each path; all checks pass before any file is read."""
     resolved = [(path, resolve_allowed(path, roots, cwd)) for path in paths]
     total = 0
     for path, real in resolved:
@@ -75,10 +95,5 @@ def read_files(paths: list[str], roots: list[Path], cwd: Path, max_bytes: int) -
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise PathRefused(f"{path}: not UTF-8 text; only text can be delegated") from None
-        texts.append((path, redact(text)))
+        texts.append((path, text))
     return texts
-
-
-def redact(text: str) -> str:
-    text = _SECRET_VALUES.sub("[REDACTED]", text)
-    return _SECRET_ASSIGNMENTS.sub(lambda m: m.group(1) + "[REDACTED]", text)

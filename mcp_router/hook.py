@@ -77,7 +77,7 @@ def advise(payload: dict[str, Any], db_path: Path) -> dict[str, Any] | None:
 def run(stdin_text: str, db_path: Path) -> str | None:
     """Ingest what the payload points at; returns a budget alert to show, if one is due."""
     from .config import Config
-    from .ledger import ingest_file, ingest_session
+    from .ledger import PromptDecider, ingest_file, ingest_session
     from .pricing import Catalog
     from .store import connect
 
@@ -87,16 +87,18 @@ def run(stdin_text: str, db_path: Path) -> str | None:
     config = Config.load()
     catalog = Catalog.load(config.pricing)
     conn = connect(db_path, timeout=BUSY_TIMEOUT_SECONDS)
+    decider = PromptDecider(conn, config, defer=True)  # routing the new prompt would triple the hook's time
     try:
         transcript = payload.get("transcript_path")
         if isinstance(transcript, str) and transcript:
-            ingest_session(conn, Path(transcript).expanduser(), catalog)
+            ingest_session(conn, Path(transcript).expanduser(), catalog, decider)
         agent_transcript = payload.get("agent_transcript_path")
         if isinstance(agent_transcript, str) and agent_transcript:
-            ingest_file(conn, Path(agent_transcript).expanduser(), catalog)
+            ingest_file(conn, Path(agent_transcript).expanduser(), catalog, decider)
         return budget_alert(conn, config)
     finally:
         conn.close()
+        decider.decide_in_background(db_path)
 
 
 def budget_alert(conn: sqlite3.Connection, config: Any) -> str | None:

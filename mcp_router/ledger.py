@@ -10,6 +10,11 @@ new offsets are committed together, so a run killed at any point is simply resum
 A file whose inode changed or that shrank is read again from the start; rows already stored are never
 deleted (Claude Code deletes old transcripts; the database is the only history).
 
+What the user typed is not kept: each prompt is stored as the router's decision on it (tier, category,
+confidence) and its length, the text only with ``keep_prompts``. The transcripts of ``claude -p``
+delegation runs (sessions listed in ``delegation_sessions``) are skipped: a delegation is recorded
+once, by the server, and the text it was given stays out of the database.
+
 Parsing and writing are separate steps: a large ingest parses files in worker processes while this
 process writes their rows in file order, so the result is the same as a run in one process.
 """
@@ -21,11 +26,12 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .config import Config
 from .pricing import Catalog, Usage
 from .store import USAGE_COLUMNS, upsert_usage
 from .transcripts import (
@@ -94,14 +100,16 @@ def ingest_tree(
     return _ingest(conn, transcript_files(Path(projects_dir)), catalog, progress, workers)
 
 
-def ingest_session(conn: sqlite3.Connection, transcript_path: Path, catalog: Catalog) -> IngestSummary:
+def ingest_session(conn: sqlite3.Connection, transcript_path: Path, catalog: Catalog,
+                   decider: PromptDecider | None = None) -> IngestSummary:
     """Ingest one session: its transcript and its subagents' transcripts."""
-    return _ingest(conn, session_files(Path(transcript_path)), catalog, None, 0)
+    return _ingest(conn, session_files(Path(transcript_path)), catalog, None, 0, decider)
 
 
-def ingest_file(conn: sqlite3.Connection, path: Path, catalog: Catalog) -> IngestSummary:
+def ingest_file(conn: sqlite3.Connection, path: Path, catalog: Catalog,
+                decider: PromptDecider | None = None) -> IngestSummary:
     """Read the new complete lines of one transcript file into the store."""
-    return _ingest(conn, [Path(path)], catalog, None, 0)
+    return _ingest(conn, [Path(path)], catalog, None, 0, decider)
 
 
 class _FileTask(NamedTuple):
@@ -140,11 +148,13 @@ class _ParsedFile(NamedTuple):
 
 def _ingest(
     conn: sqlite3.Connection, paths: list[Path], catalog: Catalog,
-    progress: Callable[[Path, int], None] | None, workers: int | None,
+    progress: Callable[[Path, int], None] | None, workers: int | None, decider: PromptDecider | None = None,
 ) -> IngestSummary:
     summary = IngestSummary(files=len(paths))
     before = _count_usage(conn)
-    tasks = _pending(conn, paths)
+    delegation_runs = {row[0] for row in conn.execute("SELECT session_id FROM delegation_sessions")}
+    tasks = [task for task in _pending(conn, paths) if _session_of(task.path) not in delegation_runs]
+    decider = decider or PromptDecider(conn)
     new_bytes = sum(task.size - task.offset for task in tasks)
     bulk = new_bytes >= BULK_MIN_BYTES
     # Dirty pages stay in memory until the commit instead of spilling to the WAL again and again. The WAL
@@ -168,7 +178,7 @@ def _ingest(
                 if not conn.in_transaction:
                     conn.execute("BEGIN IMMEDIATE")
                 malformed += len(chunk.malformed)
-                _write_chunk(conn, parsed, chunk, malformed, summary)
+                _write_chunk(conn, parsed, chunk, malformed, summary, decider)
                 summary.bytes_read += chunk.end_offset - offset
                 summary.lines += chunk.end_line - line_no
                 uncommitted += chunk.end_offset - offset
@@ -364,7 +374,8 @@ class _RowMaker:
 
 
 def _write_chunk(
-    conn: sqlite3.Connection, parsed: _ParsedFile, chunk: _Chunk, malformed: int, summary: IngestSummary
+    conn: sqlite3.Connection, parsed: _ParsedFile, chunk: _Chunk, malformed: int, summary: IngestSummary,
+    decider: PromptDecider,
 ) -> None:
     """Write one chunk's rows and the file's new offset; the caller holds the transaction."""
     task = parsed.task
@@ -382,8 +393,13 @@ def _write_chunk(
             "INSERT OR REPLACE INTO tool_results (tool_use_id, ts, session_id, project, tool_name,"
             " content_chars, is_sidechain) VALUES (?, ?, ?, ?, ?, ?, ?)", chunk.tool_results)
     if chunk.prompts:
-        conn.executemany("INSERT OR IGNORE INTO prompts (uuid, session_id, ts, text) VALUES (?, ?, ?, ?)",
-                         chunk.prompts)
+        known = {row[0] for row in conn.execute(
+            f"SELECT uuid FROM prompts WHERE uuid IN ({', '.join('?' * len(chunk.prompts))})",
+            [prompt[0] for prompt in chunk.prompts])}
+        conn.executemany(
+            "INSERT OR IGNORE INTO prompts (uuid, session_id, ts, text, tier, category, confidence, chars)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            decider.rows([prompt for prompt in chunk.prompts if prompt[0] not in known]))
     if chunk.advice:
         conn.executemany("INSERT OR IGNORE INTO advice_events (uuid, session_id, ts, kind, category)"
                          " VALUES (?, ?, ?, ?, ?)", chunk.advice)
@@ -423,6 +439,92 @@ def _without_replays(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> I
                 continue
         seen.setdefault(message_id, request_id)
         yield row
+
+
+class PromptDecider:
+    """Prompt rows as stored: the router's decision and the length, the text only with ``keep_prompts``.
+
+    The router and the config are loaded on the first prompt, so an ingest without prompts pays nothing for
+    them. The hook defers (``defer=True``): loading the router would cost it several times its own run, so
+    the rows are written undecided and ``decide_in_background`` routes them in a detached child process,
+    which holds the texts in memory only. A row left undecided (the child died) is left out of the as-routed
+    what-if, never guessed.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, config: Config | None = None, *, defer: bool = False):
+        self.conn = conn
+        self.config = config
+        self.defer = defer
+        self.router: Any = None
+        self.decisions: dict[str, Any] = {}
+        self.pending: list[tuple[str, str]] = []  # (uuid, text) written undecided
+
+    def rows(self, prompts: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        """``(uuid, session_id, ts, text or None, tier, category, confidence, chars)`` for each
+        ``(uuid, session_id, ts, text)``."""
+        rows = []
+        for uuid, session_id, ts, text in prompts:
+            if self.defer:
+                self.pending.append((uuid, text or ""))
+                rows.append((uuid, session_id, ts, None, None, None, None, len(text or "")))
+                continue
+            decision = self.decide(text or "")
+            rows.append((uuid, session_id, ts, text if self._config().keep_prompts else None, decision.tier,
+                         decision.category, decision.confidence, len(text or "")))
+        return rows
+
+    def decide(self, text: str) -> Any:
+        decision = self.decisions.get(text)
+        if decision is None:  # "yes", "continue", "run the tests" come back again and again
+            decision = self.decisions[text] = self._router().route(text)
+        return decision
+
+    def decide_in_background(self, db_path: Path) -> None:
+        """Route the deferred prompts in a detached child and store the decisions; here if fork is missing."""
+        if not self.pending:
+            return
+        if hasattr(os, "fork") and os.fork() != 0:
+            return
+        detached = hasattr(os, "fork")
+        status = 1
+        try:
+            if detached:  # Claude Code waits for the hook's pipes to close, not for this child
+                os.setsid()
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+            from .store import connect
+
+            conn = self.conn = connect(db_path, migrate=False)  # the hook's own connection is closed by now
+            keep = self._config().keep_prompts
+            updates = []
+            for uuid, text in self.pending:
+                decision = self.decide(text)
+                updates.append((text if keep else None, decision.tier, decision.category, decision.confidence, uuid))
+            conn.executemany("UPDATE prompts SET text = ?, tier = ?, category = ?, confidence = ? WHERE uuid = ?"
+                             " AND tier IS NULL", updates)
+            status = 0
+        finally:
+            self.pending = []
+            if detached:
+                os._exit(status)
+
+    def _config(self) -> Config:
+        if self.config is None:
+            self.config = Config.load()
+        return self.config
+
+    def _router(self) -> Any:
+        if self.router is None:
+            from .routing import Router
+
+            config = self._config()
+            self.router = Router.load(Catalog.load(config.pricing), config, self.conn)
+        return self.router
+
+
+def _session_of(path: Path) -> str:
+    return path.parents[1].name if path.parent.name == "subagents" else path.stem
 
 
 def _count_usage(conn: sqlite3.Connection) -> int:

@@ -247,6 +247,35 @@ def m005_index_tool_result_sizes_by_time(db: Database) -> None:
 
 
 @MIGRATIONS()
+def m006_prompts_keep_decisions_not_text(db: Database) -> None:
+    # Privacy: a prompt keeps the router's decision (what the report's as-routed what-if needs) and its
+    # length; its text only with keep_prompts. secure_delete overwrites the dropped text in the file itself.
+    from .config import Config
+    from .errors import ConfigError
+    from .ledger import PromptDecider
+
+    db.execute("PRAGMA secure_delete = ON")
+    for column, kind in (("tier", "TEXT"), ("category", "TEXT"), ("confidence", "REAL"), ("chars", "INTEGER")):
+        db.execute(f"ALTER TABLE prompts ADD COLUMN {column} {kind}")
+    try:
+        config = Config.load()
+    except ConfigError:
+        config = Config()  # unreadable config: the private default
+    rows = db.execute("SELECT uuid, session_id, ts, text FROM prompts").fetchall()
+    decided = PromptDecider(db.conn, config).rows(rows)
+    db.conn.executemany("UPDATE prompts SET text = ?, tier = ?, category = ?, confidence = ?, chars = ? WHERE uuid = ?",
+                        [(*row[3:], row[0]) for row in decided])
+    # Server-side spend: a reservation lapses if its call never settles (a killed server); a record can be
+    # voided (kept, marked, no longer spend).
+    db.execute("ALTER TABLE cost_records ADD COLUMN expires_ts REAL")
+    db.execute("ALTER TABLE cost_records ADD COLUMN pid INTEGER")
+    db.execute("ALTER TABLE cost_records ADD COLUMN void_ts REAL")
+    db.execute("UPDATE cost_records SET expires_ts = ts + 120 WHERE state = 'reserved'")
+    # The sessions of `claude -p` delegation runs: the ledger skips their transcripts.
+    db.table("delegation_sessions").create({"session_id": str, "delegation_id": str, "ts": float}, pk="session_id")
+
+
+@MIGRATIONS()
 def m008_create_advice_events(db: Database) -> None:
     # Routing advice, read from the transcripts ("delegate": the model was told to hand reading to Haiku;
     # "model": the user was told /model opus fits), the user's /model changes ("model_change", category = the

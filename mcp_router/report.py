@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sqlite3
-import threading
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from functools import cache
-from typing import Any, NoReturn
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .advice_report import haiku_reader, measured_advice
@@ -28,12 +25,12 @@ from .budget import status as budget_status
 from .config import Config
 from .feedback import category_quality
 from .pricing import Catalog, Usage, cost_usd, format_usd
-from .store import connect
 
 GROUP_KEYS = ("day", "week", "month", "model", "project", "session", "agent", "branch")
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 BUCKET_SECONDS = 900
 _TIER_ORDER = ("haiku", "sonnet", "opus")
+_TIER_RANKS = {tier: rank for rank, tier in enumerate(_TIER_ORDER)}
 PROMPT_LOOKBACK_SECONDS = 86_400  # a turn begun the day before the period still prices its first responses
 CHARS_PER_TOKEN = 4
 _SQL_KEYS = {"model": "model", "project": "project", "session": "session_id", "agent": "agent", "branch": "branch"}
@@ -101,7 +98,6 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
     if "model" not in sql_keys:
         sql_keys.append("model")  # cost by model, cache savings and what-if need it
     select_keys = ", ".join(_SQL_KEYS[k] for k in sql_keys)
-    prompt_ranks = _rank_prompts(conn, start, end, catalog, config)
     runs = _day_runs(int(start // BUCKET_SECONDS), int(end // BUCKET_SECONDS), zone)
     rows = [(day, *row) for day, first, stop in runs for row in conn.execute(
         f"SELECT {select_keys}, SUM(input_tokens), SUM(output_tokens), SUM(cache_creation_tokens),"
@@ -157,7 +153,7 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
         "top_sessions": top_sessions,
         "cache": _cache_efficiency(by_model, catalog),
         "what_if": {**_what_if(by_model, catalog, totals),
-                    **_as_routed(conn, start, catalog, turns, spans, prompt_ranks(), totals["cost_usd"])},
+                    **_as_routed(conn, start, catalog, turns, spans, _TIER_RANKS, totals["cost_usd"])},
         "delegations": delegations,
         "advice": measured_advice(conn, start, end),
         "budget": budget,
@@ -229,10 +225,13 @@ def _what_if(by_model: dict[str, dict[str, Any]], catalog: Catalog, totals: dict
 
 
 def _turns(conn: sqlite3.Connection, start: float, end: float) -> dict[str, tuple[list[float], list[str]]]:
-    """Each session's prompts in the period and the day before it: (start times, texts), in time order."""
+    """Each session's prompts in the period and the day before it: (start times, routed tiers), in time order.
+
+    The tier is the router's decision, made when the prompt was ingested (the text itself is not kept)."""
     turns: dict[str, tuple[list[float], list[str]]] = defaultdict(lambda: ([], []))
     for session_id, ts, text in conn.execute(
-        "SELECT session_id, ts, text FROM prompts WHERE ts >= ? AND ts < ? ORDER BY session_id, ts",
+        "SELECT session_id, ts, tier FROM prompts WHERE ts >= ? AND ts < ? AND tier IS NOT NULL"
+        " ORDER BY session_id, ts",
         (start - PROMPT_LOOKBACK_SECONDS, end),
     ):
         starts, texts = turns[session_id]
@@ -246,8 +245,7 @@ def _bucket_turns(conn: sqlite3.Connection, start: float, end: float,
     """Copy the period's main-chain, priced rollup rows to ``temp.turn_rows``, each with the turns its bucket
     holds as an index into the list returned: (session, first turn, turn after the last).
 
-    None of this needs the router, so it runs while the router loads (``_rank_prompts``); ``_as_routed``
-    then only ranks the spans and sums the copied rows by tier, in the order they were read.
+    ``_as_routed`` then only ranks the spans and sums the copied rows by tier, in the order they were read.
     """
     spans: dict[tuple[str, int, int], int] = {}
 
@@ -284,7 +282,7 @@ def _as_routed(conn: sqlite3.Connection, start: float, catalog: Catalog,
     tiers share a bucket (so the estimate never flatters the router). Long-prompt rates and the US-only
     inference multiplier are approximated as in the other what-ifs. Subagent usage, sessions with no
     recorded prompt and unpriced models keep their cost. ``turns`` and ``spans`` come from ``_turns`` and
-    ``_bucket_turns``; ``ranks``: prompt text -> index of the router's tier in ``_TIER_ORDER``.
+    ``_bucket_turns``; ``ranks``: tier -> its index in ``_TIER_ORDER``.
     """
     span_ranks = [max(ranks[text] for text in turns[session][1][first:last]) for session, first, last in spans]
     prompt_ranks = [ranks[text] for starts, texts in turns.values() for ts, text in zip(starts, texts, strict=True)
@@ -308,58 +306,6 @@ def _as_routed(conn: sqlite3.Connection, start: float, catalog: Catalog,
         "as_routed": {"prompts": len(prompt_ranks), "responses": responses,
                       "prompts_by_tier": {tier: prompt_ranks.count(rank) for rank, tier in enumerate(_TIER_ORDER)}},
     }
-
-
-def _rank_prompts(conn: sqlite3.Connection, start: float, end: float, catalog: Catalog,
-                  config: Config) -> Callable[[], dict[str, int]]:
-    """Start ranking the period's prompts for ``_as_routed``; returns a function that waits for the ranks.
-
-    Loading the router (compiling its rules, fitting its example model) is tens of milliseconds of pure
-    Python, so a forked child does it while this process sums usage in SQLite. Where fork is missing or
-    unsafe (other threads running), or the child fails, it happens here, so any error is raised here.
-    """
-    # Only the distinct texts, read apart from ``_turns``: the child starts sooner than if it waited for the
-    # whole turn table.
-    texts = [row[0] for row in conn.execute("SELECT DISTINCT text FROM prompts WHERE ts >= ? AND ts < ?",
-                                            (start - PROMPT_LOOKBACK_SECONDS, end))]
-    path = conn.execute("PRAGMA database_list").fetchone()[2]  # "" for an in-memory database
-    if not (texts and path and hasattr(os, "fork") and threading.active_count() == 1):
-        ranks = _rank(texts, catalog, config, conn)
-        return lambda: ranks
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:
-        _rank_in_child(texts, catalog, config, path, write_end)
-    os.close(write_end)
-
-    def wait() -> dict[str, int]:
-        with open(read_end, "rb") as pipe:
-            ranks = pipe.read()
-        if os.waitpid(child, 0)[1] or len(ranks) != len(texts):
-            return _rank(texts, catalog, config, conn)
-        return dict(zip(texts, ranks, strict=True))
-
-    return wait
-
-
-def _rank_in_child(texts: list[str], catalog: Catalog, config: Config, path: str, write_end: int) -> NoReturn:
-    """Write the ranks of ``texts`` as one byte each, then exit without the parent's clean-up (its
-    database connection, buffered output and exit handlers are not the child's to touch)."""
-    status = 1
-    try:
-        ranks = _rank(texts, catalog, config, connect(path, migrate=False))
-        with open(write_end, "wb") as pipe:
-            pipe.write(bytes(ranks[text] for text in texts))
-        status = 0
-    finally:
-        os._exit(status)
-
-
-def _rank(texts: list[str], catalog: Catalog, config: Config, conn: sqlite3.Connection) -> dict[str, int]:
-    from .routing import Router
-
-    router = Router.load(catalog, config, conn)
-    return {text: _TIER_ORDER.index(router.route(text).tier) for text in texts}
 
 
 def _delegations(conn: sqlite3.Connection, start: float, end: float, zone: ZoneInfo,

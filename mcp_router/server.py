@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -24,6 +26,7 @@ from .errors import MCPRouterError
 from .pricing import Catalog, Usage
 
 log = logging.getLogger(__name__)
+GRACE_SHARE = 0.05  # of the tool timeout, past the delegation's own deadline, before the caller is answered
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -79,7 +82,14 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
 
     catalog = Catalog.load(config.pricing)
     workdir = cwd or Path.cwd()
-    connect(db_path).close()  # create or migrate the database once, up front
+    from .budget import expire_abandoned
+
+    # The first delegation would otherwise spend seconds of its time budget importing these.
+    threading.Thread(target=_warm_up, daemon=True).start()
+
+    db = connect(db_path)  # create or migrate the database once, up front
+    expire_abandoned(db)  # holds left by a server killed mid-call
+    db.close()
     server = MCPServer("mcp-router", instructions=(
         "Use delegate_to_haiku to read, summarise, reformat or extract from files and long text instead of reading "
         "them yourself: the files never enter your context and Haiku costs a fraction of your price."
@@ -127,17 +137,33 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
         or names; reformat or convert; classify; answer a question about files. The server reads `paths` itself,
         so their contents never enter your context: prefer this to reading large files. Not for design, tricky
         debugging or writing code. Returns the answer, its cost and what it saved."""
-        from .delegate import Delegator
+        from .delegate import Delegator, out_of_time, time_budget_seconds, tool_timeout_seconds
         from .guard import guard_delegation
 
-        db = conn()
-        try:
-            category = guard_delegation(db, router(db), task, force)
-            result = Delegator(db, config, catalog, workdir).delegate(
-                task, paths, content, max_tokens, model, category=category)
-            return DelegationResult(**result)
-        finally:
-            db.close()
+        deadline = time.monotonic() + time_budget_seconds()  # from the call's arrival: Claude Code's clock runs
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            db = conn()
+            try:
+                category = guard_delegation(db, router(db), task, force)
+                outcome["result"] = Delegator(db, config, catalog, workdir).delegate(
+                    task, paths, content, max_tokens, model, category=category, deadline=deadline)
+            except BaseException as exc:  # handed to the caller's thread below
+                outcome["error"] = exc
+            finally:
+                db.close()
+
+        # The delegation keeps its own deadline; this wait is the backstop for what cannot be interrupted (an
+        # import, a starved CPU): the caller gets its answer in time, and a late finish still settles its cost.
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        worker.join(max(deadline - time.monotonic(), 0) + tool_timeout_seconds() * GRACE_SHARE)
+        if worker.is_alive():
+            raise ToolError(str(out_of_time("the delegate model", None)))
+        if "error" in outcome:
+            raise outcome["error"]
+        return DelegationResult(**outcome["result"])
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
                                              open_world_hint=False))
@@ -149,6 +175,8 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
         cache_read_tokens: Annotated[int, Field(ge=0)] = 0,
         cache_creation_tokens: Annotated[int, Field(ge=0)] = 0,
         task_type: Annotated[str, Field(description="A label for the report.")] = "",
+        requests: Annotated[int, Field(ge=1, description="How many API calls these tokens add up (each is checked "
+                                                         "against the model's context window and output limit).")] = 1,
     ) -> CostResult:
         """Record API spend that Claude Code's own logs do not show (e.g. a script's calls) and check the monthly
         budget. If `allowed` is false, the cap is reached: stop spending and tell the user."""
@@ -157,7 +185,7 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
         db = conn()
         try:
             usage = Usage(input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens)
-            return CostResult(**record_cost(db, config, catalog, model, usage, task_type))
+            return CostResult(**record_cost(db, config, catalog, model, usage, task_type, requests))
         finally:
             db.close()
 
@@ -185,6 +213,17 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
                 "Put the file paths in `paths` and a precise instruction in `task`; use its answer as is.")
 
     return server
+
+
+def _warm_up() -> None:
+    try:
+        import anthropic  # noqa: F401
+
+        from .redact import warm_up
+
+        warm_up()
+    except Exception as exc:  # a delegation will meet the same problem and report it
+        log.debug("warm-up failed: %s", exc)
 
 
 def serve(db_path: Path, config: Config, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8765) -> None:

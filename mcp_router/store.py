@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 6  # the number of migrations in migrations.py
+SCHEMA_VERSION = 7  # the number of migrations in migrations.py
 
 USAGE_COLUMNS = (
     "message_id", "request_id", "ts", "timestamp", "session_id", "project", "cwd", "git_branch",

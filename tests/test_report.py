@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,9 +14,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from mcp_router import report as report_module
 from mcp_router.cli import cli
 from mcp_router.config import Config
+from mcp_router.ledger import PromptDecider
 from mcp_router.pricing import Catalog, Usage
 from mcp_router.report import ReportSpec, build_report, render
 from mcp_router.store import USAGE_COLUMNS, connect, transaction, upsert_usage
@@ -159,8 +158,9 @@ def _two_turns(conn) -> None:
     at = datetime(2026, 11, 18, 10, tzinfo=UTC)
     prompts = [("u1", "s1", at, "summarize last night's build log"),
                ("u2", "s1", at + timedelta(hours=1), "why do payments double-charge only in prod, intermittently?")]
-    conn.executemany("INSERT INTO prompts (uuid, session_id, ts, text) VALUES (?, ?, ?, ?)",
-                     [(u, s, t.timestamp(), text) for u, s, t, text in prompts])
+    conn.executemany("INSERT INTO prompts (uuid, session_id, ts, text, tier, category, confidence, chars)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     PromptDecider(conn).rows([(u, s, t.timestamp(), text) for u, s, t, text in prompts]))
     _insert(conn, [
         {"at": at + timedelta(minutes=5), "input": 80_000, "output": 2_000},  # turn 1: a summary, so Haiku
         {"at": at + timedelta(minutes=65), "input": 10_000, "output": 3_000, "model": "claude-sonnet-5-5"},
@@ -180,25 +180,3 @@ def test_what_if_as_routed_prices_each_prompts_responses_on_the_routed_tier(db_p
     assert what_if["as_routed"] == {"prompts": 2, "responses": 2,
                                     "prompts_by_tier": {"haiku": 1, "sonnet": 0, "opus": 1}}
     assert "As the router would have routed it" in render(report, "markdown")
-
-
-def test_as_routed_is_the_same_when_the_router_cannot_run_in_a_child_process(
-        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    conn = connect(db_path)
-    _two_turns(conn)
-    forked = _report(conn, "2026-11-18", "2026-11-18", "UTC", "model")["what_if"]
-
-    def no_database(*args: object, **kwargs: object) -> None:
-        raise OSError("the child cannot open the database")
-
-    with monkeypatch.context() as patched:  # the child fails: the parent routes the prompts itself
-        patched.setattr(report_module, "connect", no_database)
-        assert _report(conn, "2026-11-18", "2026-11-18", "UTC", "model")["what_if"] == forked
-    release = threading.Event()
-    other = threading.Thread(target=release.wait)
-    other.start()
-    try:  # another thread is running, so no fork at all
-        assert _report(conn, "2026-11-18", "2026-11-18", "UTC", "model")["what_if"] == forked
-    finally:
-        release.set()
-        other.join()

@@ -102,7 +102,7 @@ def test_delegation_reads_the_file_server_side_and_prices_the_answer(
     assert second.structured_content and conn.execute(
         "SELECT cache_read_tokens FROM delegations WHERE id = ?",
         (second.structured_content["delegation_id"],)).fetchone()[0] > 0  # … the second reads it
-    expected_saved = CATALOG.cost("claude-sonnet-5-5", Usage(result["input_tokens"], result["output_tokens"]))
+    expected_saved = CATALOG.cost("claude-sonnet-5-5", usage)  # the same reads, cache reads as cache reads
     assert result["saved_usd"] == pytest.approx(expected_saved - result["cost_usd"], abs=1e-12)
     assert conn.execute("SELECT state FROM cost_records").fetchone()[0] == "settled"
 
@@ -115,7 +115,7 @@ def test_delegation_reads_the_file_server_side_and_prices_the_answer(
         ("escape.txt", "outside the allowed roots"),
         ("~/.ssh/id_rsa", "outside the allowed roots"),
         ("missing.txt", "no such file"),
-        (".env", "looks like a secret"),
+        (".env", 'deny rule "shell env file"'),
         ("huge.log", "exceed max_file_bytes"),
         ("logo.png", "binary"),
     ],
@@ -136,7 +136,7 @@ def test_api_faults(api: StandinAPI, db_path: Path, project: Path) -> None:
     call = ("delegate_to_haiku", {"task": "summarize", "content": "some text"})
     _, results = _run(_session(api, db_path, project, [call, call, call, call]))
     assert not results[0].is_error  # 529 twice, then 200
-    assert results[1].is_error and "HTTP 500 after 2 retries" in results[1].content[0].text
+    assert results[1].is_error and "HTTP 500: scripted 500 (attempt 3 of 3)" in results[1].content[0].text
     assert not results[2].is_error  # the server is still fine
     assert results[3].is_error and "could not be read" in results[3].content[0].text
     states = [r[0] for r in connect(db_path).execute("SELECT state FROM cost_records ORDER BY id")]
@@ -147,8 +147,8 @@ def test_track_cost_and_the_cap(api: StandinAPI, db_path: Path, project: Path) -
     conn = connect(db_path)
     conn.execute("INSERT INTO settings (key, value) VALUES ('monthly_cap_usd', '30')")
     _, [first, second, unknown] = _run(_session(api, db_path, project, [
-        ("track_cost", {"model": "opus", "input_tokens": 1_000_000, "output_tokens": 1_000_000}),
-        ("track_cost", {"model": "claude-opus-5-5", "input_tokens": 1_000_000, "output_tokens": 0}),
+        ("track_cost", {"model": "opus", "input_tokens": 1_000_000, "output_tokens": 1_000_000, "requests": 20}),
+        ("track_cost", {"model": "claude-opus-5-5", "input_tokens": 1_000_000, "output_tokens": 0, "requests": 5}),
         ("track_cost", {"model": "gpt-4o", "input_tokens": 1, "output_tokens": 1}),
     ]))
     assert first.structured_content == {"cost_usd": 24.0, "month_to_date_usd": 24.0, "monthly_cap_usd": 30.0,
