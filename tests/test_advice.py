@@ -164,8 +164,8 @@ def test_settings_are_checked(tmp_path: Path) -> None:
     config.write_text('advice = "loud"\n')
     with pytest.raises(ConfigError, match="advice: expected one of on, quiet, off"):
         Config.load(config, {})
-    loaded = Config.load(tmp_path / "missing.toml", {"MCP_ROUTER_ADVICE": "quiet",
-                                                     "MCP_ROUTER_ADVICE_SKIP": "summarize, extract"})
+    loaded = Config.load(None, {"XDG_CONFIG_HOME": str(tmp_path), "MCP_ROUTER_ADVICE": "quiet",
+                                "MCP_ROUTER_ADVICE_SKIP": "summarize, extract"})
     assert loaded.advice == "quiet" and loaded.advice_skip == ("summarize", "extract")
     with pytest.raises(ConfigError, match="advice_skip: unknown category 'sumarize'"):
         advise(_payload(READING, tmp_path / "none.jsonl"), Config(advice_skip=("sumarize",)), tmp_path / "db", API)
