@@ -244,7 +244,7 @@ def ingest(projects_dir: Path | None, db_path: Path | None) -> None:
 @cli.command()
 @db_option
 def hook(db_path: Path | None) -> None:
-    """Claude Code hook: reads the payload on stdin, ingests the session; always exits 0."""
+    """Claude Code hook: routing advice on UserPromptSubmit, else ingests the session; always exits 0."""
     from .hook import main
 
     raise SystemExit(main(["--db", str(db_path)] if db_path else []))

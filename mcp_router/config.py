@@ -16,6 +16,8 @@ hook, which must start in a few milliseconds, reads it too.
     api_timeout_seconds = 50.0
     api_max_retries = 3
     keep_prompts = false               # true: keep the text of each prompt, not only its routing decision
+    advice = "on"                      # per-prompt routing advice: "on", "quiet" (the model only), "off"
+    advice_skip = []                   # categories never advised on, e.g. ["summarize", "hard_debugging"]
     [routing]                          # category = "haiku" | "sonnet" | "opus"
     [pricing.models."claude-foo-1"]    # input = …, output = …, cache_read = …, cache_write_5m = …, …
     [pricing.aliases]                  # name = "model-id"
@@ -34,6 +36,7 @@ from .errors import ConfigError
 
 ENV_PREFIX = "MCP_ROUTER_"
 TIERS = ("haiku", "sonnet", "opus")
+ADVICE_MODES = ("on", "quiet", "off")
 MAX_CAP_USD = 1e9  # a monthly cap above this is a typo, and keeps the arithmetic on it exact
 
 
@@ -50,6 +53,8 @@ class Config:
     api_timeout_seconds: float = 50.0
     api_max_retries: int = 3
     keep_prompts: bool = False
+    advice: str = "on"
+    advice_skip: tuple[str, ...] = ()
     routing: dict[str, Any] = field(default_factory=dict)
     pricing: dict[str, Any] = field(default_factory=dict)
     source: str = ""
@@ -140,7 +145,7 @@ def _from_env(name: str, raw: str) -> Any:
         return [part for part in raw.split(os.pathsep) if part]
     if name == "keep_prompts":
         return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(raw.lower(), raw)
-    if name == "alert_thresholds":
+    if name in ("alert_thresholds", "advice_skip"):
         return [part.strip() for part in raw.split(",") if part.strip()]
     return raw
 
@@ -186,6 +191,14 @@ def _check(name: str, value: Any, where: str) -> Any:
         if any(t <= 0 for t in thresholds):
             raise ConfigError(f"{where}: {name}: fractions of the cap must be above 0, got {value!r}")
         return tuple(sorted(set(thresholds)))
+    if name == "advice":
+        if value not in ADVICE_MODES:
+            raise ConfigError(f"{where}: advice: expected one of {', '.join(ADVICE_MODES)}, got {value!r}")
+        return value
+    if name == "advice_skip":
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{where}: {name}: expected a list of routing categories such as [\"summarize\"]")
+        return tuple(value)
     if name == "allowed_roots":
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise ConfigError(f"{where}: {name}: expected a list of directory paths")

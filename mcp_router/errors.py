@@ -7,7 +7,8 @@
           ├── UnknownModelError  a model the price catalog does not know (also a ValueError)
           ├── BudgetExceeded     the monthly cap is reached; the call must not spend more
           ├── PathRefused        a file delegate_to_haiku may not read (names the rule)
-          └── DelegationError    the delegate model could not answer (API down, no key, …)
+          ├── DelegationError    the delegate model could not answer (API down, no key, …)
+          └── DelegationGuarded  work the router is sure is above Haiku, sent without ``force``
 
 Bad arguments to a function raise plain ``ValueError``. The CLI turns every ``MCPRouterError``
 and ``ValueError`` into one ``Error: …`` line; the MCP server turns them into tool errors.
@@ -48,3 +49,7 @@ class PathRefused(MCPRouterError):
 
 class DelegationError(MCPRouterError):
     """The delegate model did not produce an answer."""
+
+
+class DelegationGuarded(MCPRouterError):
+    """delegate_to_haiku refused work the router is sure is above Haiku (the caller may pass ``force``)."""

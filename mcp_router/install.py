@@ -4,8 +4,8 @@ Two files change, each merged (other hooks, permissions and servers are kept), i
 twice is installing once) and with a backup of the original beside it:
 
 - the settings file (user: ``$CLAUDE_CONFIG_DIR/settings.json`` or ``~/.claude/settings.json``;
-  project: ``.claude/settings.json``): the Stop / SubagentStop / SessionEnd hooks, permissions for the
-  tools, and the statusLine;
+  project: ``.claude/settings.json``): the UserPromptSubmit (routing advice), Stop, SubagentStop and
+  SessionEnd hooks, permissions for the tools, and the statusLine;
 - where Claude Code reads MCP servers (user: ``~/.claude.json``, or ``$CLAUDE_CONFIG_DIR/.claude.json``;
   project: ``.mcp.json``): the ``mcp-router`` server.
 
@@ -37,7 +37,7 @@ from typing import Any
 
 SERVER_NAME = "mcp-router"
 TOOLS = ("route_model", "delegate_to_haiku", "track_cost", "rate_delegation")
-HOOK_EVENTS = {"Stop": 15, "SubagentStop": 15, "SessionEnd": 5}
+HOOK_EVENTS = {"UserPromptSubmit": 5, "Stop": 15, "SubagentStop": 15, "SessionEnd": 5}
 
 
 NEW_FILE_MODE = 0o600

@@ -36,6 +36,7 @@ from .config import Config
 from .pricing import Catalog, Usage
 from .store import USAGE_COLUMNS, upsert_usage
 from .transcripts import (
+    Advice,
     CostState,
     MalformedLine,
     Prompt,
@@ -170,6 +171,7 @@ class _Chunk(NamedTuple):
     cost_state: CostState | None
     malformed: list[tuple[int, str]]
     responses: int
+    advice: list[tuple[str, str, float, str, str]]
 
 
 class _ParsedFile(NamedTuple):
@@ -352,6 +354,7 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
             responses_kept: dict[tuple[str, str], tuple[UsageEvent, int, Any]] = {}
             tool_results: list[ToolResult] = []
             prompts = []
+            advice: list[tuple[str, str, float, str, str]] = []
             cost_state = None
             malformed = []
             responses = 0
@@ -384,11 +387,14 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
                     tool_results.extend(parsed)
                 elif isinstance(parsed, Prompt) and not maker.agent_type:
                     prompts.append((parsed.uuid, parsed.session_id or maker.session_id, parsed.ts, parsed.text))
+                elif isinstance(parsed, Advice) and not maker.agent_type:
+                    advice.append((parsed.uuid, parsed.session_id or maker.session_id, parsed.ts, parsed.kind,
+                                   parsed.category))
             line_no += block_lines
             offset += end + 1
             rows = [maker.usage_row(event, number) for event, number, _ in responses_kept.values()]
             yield _Chunk(offset, line_no, rows, maker.tool_result_rows(tool_results), prompts, cost_state, malformed,
-                         responses)
+                         responses, advice)
 
 
 def _repeated(record: dict[str, Any], responses_kept: dict[tuple[str, str], tuple[UsageEvent, int, Any]]) -> bool:
@@ -469,6 +475,9 @@ def _write_chunk(
             "INSERT OR IGNORE INTO prompts (uuid, session_id, ts, text, tier, category, confidence, chars)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             decider.rows([prompt for prompt in chunk.prompts if prompt[0] not in known]))
+    if chunk.advice:
+        conn.executemany("INSERT OR IGNORE INTO advice_events (uuid, session_id, ts, kind, category)"
+                         " VALUES (?, ?, ?, ?, ?)", chunk.advice)
     if chunk.cost_state is not None and not parsed.is_subagent:
         state = chunk.cost_state
         conn.execute(

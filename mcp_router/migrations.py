@@ -353,3 +353,14 @@ def m009_create_project_paths_and_views(db: Database) -> None:
             d.saved_usd, d.latency_ms,
             (SELECT rating FROM feedback f WHERE f.delegation_id = d.id ORDER BY f.ts DESC LIMIT 1) AS rating
         FROM delegations d ORDER BY d.ts DESC""")
+
+
+@MIGRATIONS()
+def m008_create_advice_events(db: Database) -> None:
+    # Routing advice, read from the transcripts ("delegate": the model was told to hand reading to Haiku;
+    # "model": the user was told /model opus fits), the user's /model changes ("model_change", category = the
+    # model as typed), and delegations the server's guard refused ("guarded"). Categories only, never text.
+    db.table("advice_events").create(
+        {"uuid": str, "session_id": str, "ts": float, "kind": str, "category": str}, pk="uuid")
+    db.table("advice_events").create_index(["ts"])
+    db.table("advice_events").create_index(["session_id", "ts"])

@@ -20,6 +20,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .advice_report import haiku_reader, measured_advice
 from .budget import status as budget_status
 from .config import Config
 from .feedback import MAX_BAD_RATE, category_quality
@@ -157,6 +158,7 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
     spans = _bucket_turns(conn, start, end, turns)
     top_sessions = [_with_project_path(s, paths) for s in _top_sessions(conn, start, end)]
     delegations = _delegations(conn, start, end, zone, days)
+    delegations["haiku_reader"] = haiku_reader(conn, start, end, catalog)
     budget, feedback = _budget(conn, config, now), category_quality(conn)
     recommendations = _recommendations(conn, start, end, catalog, config)
     return {
@@ -174,6 +176,7 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
         "what_if": {**_what_if(by_model, catalog, totals),
                     **_as_routed(conn, start, catalog, turns, spans, _TIER_RANKS, totals["cost_usd"] or 0.0)},
         "delegations": delegations,
+        "advice": measured_advice(conn, start, end),
         "budget": budget,
         "feedback": feedback,
         "quality_over_time": _quality_over_time(conn, start, end, zone, days),
@@ -553,6 +556,16 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     delegations = report["delegations"]
     lines.append(f"Delegations: {delegations['count']} ({delegations['succeeded']} ok), cost"
                  f" {format_usd(delegations['cost_usd'])}, saved {format_usd(delegations['saved_usd'])}")
+    reader, advice = delegations["haiku_reader"], report["advice"]
+    if reader["runs"]:
+        lines.append(f"Haiku reader: {reader['runs']} runs, cost {format_usd(reader['cost_usd'])},"
+                     f" saved {format_usd(reader['saved_usd'])} against the sessions' main models")
+    if advice["given"] or advice["guarded"]:
+        per_category = ", ".join(f"{row['category']} {row['followed']}/{row['given']}" for row in advice["by_category"])
+        guarded = ", ".join(f"{category} {n}" for category, n in advice["guarded"].items())
+        lines.append(f"Routing advice: {advice['followed']} of {advice['given']} followed"
+                     + (f" ({per_category})" if per_category else "")
+                     + (f"; guarded delegations: {guarded}" if guarded else ""))
     budget = report["budget"]
     cap = f" of {format_usd(budget['monthly_cap_usd'])}" if budget["monthly_cap_usd"] else " (no cap)"
     lines.append(f"Budget {budget['month']}: {format_usd(budget['month_to_date_usd'])}{cap},"

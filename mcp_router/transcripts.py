@@ -7,7 +7,9 @@ decoded, because most of a transcript's bytes are tool results and attachments:
   every copy repeating ``message.id``, ``requestId`` and the usage);
 - ``type: "cost-state"``: Claude Code's own cost of the session so far;
 - ``type: "user"`` carrying ``tool_result`` blocks: what the main model had to read;
-- ``type: "user"`` with a ``promptId`` and text: what the user typed (the report routes it).
+- ``type: "user"`` with a ``promptId`` and text: what the user typed (the report routes it);
+- mcp-router's own per-prompt advice (an ``attachment`` of the UserPromptSubmit hook's output) and the
+  user's ``/model`` changes (``system`` / ``local_command``): the report measures whether advice is followed.
 
 ``parse_line`` raises ``MalformedLine`` for a line that is not a JSON object or whose usage is not
 what the Messages API writes (a string or negative token count, a missing message id); callers count
@@ -87,15 +89,29 @@ class Prompt:
     text: str
 
 
+@dataclass(slots=True)
+class Advice:
+    """Advice the session was given (``kind`` "delegate" or "model", with its routing category), or a
+    ``/model`` change the user made (``kind`` "model_change", ``category`` the model as typed)."""
+
+    uuid: str
+    session_id: str
+    ts: float
+    kind: str
+    category: str
+
+
 _EARLIEST, _LATEST = 946_684_800.0, 7_258_118_400.0  # 2000-01-01 and 2200-01-01, UTC
 PROMPT_CHARS = 2000  # enough for the router; a pasted log need not be kept whole
-Parsed = UsageEvent | CostState | list[ToolResult] | Prompt | None
+Parsed = UsageEvent | CostState | list[ToolResult] | Prompt | Advice | None
+# advice.ADVICE_LINE, repeated: the ledger must not import the router's module to read a transcript.
+_ADVICE_LINE = re.compile(r"^mcp-router advice \((\w+), (haiku|sonnet|opus)-tier\)")
 
 
 # The markers of the lines parse_line keeps. One regex pass over a line that has none of them (attachments,
 # most of a transcript's lines) costs less than one substring search per marker.
-_MARKERS = re.compile(rb'"(?:tool_result|usage|cost-state|promptId)"')
-_NOT_USAGE = re.compile(rb'"(?:tool_result|cost-state|promptId)"')
+_MARKERS = re.compile(rb'"(?:tool_result|usage|cost-state|promptId|commandRun)"|"mcp-router advice \(')
+_NOT_USAGE = re.compile(rb'"(?:tool_result|cost-state|promptId|commandRun)"|"mcp-router advice \(')
 
 
 def lines_to_parse(block: bytes) -> tuple[int, list[tuple[int, bytes]]]:
@@ -156,7 +172,7 @@ def decode_line(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> dict
         raise MalformedLine("not a JSON object")
     # Tool results first: they are most of the bytes, and the marker comes early in their lines.
     if not (b'"tool_result"' in line or (b'"usage"' in line and b'"assistant"' in line) or b'"cost-state"' in line
-            or b'"promptId"' in line):
+            or b'"promptId"' in line or b'"mcp-router advice (' in line or b'"commandRun"' in line):
         return None
     return decode_object(stripped, loads)
 
@@ -182,6 +198,8 @@ def parse_record(record: dict[str, Any]) -> Parsed:
         return _cost_state(record)
     if kind == "user":
         return _tool_results(record) or _prompt(record)
+    if kind in ("attachment", "system"):
+        return _advice(record)
     return None
 
 
@@ -385,3 +403,25 @@ def _prompt(record: dict[str, Any]) -> Prompt | None:
         return None
     ts, _ = _timestamp(record)
     return Prompt(uuid, _text(record, "sessionId"), ts, content[:PROMPT_CHARS])
+
+
+def _advice(record: dict[str, Any]) -> Advice | None:
+    """Our advice as Claude Code recorded the hook's answer, or the user's ``/model`` change."""
+    uuid = record.get("uuid")
+    if not isinstance(uuid, str) or record.get("isSidechain") is True:
+        return None
+    attachment = record.get("attachment")
+    command = record.get("commandRun")
+    if isinstance(attachment, dict) and attachment.get("hookEvent") == "UserPromptSubmit":
+        content = attachment.get("content")
+        text = content[0] if isinstance(content, list) and content else content
+        kinds = {"hook_additional_context": "delegate", "hook_system_message": "model"}
+        if not isinstance(text, str) or attachment.get("type") not in kinds or not (match := _ADVICE_LINE.match(text)):
+            return None
+        kind, category = kinds[attachment["type"]], match.group(1)
+    elif isinstance(command, dict) and command.get("command") == "model" and isinstance(command.get("args"), str):
+        kind, category = "model_change", command["args"].strip()
+    else:
+        return None
+    ts, _ = _timestamp(record)
+    return Advice(uuid, _text(record, "sessionId"), ts, kind, category)
