@@ -394,7 +394,9 @@ def route(task: str | None, context_tokens: int, batch_file: Any, as_json: bool,
         click.echo(json.dumps(decision.to_dict()))
         return
     cost = f", about ${decision.estimated_cost_usd:.4f}" if decision.estimated_cost_usd is not None else ""
-    click.echo(f"{decision.tier} ({decision.model}{cost}) — {decision.category}, confidence {decision.confidence:.0%}")
+    unsure = f", unsure: {' or '.join(decision.candidates)}" if decision.uncertain else ""
+    click.echo(f"{decision.tier} ({decision.model}{cost}) — {decision.category}, confidence {decision.confidence:.0%}"
+               f"{unsure}")
     click.echo(decision.reason)
 
 
