@@ -21,8 +21,6 @@ from mcp_router.cli import cli
 from mcp_router.config import Config
 from mcp_router.store import USAGE_COLUMNS, connect, transaction, upsert_usage
 
-pytestmark = pytest.mark.xfail(strict=True, reason="issue-12 probe finding, not fixed yet")
-
 
 def _run(args: list[str], stdin: str | bytes = "", env: dict | None = None) -> subprocess.CompletedProcess:
     import os
