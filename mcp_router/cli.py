@@ -302,8 +302,9 @@ def report(since: str | None, until: str | None, week: bool, all_days: bool, gro
     if open_file and fmt != "html":
         raise click.UsageError("--open opens the HTML report: add --format html")
     if output is not None and not output.parent.is_dir():
-        problem = "is a file, not a folder" if output.parent.exists() else "does not exist"
-        raise click.ClickException(f"--output: {output.parent} {problem}")
+        problem = f"{output.parent} is a file, not a folder" if output.parent.exists() else \
+            f"the folder {output.parent} does not exist"
+        raise click.ClickException(f"--output: {problem}")
     spec = ReportSpec.parse(since, until, timezone_name, group_by, all_days=all_days)
     config = Config.load()
     catalog = Catalog.load(config.pricing)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sqlite3
 from bisect import bisect_right
 from collections import defaultdict
@@ -78,6 +79,8 @@ def _date(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError(f"{option}: {text} is not a day of the calendar (no such month or day)") from None
         raise ValueError(f"{option}: expected a date as YYYY-MM-DD, got {text!r}") from None
 
 

@@ -45,14 +45,15 @@ def _session_cost(stdin_text: str) -> float | None:
 
 def line(stdin_text: str, db_path: Path) -> str:
     from .budget import month_start, status
-    from .config import Config
+    from .config import Config, default_config_path
     from .errors import ConfigError
     from .store import connect
 
     try:
         config, config_hint = Config.load(), ""
-    except ConfigError as exc:
-        config, config_hint = Config(), f"config: {_hint(exc)}"
+    except ConfigError as exc:  # shown, not hidden: the cap and prices in use are the defaults until it is fixed
+        path = default_config_path()
+        config, config_hint = Config(), f"config error: {_hint(ConfigError(str(exc).replace(str(path), path.name)))}"
     conn = connect(db_path, timeout=0.5)
     now = datetime.now().astimezone()
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()

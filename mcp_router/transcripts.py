@@ -135,7 +135,7 @@ def bulk_loads(data: bytes) -> Any:
 
 def parse_line(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> Parsed:
     """Parse one complete line (without its newline); ``None`` for lines that carry nothing we keep."""
-    stripped = line.strip()
+    stripped = line.strip().removeprefix(b"\xef\xbb\xbf")  # a byte order mark, written by some editors
     if not stripped:
         return None
     if not stripped.startswith(b"{"):
