@@ -81,8 +81,10 @@ def monthly_cap_usd(conn: sqlite3.Connection, config: Config) -> float:
 
 
 def set_monthly_cap(conn: sqlite3.Connection, usd: float) -> None:
-    if not (usd == 0 or MIN_CAP_USD <= usd <= MAX_CAP_USD):  # NaN too
-        raise ValueError(f"the monthly cap must be 0 (no cap) or {MIN_CAP_USD} to {MAX_CAP_USD:,.0f} USD, got {usd}")
+    if not 0 <= usd <= MAX_CAP_USD:  # NaN too
+        raise ValueError(f"the monthly cap must be 0 (no cap) to {MAX_CAP_USD:,.0f} USD, got {usd}")
+    if 0 < usd < MIN_CAP_USD:
+        raise ValueError(f"the monthly cap must be at least {MIN_CAP_USD} USD (a cent), or 0 for no cap; got {usd}")
     set_setting(conn, CAP_SETTING, repr(float(usd)))
 
 

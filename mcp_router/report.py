@@ -79,8 +79,8 @@ def _date(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            raise ValueError(f"{option}: {text} is not a day of the calendar (no such month or day)") from None
+        if re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])-\d{2}", text):
+            raise ValueError(f"{option}: {text} does not exist (that month has fewer days)") from None
         raise ValueError(f"{option}: expected a date as YYYY-MM-DD, got {text!r}") from None
 
 

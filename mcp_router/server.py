@@ -105,7 +105,8 @@ def argument_errors(tool: str, error: ValidationError) -> str:
                         "less_than_equal": "at most", "less_than": "less than"}[kind]
             problems.append(f"`{field}` must be {relation} {bound}, got {given}")
         elif kind.startswith("int_"):
-            problems.append(f"`{field}` must be a whole number (a JSON integer, not a string or boolean), got {given}")
+            strict = " (a JSON integer, not a string or boolean)" if isinstance(item.get("input"), (bool, str)) else ""
+            problems.append(f"`{field}` must be a whole number{strict}, got {given}")
         elif kind.startswith(("string_", "str_")):
             problems.append(f"`{field}` must be a string, got {given}")
         elif kind.startswith("list_"):

@@ -86,4 +86,22 @@ def test_a_transcript_starting_with_a_byte_order_mark_parses() -> None:
 def test_an_impossible_date_says_so(db_path: Path) -> None:
     result = CliRunner().invoke(cli, ["report", "--db", str(db_path), "--no-ingest", "--since", "2026-02-30"])
     assert result.exit_code == 1
-    assert result.stderr == "Error: --since: 2026-02-30 is not a day of the calendar (no such month or day)\n"
+    assert result.stderr == "Error: --since: 2026-02-30 does not exist (that month has fewer days)\n"
+
+
+def test_track_cost_says_what_a_token_count_is(db_path: Path, tmp_path: Path) -> None:
+    import asyncio
+
+    from mcp import Client
+    from mcp.types import TextContent
+
+    from mcp_router.server import build_server
+
+    async def call() -> str:
+        async with Client(build_server(db_path, Config(), tmp_path)) as client:
+            result = await client.call_tool("track_cost", {"model": "haiku", "input_tokens": True, "output_tokens": 7})
+        assert result.is_error and isinstance(result.content[0], TextContent)
+        return result.content[0].text
+
+    assert "`input_tokens` must be a whole number (a JSON integer, not a string or boolean), got True" in asyncio.run(
+        call())
