@@ -20,8 +20,8 @@ def main(argv: list[str]) -> int:
 
         stdin = b"" if sys.stdin.isatty() else sys.stdin.buffer.read()
         print(line(stdin.decode("utf-8-sig", errors="replace"), db_path_from_argv(argv)))
-    except Exception as exc:  # a status line never shows a traceback: a short hint instead
-        print(f"mcp-router: {_hint(exc)}")
+    except Exception:  # a status line never shows a traceback (config errors are shown by ``line``)
+        print("mcp-router: no data")
     return 0
 
 
