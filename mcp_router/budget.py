@@ -24,6 +24,7 @@ from .pricing import Catalog, ModelInfo, Usage, cost_usd
 from .store import get_setting, set_setting, transaction
 
 CAP_SETTING = "monthly_cap_usd"
+MIN_CAP_USD = 0.01  # a cap below a cent cannot be shown or compared in the cents we print
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class BudgetStatus:
     month: str  # YYYY-MM
     month_to_date_usd: float
     monthly_cap_usd: float  # 0 = no cap
+    unpriced_messages: int = 0  # this month's responses of models without a price: not in month_to_date_usd
 
     @property
     def allowed(self) -> bool:
@@ -58,6 +60,12 @@ def month_to_date_usd(conn: sqlite3.Connection, now: datetime | None = None) -> 
     return float(ledger + server)
 
 
+def unpriced_messages(conn: sqlite3.Connection, now: datetime | None = None) -> int:
+    since = month_start(now).timestamp()
+    return int(conn.execute("SELECT TOTAL(unpriced_messages) FROM usage_rollup WHERE bucket >= ?",
+                            (since // 900,)).fetchone()[0])
+
+
 def monthly_cap_usd(conn: sqlite3.Connection, config: Config) -> float:
     stored = get_setting(conn, CAP_SETTING)
     if stored is None:
@@ -75,6 +83,8 @@ def monthly_cap_usd(conn: sqlite3.Connection, config: Config) -> float:
 def set_monthly_cap(conn: sqlite3.Connection, usd: float) -> None:
     if not 0 <= usd <= MAX_CAP_USD:  # NaN too
         raise ValueError(f"the monthly cap must be 0 (no cap) to {MAX_CAP_USD:,.0f} USD, got {usd}")
+    if 0 < usd < MIN_CAP_USD:
+        raise ValueError(f"the monthly cap must be at least {MIN_CAP_USD} USD (a cent), or 0 for no cap; got {usd}")
     set_setting(conn, CAP_SETTING, repr(float(usd)))
 
 
@@ -83,6 +93,7 @@ def status(conn: sqlite3.Connection, config: Config, now: datetime | None = None
         month=month_start(now).strftime("%Y-%m"),
         month_to_date_usd=month_to_date_usd(conn, now),
         monthly_cap_usd=monthly_cap_usd(conn, config),
+        unpriced_messages=unpriced_messages(conn, now),
     )
 
 

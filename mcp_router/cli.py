@@ -54,12 +54,19 @@ class _Group(click.Group):
             raise click.ClickException(f"{where}{exc.strerror or exc}") from exc
 
 
+def _db_path(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    if value is not None and (not str(value).strip() or value.is_dir()):  # "" arrives as Path(".")
+        raise click.BadParameter("--db needs a path to a SQLite file, not an empty path or a folder", ctx, param)
+    return value
+
+
 def db_option(func: F) -> F:
     return click.option(
         "--db",
         "db_path",
         type=click.Path(dir_okay=False, path_type=Path),
         default=None,
+        callback=_db_path,
         help="SQLite file [default: $MCP_ROUTER_DB, else $XDG_DATA_HOME/mcp-router/usage.db]",
     )(func)
 
@@ -95,6 +102,8 @@ def pricing(model: str | None, batch: bool, as_json: bool, db_path: Path | None)
     config = Config.load()
     catalog = Catalog.load(config.pricing)
     factor = BATCH_DISCOUNT if batch else 1.0
+    if model is not None and not model.strip():
+        raise click.UsageError("the model name is empty: give a model id or alias, or none for the whole catalog")
     models = [catalog.get(model)] if model else list(catalog.models.values())
     rows = []
     for info in models:
@@ -172,9 +181,13 @@ def budget(set_monthly: float | None, as_json: bool, db_path: Path | None) -> No
         click.echo(json.dumps({
             "month": status.month, "month_to_date_usd": round(status.month_to_date_usd, 6),
             "monthly_cap_usd": status.monthly_cap_usd, "allowed": status.allowed,
+            "unpriced_messages": status.unpriced_messages,
         }))
         return
     spent = format_usd(status.month_to_date_usd)
+    if status.unpriced_messages:
+        spent += (f" (+{status.unpriced_messages:,} unpriced response{'s' if status.unpriced_messages != 1 else ''}"
+                  " not counted: add prices under [pricing.models] in the config)")
     if status.monthly_cap_usd > 0:
         share = status.month_to_date_usd / status.monthly_cap_usd
         click.echo(f"{status.month}: {spent} of {format_usd(status.monthly_cap_usd)} ({share:.0%})"
@@ -184,9 +197,10 @@ def budget(set_monthly: float | None, as_json: bool, db_path: Path | None) -> No
 
 
 @cli.command()
-@click.option("--void", "void_id", type=int, default=None, metavar="ID",
+@click.option("--void", "void_id", type=click.IntRange(min=1, max=2**63 - 1), default=None, metavar="ID",
               help="Mark cost record ID void: kept and listed, no longer counted as spend.")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many records to list.")
+@click.option("--limit", type=click.IntRange(min=1, max=1_000_000), default=20, show_default=True,
+              help="How many records to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @db_option
 def costs(void_id: int | None, limit: int, as_json: bool, db_path: Path | None) -> None:
@@ -278,7 +292,9 @@ def report(since: str | None, until: str | None, week: bool, all_days: bool, gro
     if open_file and fmt != "html":
         raise click.UsageError("--open opens the HTML report: add --format html")
     if output is not None and not output.parent.is_dir():
-        raise click.ClickException(f"--output: the folder {output.parent} does not exist")
+        problem = f"{output.parent} is a file, not a folder" if output.parent.exists() else \
+            f"the folder {output.parent} does not exist"
+        raise click.ClickException(f"--output: {problem}")
     spec = ReportSpec.parse(since, until, timezone_name, group_by, all_days=all_days)
     config = Config.load()
     catalog = Catalog.load(config.pricing)

@@ -73,7 +73,7 @@ class Config:
             import tomllib  # only when there is a file: the hook starts faster without it
 
             try:
-                values = tomllib.loads(config_path.read_text("utf-8"))
+                values = tomllib.loads(config_path.read_text("utf-8-sig"))
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
                 raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
             except OSError as exc:
@@ -171,6 +171,8 @@ def _check(name: str, value: Any, where: str) -> Any:
         cap = _number(name, value, where, float)
         if cap > MAX_CAP_USD:
             raise ConfigError(f"{where}: {name}: at most {MAX_CAP_USD:,.0f} USD, got {value!r} (0 = no cap)")
+        if 0 < cap < 0.01:
+            raise ConfigError(f"{where}: {name}: at least 0.01 USD (a cent), got {value!r} (0 = no cap)")
         return cap
     if name == "api_timeout_seconds":
         return _number(name, value, where, float)
@@ -183,6 +185,9 @@ def _check(name: str, value: Any, where: str) -> Any:
     if name in ("main_model", "delegate_model", "fallback_model"):
         if not isinstance(value, str):
             raise ConfigError(f"{where}: {name}: expected a model id or alias, got {value!r}")
+        if not value.strip():
+            raise ConfigError(f"{where}: {name}: is empty: give a model id or alias (see mcp-router pricing),"
+                              " or remove it for the default")
         return value
     if name == "alert_thresholds":
         if not isinstance(value, list):

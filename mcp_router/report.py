@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sqlite3
 from bisect import bisect_right
 from collections import defaultdict
@@ -79,6 +80,8 @@ def _date(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
+        if re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])-\d{2}", text):
+            raise ValueError(f"{option}: {text} does not exist (that month has fewer days)") from None
         raise ValueError(f"{option}: expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
@@ -317,10 +320,12 @@ def _accumulate(target: dict[str, Any], numbers: tuple) -> None:
 
 def _top_sessions(conn: sqlite3.Connection, start: float, end: float, limit: int = 5) -> list[dict[str, Any]]:
     return [
-        {"session": r[0], "project": r[1], "cost_usd": round(r[2], 9), "messages": r[3],
-         "first": datetime.fromtimestamp(r[4]).isoformat(timespec="minutes")}
+        {"session": r[0], "project": r[1],
+         "cost_usd": _priced_cost({"cost_usd": r[2], "messages": r[3], "unpriced_messages": r[5]}),
+         "messages": r[3], "first": datetime.fromtimestamp(r[4]).isoformat(timespec="minutes")}
         for r in conn.execute(
-            f"SELECT session_id, project, TOTAL(cost_usd) c, SUM(messages), MIN(bucket) * {BUCKET_SECONDS}"
+            f"SELECT session_id, project, TOTAL(cost_usd) c, SUM(messages), MIN(bucket) * {BUCKET_SECONDS},"
+            " TOTAL(unpriced_messages)"
             " FROM usage_rollup WHERE bucket >= ? AND bucket < ? GROUP BY session_id ORDER BY c DESC LIMIT ?",
             (start // BUCKET_SECONDS, end // BUCKET_SECONDS, limit))
     ]
@@ -598,6 +603,7 @@ def _markdown(report: dict[str, Any]) -> str:
 
 def print_table(report: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -609,7 +615,7 @@ def print_table(report: dict[str, Any]) -> None:
     for header in ("input", "output", "cache w", "cache r", "cost", "share"):
         table.add_column(header, justify="right")
     for group in report["groups"]:
-        table.add_row(*(str(group[k]) for k in keys), *(_short(group[f]) for f in TOKEN_FIELDS),
+        table.add_row(*(escape(str(group[k])) for k in keys), *(_short(group[f]) for f in TOKEN_FIELDS),
                       format_cost(group["cost_usd"]), format_share(group["share"]))
     if not console.is_terminal:  # piped: as wide as the content, so no row or line wraps at 80 columns
         width = console.measure(table, options=console.options.update_width(100_000)).maximum
@@ -617,9 +623,10 @@ def print_table(report: dict[str, Any]) -> None:
     console.print(table)
     if report["top_sessions"]:
         console.print("Most expensive sessions: " + "; ".join(
-            f"{s['session'][:8]} {s['project']} {format_usd(s['cost_usd'])}" for s in report["top_sessions"][:3]))
+            f"{s['session'][:8]} {escape(s['project'])} {format_cost(s['cost_usd'])}"
+            for s in report["top_sessions"][:3]))
     for line in summary_lines(report):
-        console.print(line, highlight=False)
+        console.print(escape(line), highlight=False)
 
 
 def _short(tokens: int) -> str:

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, StrictInt, ValidationError
 
 from .config import Config
 from .errors import MCPRouterError
@@ -105,7 +105,8 @@ def argument_errors(tool: str, error: ValidationError) -> str:
                         "less_than_equal": "at most", "less_than": "less than"}[kind]
             problems.append(f"`{field}` must be {relation} {bound}, got {given}")
         elif kind.startswith("int_"):
-            problems.append(f"`{field}` must be a whole number, got {given}")
+            strict = " (a JSON integer, not a string or boolean)" if isinstance(item.get("input"), (bool, str)) else ""
+            problems.append(f"`{field}` must be a whole number{strict}, got {given}")
         elif kind.startswith(("string_", "str_")):
             problems.append(f"`{field}` must be a string, got {given}")
         elif kind.startswith("list_"):
@@ -212,10 +213,10 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
     @_tool_errors
     def track_cost(
         model: Annotated[str, Field(description="Model id or alias.")],
-        input_tokens: Annotated[int, Field(ge=0)],
-        output_tokens: Annotated[int, Field(ge=0)],
-        cache_read_tokens: Annotated[int, Field(ge=0)] = 0,
-        cache_creation_tokens: Annotated[int, Field(ge=0)] = 0,
+        input_tokens: Annotated[StrictInt, Field(ge=0)],
+        output_tokens: Annotated[StrictInt, Field(ge=0)],
+        cache_read_tokens: Annotated[StrictInt, Field(ge=0)] = 0,
+        cache_creation_tokens: Annotated[StrictInt, Field(ge=0)] = 0,
         task_type: Annotated[str, Field(description="A label for the report.")] = "",
         requests: Annotated[int, Field(ge=1, description="API calls these tokens add up.")] = 1,
     ) -> CostResult:

@@ -165,7 +165,7 @@ def parse_line(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> Parse
 
 def decode_line(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> dict[str, Any] | None:
     """The JSON object of a line that may carry something we keep; ``None`` for the others, undecoded."""
-    stripped = line.strip()
+    stripped = line.strip().removeprefix(b"\xef\xbb\xbf")  # a byte order mark, written by some editors
     if not stripped:
         return None
     if not stripped.startswith(b"{"):
