@@ -1,0 +1,75 @@
+"""Reviewer's probes of issue 16 (report and database half). Each test reproduces a finding; they may fail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from mcp_router.config import Config
+from mcp_router.pricing import Catalog
+from mcp_router.projects import encode, short_path
+from mcp_router.report import ReportSpec, build_report, render
+from mcp_router.store import connect
+
+from .test_report import _insert
+
+UTC = ZoneInfo("UTC")
+AT = datetime(2026, 11, 18, 12, tzinfo=UTC)
+
+
+def _report(db_path: Path, group_by: str = "project") -> dict:
+    return build_report(connect(db_path), ReportSpec.parse("2026-11-16", "2026-11-22", "UTC", group_by),
+                        Catalog.load(), Config.load())
+
+
+def test_two_users_folders_never_shorten_alike() -> None:
+    # projects.short_path promises "two folders never look alike"; a team ledger with a Mac and a Linux user
+    # of the same name shows both as "~bob/api" (seen in table, CSV, Markdown and HTML).
+    assert short_path("/Users/bob/api", home="/home/me") != short_path("/home/bob/api", home="/home/me")
+
+
+def test_cost_by_project_view_shows_the_same_folder_as_the_report(db_path: Path) -> None:
+    # The view's SQL encoding replaces only / . _ and space; Claude Code (and projects.encode) replace every
+    # non-alphanumeric character. A session started in a folder with "+" (or "@", "~", non-ASCII...) that
+    # later ran in a shorter folder: the report shows the starting folder, Datasette's view the other one.
+    start = "/home/me/c++/app"
+    _insert(connect(db_path), [
+        {"at": AT, "project": encode(start), "cwd": start},
+        {"at": AT, "project": encode(start), "cwd": "/home/me/x"},
+    ])
+    report = _report(db_path)
+    assert report["groups"][0]["project_path"] == start
+    conn = connect(db_path)
+    (view_path,) = conn.execute("SELECT project_path FROM cost_by_project").fetchone()
+    assert view_path == start
+
+
+def test_html_report_says_how_many_responses_had_no_price(db_path: Path) -> None:
+    # The terminal and Markdown say "(+N unpriced: model)"; the HTML page shows "Spent $x" with no hint that
+    # most responses were not counted.
+    _insert(connect(db_path), [{"at": AT}, *({"at": AT, "model": "claude-unknown-9"} for _ in range(9))])
+    page = render(_report(db_path, "model"), "html")
+    assert "unpriced" in page or "no price" in page
+
+
+def test_html_share_below_one_percent_is_escaped(db_path: Path) -> None:
+    # "<1%" is written raw into the HTML (<td class=n><1%</td>): invalid markup, and fragile.
+    _insert(connect(db_path), [{"at": AT, "input": 1_000_000, "project": "big"}, {"at": AT, "project": "small"}])
+    page = render(_report(db_path), "html")
+    assert "><1%<" not in page and "&lt;1%" in page
+
+
+def test_markdown_table_survives_a_pipe_in_a_project_path(db_path: Path) -> None:
+    path = "/home/me/a|b"
+    _insert(connect(db_path), [{"at": AT, "project": encode(path), "cwd": path}])
+    lines = [line for line in render(_report(db_path), "markdown").splitlines() if line.startswith("| ~")]
+    header = next(line for line in render(_report(db_path), "markdown").splitlines() if line.startswith("| project"))
+    assert lines and lines[0].count("|") - lines[0].count("\\|") == header.count("|")
+
+
+def test_markdown_does_not_pass_html_in_a_project_path_through(db_path: Path) -> None:
+    # Many Markdown renderers pass inline HTML through: a folder named <script>... lands in the page as code.
+    path = "/home/me/<img src=x onerror=alert(1)>"
+    _insert(connect(db_path), [{"at": AT, "project": encode(path), "cwd": path}])
+    assert "<img" not in render(_report(db_path), "markdown")
