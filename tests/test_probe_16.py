@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from mcp_router.config import Config
 from mcp_router.pricing import Catalog
@@ -12,7 +14,9 @@ from mcp_router.projects import encode, short_path
 from mcp_router.report import ReportSpec, build_report, render
 from mcp_router.store import connect
 
+from .devtools import Chromium
 from .test_report import _insert
+from .test_report_html import needs_chromium
 
 UTC = ZoneInfo("UTC")
 AT = datetime(2026, 11, 18, 12, tzinfo=UTC)
@@ -73,3 +77,27 @@ def test_markdown_does_not_pass_html_in_a_project_path_through(db_path: Path) ->
     path = "/home/me/<img src=x onerror=alert(1)>"
     _insert(connect(db_path), [{"at": AT, "project": encode(path), "cwd": path}])
     assert "<img" not in render(_report(db_path), "markdown")
+
+
+@needs_chromium
+@pytest.mark.parametrize(("days", "width"), [(400, 1280), (90, 390)])
+def test_daily_chart_of_a_long_period_shows_its_bars(chromium: Chromium, db_path: Path, tmp_path: Path,
+                                                      days: int, width: int) -> None:
+    # One grid column a day with a fixed 3 px gap: 400 days need 1,197 px of gaps alone, so at 1280 px every
+    # bar is 0 px wide (the chart looks empty though $32 was spent) and the axis labels run out of the panel.
+    end = datetime(2026, 11, 22, 12, tzinfo=UTC)
+    _insert(connect(db_path), [{"at": end - timedelta(days=d)} for d in range(days)])
+    since = (end - timedelta(days=days - 1)).date().isoformat()
+    report = build_report(connect(db_path), ReportSpec.parse(since, "2026-11-22", "UTC", "model"),
+                          Catalog.load(), Config.load())
+    page = tmp_path / "long.html"
+    page.write_text(render(report, "html"))
+    size = {"width": width} if width > 500 else {"phone_width": width}
+    load = chromium.load(page, {
+        "bar_widths": "[...document.querySelectorAll('[aria-label=\"daily cost by model\"] .seg')]"
+                      ".map(e => e.getBoundingClientRect().width)",
+        "cols_overflow": "(e => e.scrollWidth - e.clientWidth)(document.querySelector("
+                         "'[aria-label=\"daily cost by model\"] .cols'))",
+    }, **size)
+    assert min(load.values["bar_widths"]) >= 1, "bars too thin to see"
+    assert load.values["cols_overflow"] <= 0, "the chart's columns run out of its panel"
