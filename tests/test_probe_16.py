@@ -10,7 +10,7 @@ import pytest
 
 from mcp_router.config import Config
 from mcp_router.pricing import Catalog
-from mcp_router.projects import encode, short_path
+from mcp_router.projects import choose, encode, short_path
 from mcp_router.report import ReportSpec, build_report, render
 from mcp_router.store import connect
 
@@ -101,3 +101,13 @@ def test_daily_chart_of_a_long_period_shows_its_bars(chromium: Chromium, db_path
     }, **size)
     assert min(load.values["bar_widths"]) >= 1, "bars too thin to see"
     assert load.values["cols_overflow"] <= 0, "the chart's columns run out of its panel"
+
+
+def test_encode_matches_claude_code_for_long_paths_and_emoji() -> None:
+    # Claude Code 2.1.328 (bin/claude.exe): w(e)=e.replace(/[^a-zA-Z0-9]/g,"-") on UTF-16 code units, and
+    # rL(e) cuts a key longer than 200 to slice(0,200) + "-" + base-36 hash. projects.encode does neither, so
+    # choose() cannot recognise the starting folder of such a project and falls back to the shortest cwd.
+    assert encode("/a/\N{UNICORN FACE}") == "-a---"
+    long = "/home/me/" + "deep-folder/" * 20 + "app"
+    key = encode(long)[:200] + "-1x2y3z"  # the real key's shape; the hash suffix is Claude Code's
+    assert choose(key, [long, "/home/me"]) == long
