@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .budget import status as budget_status
 from .config import Config
 from .feedback import MAX_BAD_RATE, category_quality
-from .pricing import Catalog, Usage, cost_usd, format_usd
+from .pricing import Catalog, Usage, cost_usd, format_cost, format_usd
 from .projects import project_paths, short_path
 
 GROUP_KEYS = ("day", "week", "month", "model", "project", "session", "agent", "branch")
@@ -33,6 +33,8 @@ _TIER_ORDER = ("haiku", "sonnet", "opus")
 _TIER_RANKS = {tier: rank for rank, tier in enumerate(_TIER_ORDER)}
 PROMPT_LOOKBACK_SECONDS = 86_400  # a turn begun the day before the period still prices its first responses
 CHARS_PER_TOKEN = 4
+# A longer period is trimmed to the days the ledger holds, so --since 0001-01-01 reads no more than the data.
+LONG_PERIOD_DAYS = 366
 _SQL_KEYS = {"model": "model", "project": "project", "session": "session_id", "agent": "agent", "branch": "branch"}
 
 
@@ -42,10 +44,13 @@ class ReportSpec:
     until: date
     timezone: str
     group_by: tuple[str, ...] = ("model",)
+    all_days: bool = False  # every day the database holds: since and until are replaced by its span
 
     @classmethod
     def parse(cls, since: str | None, until: str | None, timezone: str | None, group_by: str | None,
-              today: date | None = None) -> ReportSpec:
+              today: date | None = None, *, all_days: bool = False) -> ReportSpec:
+        if timezone is not None and not timezone.strip():
+            raise ValueError("--timezone is empty: give an IANA name such as Europe/Paris, or leave it out")
         tz_name = timezone or _system_timezone()
         try:
             zone = ZoneInfo(tz_name)
@@ -53,15 +58,20 @@ class ReportSpec:
             raise ValueError(f"unknown time zone {tz_name!r} (use an IANA name such as Europe/Paris)") from None
         today = today or datetime.now(zone).date()
         end = _date(until, "--until") if until else today
+        if end > today + timedelta(days=LONG_PERIOD_DAYS):  # "until forever": up to today
+            end = today
         start = _date(since, "--since") if since else end - timedelta(days=6)
         if start > end:
             raise ValueError(f"--since {start} is after --until {end}")
-        keys = tuple(k.strip() for k in (group_by or "model").split(",") if k.strip())
+        keys = tuple(k.strip() for k in (group_by if group_by is not None else "model").split(","))
         unknown = [k for k in keys if k not in GROUP_KEYS]
-        if unknown or not keys:
-            raise ValueError(f"--group-by: unknown key {unknown[0] if unknown else ''!r} "
+        if unknown:
+            raise ValueError(f"--group-by: {'empty key' if not unknown[0] else f'unknown key {unknown[0]!r}'} "
                              f"(use a comma list of {', '.join(GROUP_KEYS)})")
-        return cls(start, end, tz_name, keys)
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise ValueError(f"--group-by: {repeated[0]!r} is given twice")
+        return cls(start, end, tz_name, keys, all_days)
 
 
 def _date(text: str, option: str) -> date:
@@ -92,6 +102,8 @@ def _empty_totals() -> dict[str, Any]:
 def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, config: Config,
                  now: datetime | None = None) -> dict[str, Any]:
     zone = ZoneInfo(spec.timezone)
+    first_day, last_day = _activity_span(conn, zone)
+    spec = _trimmed(spec, first_day, last_day, (now or datetime.now(zone)).astimezone(zone).date())
     start = datetime.combine(spec.since, time(), zone).timestamp()
     end = datetime.combine(spec.until + timedelta(days=1), time(), zone).timestamp()
     sql_keys = [k for k in spec.group_by if k in _SQL_KEYS]
@@ -108,6 +120,7 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
     groups: dict[tuple, dict[str, Any]] = {}
     by_model: dict[str, dict[str, Any]] = defaultdict(lambda: {**_empty_totals(), "cache_creation_1h_tokens": 0})
     by_day: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    priced_by_day: set[tuple[str, str]] = set()
     unpriced: dict[str, int] = defaultdict(int)
     for row in rows:
         local_day = date.fromisoformat(row[0])
@@ -125,6 +138,8 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
             _accumulate(target, numbers)
         by_model[model]["cache_creation_1h_tokens"] += numbers[7] or 0
         by_day[time_keys["day"]][model] += numbers[4]
+        if numbers[5] > (numbers[6] or 0):
+            priced_by_day.add((time_keys["day"], model))
         if numbers[6]:
             unpriced[model] += numbers[6]
     paths = project_paths(conn)
@@ -133,9 +148,9 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
     if spec.group_by == ("model",):
         ordered_groups.sort(key=lambda g: -g["cost_usd"])
     for group in ordered_groups:
-        group["cost_usd"] = round(group["cost_usd"], 9)
-        group["share"] = _ratio(group["cost_usd"], totals["cost_usd"])
-    totals["cost_usd"] = round(totals["cost_usd"], 9)
+        group["cost_usd"] = _priced_cost(group)
+        group["share"] = None if group["cost_usd"] is None else _ratio(group["cost_usd"], totals["cost_usd"])
+    totals["cost_usd"] = _priced_cost(totals)
     days = _days(spec.since, spec.until)
     # Everything else first: the as-routed what-if waits for the prompts' ranks.
     turns = _turns(conn, start, end)
@@ -150,13 +165,14 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
         "totals": totals,
         "groups": ordered_groups,
         "unpriced_models": dict(unpriced),
-        "daily": [{"day": d, "cost_by_model": {m: round(c, 9) for m, c in by_day.get(d, {}).items()}}
-                  for d in days],
+        "latest_activity": last_day.isoformat() if last_day else None,
+        "daily": [{"day": d, "cost_by_model": {m: round(c, 9) if (d, m) in priced_by_day else None
+                                               for m, c in by_day.get(d, {}).items()}} for d in days],
         "requests_by_model": {m: n["messages"] for m, n in sorted(by_model.items(), key=lambda kv: -kv[1]["messages"])},
         "top_sessions": top_sessions,
         "cache": _cache_efficiency(by_model, catalog),
         "what_if": {**_what_if(by_model, catalog, totals),
-                    **_as_routed(conn, start, catalog, turns, spans, _TIER_RANKS, totals["cost_usd"])},
+                    **_as_routed(conn, start, catalog, turns, spans, _TIER_RANKS, totals["cost_usd"] or 0.0)},
         "delegations": delegations,
         "budget": budget,
         "feedback": feedback,
@@ -240,6 +256,50 @@ def _day_runs(first: int, last: int, zone: ZoneInfo) -> list[tuple[str, int, int
     return runs
 
 
+def _activity_span(conn: sqlite3.Connection, zone: ZoneInfo) -> tuple[date | None, date | None]:
+    """The local days of the first and the last recorded response or delegation (two index lookups each)."""
+    usage = conn.execute(f"SELECT MIN(bucket) * {BUCKET_SECONDS}, (MAX(bucket) + 1) * {BUCKET_SECONDS} - 1"
+                         " FROM usage_rollup").fetchone()
+    delegated = conn.execute("SELECT MIN(ts), MAX(ts) FROM delegations").fetchone()
+    firsts = [ts for ts in (usage[0], delegated[0]) if ts is not None]
+    lasts = [ts for ts in (usage[1], delegated[1]) if ts is not None]
+    if not firsts:
+        return None, None
+    return (datetime.fromtimestamp(min(firsts), zone).date(), datetime.fromtimestamp(max(lasts), zone).date())
+
+
+def _trimmed(spec: ReportSpec, first: date | None, last: date | None, today: date) -> ReportSpec:
+    """--all: the days from the first activity to today (or the last activity, if later). A period longer than
+    ``LONG_PERIOD_DAYS`` is trimmed to the same span; a shorter one is kept as asked."""
+    if not spec.all_days and (spec.until - spec.since).days <= LONG_PERIOD_DAYS:
+        return spec
+    latest = max(today, last or today)
+    until = latest if spec.all_days else min(spec.until, latest)
+    since = (first or until) if spec.all_days else max(spec.since, first or until)
+    return replace(spec, since=min(since, until), until=until)
+
+
+def no_activity_note(report: dict[str, Any]) -> str | None:
+    """For a report with no usage: when the latest activity was and how to see it."""
+    if report["totals"]["messages"]:
+        return None
+    period = f"{report['since']} – {report['until']}"
+    latest = report["latest_activity"]
+    if latest is None:
+        return (f"No Claude Code usage recorded yet ({period}). The ledger fills from the transcripts under"
+                " ~/.claude/projects (`mcp-router ingest`) and from the hooks (`mcp-router install`).")
+    return (f"No Claude Code usage in {period}. The latest activity was on {latest}: see it with"
+            f" `mcp-router report --since {latest}`, or everything with `mcp-router report --all`.")
+
+
+def _priced_cost(numbers: dict[str, Any]) -> float | None:
+    """The cost of the priced responses; ``None`` when every response is of an unpriced model (unknown, not
+    free). Where only some are unpriced, ``unpriced_messages`` says the cost leaves them out."""
+    if numbers["messages"] and numbers["messages"] == numbers["unpriced_messages"]:
+        return None
+    return round(numbers["cost_usd"], 9)
+
+
 def _days(since: date, until: date) -> list[str]:
     return [(since + timedelta(days=n)).isoformat() for n in range((until - since).days + 1)]
 
@@ -282,7 +342,7 @@ def _cache_efficiency(by_model: dict[str, dict[str, Any]], catalog: Catalog) -> 
 
 def _what_if(by_model: dict[str, dict[str, Any]], catalog: Catalog, totals: dict[str, Any]) -> dict[str, Any]:
     """The same token counts repriced (per model group, so long-prompt switches are approximate)."""
-    result: dict[str, Any] = {"actual_usd": round(totals["cost_usd"], 6)}
+    result: dict[str, Any] = {"actual_usd": round(totals["cost_usd"] or 0.0, 6)}
     for tier in ("haiku", "sonnet", "opus"):
         info = catalog.get(tier)
         result[f"all_{tier}_usd"] = round(sum(catalog.cost(info.id, _usage_of(n)) or 0 for n in by_model.values()), 6)
@@ -320,9 +380,11 @@ def _bucket_turns(conn: sqlite3.Connection, start: float, end: float,
         if session is None:
             return None
         first = bisect_right(session[0], bucket * BUCKET_SECONDS) - 1  # the turn running as the bucket opens
-        if first < 0:  # part of the bucket comes before the session's first known prompt
-            return None
         last = bisect_right(session[0], (bucket + 1) * BUCKET_SECONDS - 1e-6)
+        if first < 0:  # the session's first prompt comes within the bucket (or later)
+            if last == 0:
+                return None
+            first = 0
         return spans.setdefault((session_id, first, last), len(spans))
 
     conn.create_function("turn_span", 2, turn_span, deterministic=True)
@@ -477,9 +539,7 @@ def plural(count: int, word: str, many: str = "") -> str:
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """The short prose under the tables, shared by the terminal and Markdown renderings."""
     totals, cache, what_if = report["totals"], report["cache"], report["what_if"]
-    lines = [f"{plural(totals['messages'], 'response')}, {format_usd(totals['cost_usd'])}"
-             + (f" (+{totals['unpriced_messages']} unpriced: {', '.join(report['unpriced_models'])})"
-                if totals["unpriced_messages"] else "")]
+    lines = [f"{plural(totals['messages'], 'response')}, {format_cost(totals['cost_usd'])}" + unpriced_note(report)]
     lines.append(f"Cache: {format_share(cache['share_from_cache'])} of prompt tokens served from cache,"
                  f" saving {format_usd(cache['saved_usd'])}")
     lines.append(f"What if: all on Haiku {format_usd(what_if['all_haiku_usd'])}, all on Sonnet"
@@ -501,6 +561,16 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def unpriced_note(report: dict[str, Any]) -> str:
+    """What a total leaves out: the responses of models the catalog has no price for."""
+    count = report["totals"]["unpriced_messages"]
+    if not count:
+        return ""
+    models = ", ".join(report["unpriced_models"])
+    return (f" (excludes {count:,} unpriced response{'s' if count != 1 else ''} of {models}:"
+            " add prices under [pricing.models] in the config)")
+
+
 def _markdown(report: dict[str, Any]) -> str:
     keys = report["group_by"]
     head = [*keys, "input", "output", "cache write", "cache read", "cost", "share"]
@@ -508,7 +578,7 @@ def _markdown(report: dict[str, Any]) -> str:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for group in report["groups"]:
         lines.append("| " + " | ".join([*(str(group[k]) for k in keys), *(f"{group[f]:,}" for f in TOKEN_FIELDS),
-                                         format_usd(group["cost_usd"]), format_share(group["share"])]) + " |")
+                                         format_cost(group["cost_usd"]), format_share(group["share"])]) + " |")
     lines += ["", *summary_lines(report), ""]
     return "\n".join(lines)
 
@@ -527,7 +597,7 @@ def print_table(report: dict[str, Any]) -> None:
         table.add_column(header, justify="right")
     for group in report["groups"]:
         table.add_row(*(str(group[k]) for k in keys), *(_short(group[f]) for f in TOKEN_FIELDS),
-                      format_usd(group["cost_usd"]), format_share(group["share"]))
+                      format_cost(group["cost_usd"]), format_share(group["share"]))
     if not console.is_terminal:  # piped: as wide as the content, so no row or line wraps at 80 columns
         width = console.measure(table, options=console.options.update_width(100_000)).maximum
         console = Console(width=max(width, 80), soft_wrap=True)

@@ -13,7 +13,7 @@ from datetime import date
 from html import escape
 from typing import Any
 
-from .pricing import format_usd
+from .pricing import format_cost, format_usd
 from .report import format_share, plural
 
 PALETTE = ["#d97757", "#6a9bcc", "#788c5d", "#c4a35a", "#8e6fb5", "#5aa6a0", "#b85c7a", "#7d7d7d"]
@@ -278,7 +278,7 @@ def _sessions(report: dict[str, Any]) -> str:
         return _empty("No session in this period.")
     rows = "".join(f"<tr><td><code>{escape(s['session'][:8])}</code></td><td>{escape(str(s['project']))}</td>"
                    f"<td class=wide>{escape(s['first'].replace('T', ' '))}</td><td class=n>{s['messages']:,}</td>"
-                   f"<td class=n>{format_usd(s['cost_usd'])}</td></tr>" for s in sessions)
+                   f"<td class=n>{format_cost(s['cost_usd'])}</td></tr>" for s in sessions)
     return (f'<div class="scroll"><table id="sessions"><tr><th>session</th><th>project</th><th class=wide>started</th>'
             f'<th class=n>responses</th><th class=n>cost</th></tr>{rows}</table></div>')
 
@@ -288,7 +288,7 @@ def _groups(report: dict[str, Any]) -> str:
     rows = "".join(
         "<tr>" + "".join(f"<td>{escape(str(g[k]))}</td>" for k in keys)
         + f"<td class='n wide'>{g['input_tokens'] + g['cache_read_tokens'] + g['cache_creation_tokens']:,}</td>"
-        f"<td class='n wide'>{g['output_tokens']:,}</td><td class=n>{format_usd(g['cost_usd'])}</td>"
+        f"<td class='n wide'>{g['output_tokens']:,}</td><td class=n>{format_cost(g['cost_usd'])}</td>"
         f"<td class=n>{format_share(g['share'])}</td></tr>"
         for g in report["groups"]
     )
@@ -308,15 +308,19 @@ def render_html(report: dict[str, Any]) -> str:
     models = sorted(set(costs) | set(report["requests_by_model"]), key=lambda m: (-costs.get(m, 0.0), m))
     colors = {model: PALETTE[i % len(PALETTE)] for i, model in enumerate(models)}
     period = f"{report['since']} and {report['until']}"
+    unpriced_legend = "".join(f"<li><span></span>{escape(m)} unpriced ({plural(n, 'response')})</li>"
+                              for m, n in report["unpriced_models"].items() if m not in costs)
     if costs:
         daily = _column_chart("daily cost by model", [
             (d["day"], {m: c for m, c in d["cost_by_model"].items() if c}, _money(total), _whole_dollars(total))
             for d in report["daily"] for total in [sum(c for c in d["cost_by_model"].values() if c)]], colors)
         legend = "".join(f'<li><span style="background:{colors[m]}"></span>{escape(m)}</li>' for m in models
                          if m in costs)
-        daily = f'<ul class="legend">{legend}</ul>{daily}'
+        daily = f'<ul class="legend">{legend}{unpriced_legend}</ul>{daily}'
     else:
         daily = _empty(f"No priced usage between {period}. Each day's cost shows here as a bar split by model.")
+        if unpriced_legend:
+            daily = f'<ul class="legend">{unpriced_legend}</ul>{daily}'
     delegations = report["delegations"]
     if delegations["count"]:
         saved = _column_chart("delegation savings per day", [
@@ -329,6 +333,9 @@ def render_html(report: dict[str, Any]) -> str:
     advice = "".join(f"<li>{escape(a['text'])}</li>" for a in report["recommendations"]) or "<li>Nothing to change.</li>"
     totals, budget, cache = report["totals"], report["budget"], report["cache"]
     cap = format_usd(budget["monthly_cap_usd"]) if budget["monthly_cap_usd"] else "no cap"
+    unpriced = totals["unpriced_messages"]
+    excludes = (f"; excludes {unpriced:,} unpriced ({escape(', '.join(report['unpriced_models']))})"
+                if unpriced else "")
     what_if = report["what_if"]
     quality = report["quality_over_time"]
     return f"""<!doctype html>
@@ -339,7 +346,7 @@ def render_html(report: dict[str, Any]) -> str:
 <h1>Claude Code usage <span class="nw">{report['since']}</span> – <span class="nw">{report['until']}</span>
 <small class="nw">({escape(report['timezone'])})</small></h1>
 <div class="cards">
-<div class="card">Spent<b>{format_usd(totals['cost_usd'])}</b>{plural(totals['messages'], 'response')}</div>
+<div class="card">Spent<b>{format_cost(totals['cost_usd'])}</b>{plural(totals['messages'], 'response')}{excludes}</div>
 <div class="card">Saved by delegation<b>{format_usd(delegations['saved_usd'])}</b>{plural(delegations['count'], 'delegation')}</div>
 <div class="card">From cache<b>{format_share(cache['share_from_cache'])}</b>saved {format_usd(cache['saved_usd'])}</div>
 <div class="card">As the router would route it<b>{format_usd(what_if['as_routed_usd'])}</b>all Opus {format_usd(what_if['all_opus_usd'])}, all Sonnet {format_usd(what_if['all_sonnet_usd'])}</div>

@@ -66,7 +66,7 @@ def test_groups_are_exact_and_unknown_models_are_unpriced(db_path: Path) -> None
     groups = {g["model"]: g for g in report["groups"]}
     assert groups["claude-opus-5-5"]["cost_usd"] == pytest.approx(4.0 + 10 * 20 / 1e6, abs=1e-9)
     assert groups["claude-haiku-5-5"]["cost_usd"] == pytest.approx(0.5 + 100 * 0.1 / 1e6, abs=1e-9)
-    assert groups["claude-unknown-1"]["unpriced_messages"] == 1 and groups["claude-unknown-1"]["cost_usd"] == 0
+    assert groups["claude-unknown-1"]["unpriced_messages"] == 1 and groups["claude-unknown-1"]["cost_usd"] is None
     assert report["unpriced_models"] == {"claude-unknown-1": 1}
     assert report["totals"]["messages"] == 3 and report["totals"]["unpriced_messages"] == 1
     assert report["totals"]["input_tokens"] == 1_000_000 + 100 + 5
