@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -111,3 +112,14 @@ def test_encode_matches_claude_code_for_long_paths_and_emoji() -> None:
     long = "/home/me/" + "deep-folder/" * 20 + "app"
     key = encode(long)[:200] + "-1x2y3z"  # the real key's shape; the hash suffix is Claude Code's
     assert choose(key, [long, "/home/me"]) == long
+
+
+def test_daily_chart_axis_labels_are_evenly_spaced(db_path: Path) -> None:
+    # A peak of $0.08 gets gridlines every $0.025, written "$0, $0.03, $0.05, $0.08, $0.10": the $0.08 bar
+    # then stands above the line labelled "$0.08", and the steps read as uneven.
+    _insert(connect(db_path), [{"at": AT, "input": 20_000}])
+    page = render(_report(db_path, "model"), "html")
+    daily = page[page.index('aria-label="daily cost by model"'):]
+    labels = re.findall(r'<div class="grid" style="bottom:[0-9.]+%"><span>\$([0-9.]+)</span>', daily)[:5]
+    steps = {round(float(b) - float(a), 6) for a, b in zip(labels, labels[1:], strict=False)}
+    assert len(labels) >= 3 and len(steps) == 1, labels
