@@ -15,7 +15,7 @@ import sqlite3
 from pathlib import Path
 
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
-_OTHER_HOME = re.compile(r"^(?:/home|/Users|[A-Za-z]:\\Users)[/\\]([^/\\]+)(?=$|[/\\])")
+_HOMES = re.compile(r"^(?:/home/|/Users/|[A-Za-z]:\\Users\\)")
 
 
 def encode(path: str) -> str:
@@ -38,8 +38,13 @@ def project_paths(conn: sqlite3.Connection) -> dict[str, str]:
 
 def short_path(path: str, home: str | None = None) -> str:
     """A folder as people write it: ``~/code/api`` under this user's home, ``~alice/code/api`` under
-    another user's (a team ledger), anything else as it is. Nothing is cut, so two folders never look alike."""
+    another user's home beside it (a team ledger), anything else as it is. Only homes in the folder that holds
+    this user's (else ``/home``) become ``~name``: ``/Users/bob`` stays as it is on Linux, so two folders never
+    look alike."""
     home = (home if home is not None else str(Path.home())).rstrip("/\\")
     if home and (path == home or path.startswith((home + "/", home + "\\"))):
         return "~" + path[len(home):]
-    return _OTHER_HOME.sub(lambda match: "~" + match.group(1), path, count=1)
+    homes = next((m.group(0) for m in [_HOMES.match(home)] if m), "/home/")
+    if path.startswith(homes) and len(path) > len(homes):
+        return "~" + path[len(homes):]
+    return path

@@ -68,12 +68,13 @@ code{font-size:13px}
 
 
 def _nice_step(peak: float, ticks: int = 4) -> float:
-    """A round step (1, 2, 2.5 or 5 times a power of ten) so that ``ticks`` steps cover ``peak``."""
+    """A round step (1, 2, 2.5 or 5 times a power of ten) so that ``ticks`` steps cover ``peak``; never 2.5
+    cents or less, which labels to whole cents cannot print exactly ($0.025 shows as $0.03)."""
     if peak <= 0:
         return 1.0
     raw = peak / ticks
     power = 10 ** math.floor(math.log10(raw))
-    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw and (m != 2.5 or power >= 0.1))
 
 
 def _money(value: float) -> str:
@@ -229,7 +230,7 @@ def _by_model(report: dict[str, Any], costs: dict[str, float], colors: dict[str,
                       " (<code>mcp-router install</code>) or <code>mcp-router ingest</code>.")
     total_cost = sum(costs.values())
     legend = "".join(f'<li><span style="background:{colors[m]}"></span>{escape(m)} {format_usd(c)}'
-                     f" ({format_share(c / total_cost)})</li>" for m, c in sorted(costs.items(), key=lambda kv: -kv[1]))
+                     f" ({escape(format_share(c / total_cost))})</li>" for m, c in sorted(costs.items(), key=lambda kv: -kv[1]))
     donut = _donut(costs, colors) if total_cost > 0 else _empty("No priced usage in this period.")
     peak, total = max(requests.values()), sum(requests.values())
     rows = [(m, n, f"{n:,} ({format_share(n / total)})", colors.get(m, PALETTE[-1])) for m, n in requests.items()]
@@ -257,7 +258,7 @@ def _quality_heat(quality: dict[str, Any]) -> str:
             tint = GOOD if counts["bad"] / counts["rated"] <= quality["target_bad_rate"] else BAD
             cells.append(f'<td class="c" style="background:{tint}{int(40 + 160 * (1 - good if tint == BAD else good)):02x}"'
                          f' title="{escape(category)}, {p["period"]}: {counts["rated"] - counts["bad"]} of'
-                         f' {counts["rated"]} rated good">{format_share(good)}</td>')
+                         f' {counts["rated"]} rated good">{escape(format_share(good))}</td>')
         rows.append(f"<tr><th>{escape(category)}</th>{''.join(cells)}</tr>")
     return (f'<div class="scroll panel"><table class="heat" aria-label="quality by category over time">'
             f"<tr><th>category</th>{head}</tr>{''.join(rows)}</table></div>")
@@ -307,7 +308,7 @@ def _groups(report: dict[str, Any]) -> str:
         "<tr>" + "".join(f"<td>{escape(str(g[k]))}</td>" for k in keys)
         + f"<td class='n wide'>{g['input_tokens'] + g['cache_read_tokens'] + g['cache_creation_tokens']:,}</td>"
         f"<td class='n wide'>{g['output_tokens']:,}</td><td class=n>{format_cost(g['cost_usd'])}</td>"
-        f"<td class=n>{format_share(g['share'])}</td></tr>"
+        f"<td class=n>{escape(format_share(g['share']))}</td></tr>"
         for g in report["groups"]
     )
     if not rows:
@@ -370,7 +371,7 @@ def render_html(report: dict[str, Any]) -> str:
 <div class="cards">
 <div class="card">Spent<b>{format_cost(totals['cost_usd'])}</b>{plural(totals['messages'], 'response')}{excludes}</div>
 <div class="card">Saved by delegation<b>{format_usd(delegations['saved_usd'])}</b>{plural(delegations['count'], 'delegation')}</div>
-<div class="card">From cache<b>{format_share(cache['share_from_cache'])}</b>saved {format_usd(cache['saved_usd'])}</div>
+<div class="card">From cache<b>{escape(format_share(cache['share_from_cache']))}</b>saved {format_usd(cache['saved_usd'])}</div>
 <div class="card">As the router would route it<b>{format_usd(what_if['as_routed_usd'])}</b>all Opus {format_usd(what_if['all_opus_usd'])}, all Sonnet {format_usd(what_if['all_sonnet_usd'])}</div>
 <div class="card">Month to date<b>{format_usd(budget['month_to_date_usd'])}</b>{cap}, pace {format_usd(budget['projected_month_usd'])}</div>
 </div>
