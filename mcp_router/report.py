@@ -10,6 +10,7 @@ by the other keys; days then roll up into weeks and months. A million rows never
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 import sqlite3
@@ -595,10 +596,16 @@ def _markdown(report: dict[str, Any]) -> str:
     lines = [f"# Claude Code usage {report['since']} – {report['until']} ({report['timezone']})", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for group in report["groups"]:
-        lines.append("| " + " | ".join([*(str(group[k]) for k in keys), *(f"{group[f]:,}" for f in TOKEN_FIELDS),
-                                         format_cost(group["cost_usd"]), format_share(group["share"])]) + " |")
+        lines.append("| " + " | ".join([*(_md_cell(str(group[k])) for k in keys),
+                                         *(f"{group[f]:,}" for f in TOKEN_FIELDS), format_cost(group["cost_usd"]),
+                                         _md_cell(format_share(group["share"]))]) + " |")
     lines += ["", *summary_lines(report), ""]
     return "\n".join(lines)
+
+
+def _md_cell(text: str) -> str:
+    """Text for a Markdown table cell: no "|" ends the cell early, no HTML passes through to the page."""
+    return html.escape(text, quote=False).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def print_table(report: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import StoreError
 
-SCHEMA_VERSION = 9  # the number of migrations in migrations.py
+SCHEMA_VERSION = 10  # the number of migrations in migrations.py
 
 USAGE_COLUMNS = (
     "message_id", "request_id", "ts", "timestamp", "session_id", "project", "cwd", "git_branch",
