@@ -51,7 +51,8 @@ def test_uninstall_leaves_claude_code_running_a_deleted_command(tmp_path: Path) 
                    capture_output=True, timeout=60, cwd=tmp_path)
     subprocess.run(["sh", str(REPO / "install.sh"), "--uninstall"], env=_user_env(home), check=True,
                    capture_output=True, timeout=60)
-    leftovers = (home / ".claude" / "settings.json").read_text() + (home / ".claude.json").read_text()
+    leftovers = "".join(p.read_text() for p in (home / ".claude" / "settings.json", home / ".claude.json")
+                        if p.exists())  # install created them: uninstall deletes them
     assert str(venv_command) not in leftovers, "hooks, statusLine and server still run the removed command"
 
 
@@ -202,6 +203,7 @@ def test_plugin_and_mcp_router_install_do_not_double_up(tmp_path: Path, isolated
         "a second mcp-router server beside the plugin's, and no word about it"
 
 
+@pytest.mark.xfail(strict=True, reason="fixed on fix-11")
 def test_the_ledger_is_not_world_readable(tmp_path: Path) -> None:
     """Under the usual umask 022 the usage database is created 0644 in a 0755 folder."""
     home = tmp_path / "user"
