@@ -159,6 +159,8 @@ def test_missing_command_message_names_the_folder_to_run_install_in(tmp_path: Pa
 
 
 @pytest.mark.e2e
+@pytest.mark.xfail(strict=True, reason="not fixed yet: Claude Code 2.1.328 copies a relative-path plugin source "
+                   "whole (only .git skipped); needs the plugin moved to a subfolder")
 def test_marketplace_install_copies_only_the_plugin(tmp_path: Path, isolated_user: Path) -> None:
     """After the quick start's `bash .ci/run`, the checkout holds .venv and .ci/npm (about 600 MB); the README's
     `claude plugin marketplace add /path/to/mcp-router` + install copies all of it into the plugin cache."""
