@@ -483,6 +483,8 @@ def _install(adding: bool, settings_file: Path | None, scope: str, dry_run: bool
         click.echo(f"  backup: {backup}")
     if adding:
         click.echo(installer.next_steps(scope))
+        if installer.plugin_installed():
+            click.echo(installer.PLUGIN_WARNING, err=True)
 
 
 def _write(output: Path, text: str) -> None:

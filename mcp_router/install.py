@@ -26,6 +26,7 @@ import difflib
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import stat
 import sys
@@ -65,9 +66,20 @@ def executable(scope: str = "user") -> str:
     if scope == "project":
         return PORTABLE_COMMAND
     beside = Path(sys.executable).parent / "mcp-router"
-    if beside.exists():
-        return str(beside)
-    return shutil.which("mcp-router") or "mcp-router"
+    found = str(beside) if beside.exists() else shutil.which("mcp-router")
+    if not found:
+        return PORTABLE_COMMAND
+    # install.sh links ~/.local/bin/mcp-router to whichever install (venv, uv, pipx) is current: naming the link
+    # keeps Claude Code on the upgraded command when a re-install switches between them.
+    link = Path.home() / ".local" / "bin" / "mcp-router"
+    if link.exists() and link.resolve() == Path(found).resolve():
+        return str(link)
+    return found
+
+
+def _shell(command: str) -> str:
+    """Hooks and the statusLine run through a shell: quote the path (it may hold spaces)."""
+    return shlex.quote(command)
 
 
 def settings_path(scope: str, cwd: Path) -> Path:
@@ -134,14 +146,14 @@ def add_to_settings(settings: dict[str, Any], command: str) -> dict[str, Any]:
     hooks = result.setdefault("hooks", {})
     for event, timeout in HOOK_EVENTS.items():
         groups = hooks.setdefault(event, [])
-        hook = {"type": "command", "command": f"{command} hook", "timeout": timeout}
+        hook = {"type": "command", "command": f"{_shell(command)} hook", "timeout": timeout}
         if not any(h.get("command") == hook["command"] for g in groups for h in g.get("hooks", [])):
             groups.append({"hooks": [hook]})
     allow = result.setdefault("permissions", {}).setdefault("allow", [])
     for tool in TOOLS:
         if f"mcp__{SERVER_NAME}__{tool}" not in allow:
             allow.append(f"mcp__{SERVER_NAME}__{tool}")
-    result.setdefault("statusLine", {"type": "command", "command": f"{command} statusline"})
+    result.setdefault("statusLine", {"type": "command", "command": f"{_shell(command)} statusline"})
     return result
 
 
@@ -151,7 +163,7 @@ def remove_from_settings(settings: dict[str, Any], command: str) -> dict[str, An
     hooks = result.get("hooks", {})
     for event in HOOK_EVENTS:
         groups = [g for g in hooks.get(event, []) if g.get("hooks") != [
-            {"type": "command", "command": f"{command} hook", "timeout": HOOK_EVENTS[event]}]]
+            {"type": "command", "command": f"{_shell(command)} hook", "timeout": HOOK_EVENTS[event]}]]
         if groups:
             hooks[event] = groups
         else:
@@ -166,7 +178,7 @@ def remove_from_settings(settings: dict[str, Any], command: str) -> dict[str, An
             del permissions["allow"]
     if "permissions" in result and not permissions:
         del result["permissions"]
-    if result.get("statusLine") == {"type": "command", "command": f"{command} statusline"}:
+    if result.get("statusLine") == {"type": "command", "command": f"{_shell(command)} statusline"}:
         del result["statusLine"]
     return result
 
@@ -299,6 +311,21 @@ def _write_record(record: dict[str, Any], record_file: Path | None) -> None:
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def plugin_installed() -> bool:
+    """Whether Claude Code has the mcp-router plugin installed (it brings its own server and hooks)."""
+    try:
+        data = json.loads((_config_dir() / "plugins" / "installed_plugins.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    plugins = data.get("plugins", {}) if isinstance(data, dict) else {}
+    return isinstance(plugins, dict) and any(str(key).startswith(f"{SERVER_NAME}@") for key in plugins)
+
+
+PLUGIN_WARNING = ("warning: the mcp-router plugin is already installed in Claude Code and brings its own server and "
+                  "hooks; with both, every session is logged twice and two servers run. Keep one: "
+                  "`mcp-router uninstall`, or `claude plugin uninstall mcp-router@mcp-router`.")
 
 
 def next_steps(scope: str) -> str:
