@@ -1,0 +1,205 @@
+"""Probe of issue 11 by an independent reviewer: each test reproduces one finding (numbered as in the report).
+
+These tests describe what should hold; they fail on the code as merged (596b029). Product code is not changed here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import random
+import stat
+import string
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from mcp_router.cli import cli
+from mcp_router.errors import PathRefused
+from mcp_router.files import resolve_allowed
+from mcp_router.redact import redact
+from mcp_router.store import connect
+
+from .standin_api import StandinAPI
+
+_RNG = random.Random(1111)
+A = string.ascii_letters + string.digits
+H = "0123456789abcdef"
+
+
+def rnd(n: int, alphabet: str = A) -> str:
+    return "".join(_RNG.choice(alphabet) for _ in range(n))
+
+
+def _sent(api: StandinAPI) -> str:
+    texts = []
+    for request in api.requests:
+        texts.append(json.dumps(request))
+        for message in request.get("messages", []):
+            content = message["content"]
+            texts.extend([content] if isinstance(content, str) else [b.get("text", "") for b in content])
+    return "\n".join(texts)
+
+
+def _call(api_url: str, db_path: Path, cwd: Path, calls: list[tuple[str, dict[str, Any]]], **env: str) -> list[Any]:
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "mcp_router", "serve"], cwd=str(cwd),
+        env={**os.environ, "ANTHROPIC_BASE_URL": api_url, "ANTHROPIC_API_KEY": "test", "MCP_ROUTER_DB": str(db_path),
+             **env})
+
+    async def session() -> list[Any]:
+        async with Client(params) as client:
+            return [await client.call_tool(name, arguments) for name, arguments in calls]
+
+    return asyncio.run(session())
+
+
+# Finding 1: credential forms of common services and syntaxes pass redaction word for word.
+# (name, file it sits in, line with {s}, secret)
+LEAKING_FORMS = [
+    ("Datadog app key (YAML env)", "ci.yml", "  DD_APP_KEY: {s}", rnd(40, H)),
+    ("New Relic license key (INI)", "newrelic.ini", "license_key = {s}", rnd(36, H) + "NRAL"),
+    ("New Relic user key", "nr.js", "const k = '{s}';", "NRAK-" + rnd(27, string.ascii_uppercase + string.digits)),
+    ("Sentry DSN", "sentry.py", 'sentry_sdk.init("{s}")', "https://" + rnd(32, H) + "@o123456.ingest.sentry.io/789"),
+    ("Shopify shared secret", "shop.py", "x = '{s}'", "shpss_" + rnd(32, H)),
+    ("Braintree access token", "bt.py", "gw = '{s}'", "access_token$production$" + rnd(16, H) + "$" + rnd(32, H)),
+    ("Mailgun key", "mail.py", "requests.post(url, auth=('api', '{s}'))", "key-" + rnd(32, H)),
+    ("DigitalOcean token", "do.sh", "doctl auth init -t {s}", "dop_v1_" + rnd(64, H)),
+    ("Vault token", "vault.sh", "vault login {s}", "hvs." + rnd(90, A + "_-")),
+    ("Okta token (YAML)", "okta.yaml", "okta:\n  client:\n    token: {s}", "00" + rnd(40, A + "-_")),
+    ("Firebase server key", "fcm.js", "headers: {{ Authorization: 'key={s}' }}",
+     "AAAA" + rnd(7) + ":APA91b" + rnd(134, A + "-_")),
+    ("Azure AD client secret", "azure.py", "app = ConfidentialClientApplication(cid, '{s}')",
+     rnd(3) + "8Q~" + rnd(31, A + "~._-")),
+    ("AWS console CSV export", "accessKeys.csv",
+     "User name,Access key ID,Secret access key\nbob,AKIA" + rnd(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") + ",{s}",
+     rnd(40, A + "+/")),
+    ("netrc line", "(content)", "machine api.heroku.com login me@x.com password {s}", rnd(20)),
+    ("Docker auth base64", "cfg.json", '{{"auths": {{"reg.io": {{"auth": "{s}"}}}}}}',
+     base64.b64encode(b"bob:" + rnd(20).encode()).decode()),
+    ("YAML block scalar password", "values.yaml", "db:\n  password: |\n    {s}", rnd(24)),
+    ("YAML folded key", "values.yaml", "stripe:\n  secret_key: >-\n    {s}", rnd(32)),
+    ("Slack app-level token", "s.py", "t = '{s}'",
+     "xapp-1-A" + rnd(10, string.ascii_uppercase + string.digits) + "-" + rnd(13, string.digits) + "-" + rnd(64, H)),
+    ("Postman API key", "p.py", "x = '{s}'", "PMAK-" + rnd(24, H) + "-" + rnd(34, H)),
+    ("mysql -p password", "run.sh", "mysql -u root -p{s} app", rnd(12)),
+    ("htpasswd hash line", "users.txt", "admin:{s}", "$apr1$" + rnd(8) + "$" + rnd(22, A + "./")),
+    ("URL-encoded api_key", "url.txt", "https://api.x.com/v1?api_key%3D{s}", rnd(32)),
+    ("Cyrillic look-alike name", "x.py", 'DB_P\u0410SSWORD = "{s}"', rnd(16)),
+    ("tab-separated SECRET", "app.cfg", "SECRET\t{s}", rnd(24)),
+]
+
+
+@pytest.mark.parametrize("form", LEAKING_FORMS, ids=[form[0] for form in LEAKING_FORMS])
+def test_finding_1_other_credential_forms_are_redacted(form: tuple[str, str, str, str]) -> None:
+    name, file, line, secret = form
+    text = "ordinary line before\n" + line.format(s=secret) + "\nordinary line after\n"
+    out, _ = redact(text, file)
+    assert secret not in out, out
+
+
+def test_finding_1_through_mcp_stdio_a_credentials_csv_and_a_vault_token_reach_the_api(tmp_path: Path) -> None:
+    aws_secret = rnd(40, A + "+/")
+    vault = "hvs." + rnd(90, A + "_-")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "bob_accessKeys.csv").write_text(
+        f"Access key ID,Secret access key\nAKIA{rnd(16, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567')},{aws_secret}\n")
+    with StandinAPI() as api:
+        [result] = _call(api.url, tmp_path / "u.db", project, [("delegate_to_haiku", {
+            "task": "what is in this file?", "paths": ["bob_accessKeys.csv"], "content": f"vault login {vault}"})])
+        sent = _sent(api)
+    assert not result.is_error, result.content
+    assert aws_secret not in sent
+    assert vault not in sent
+
+
+# Finding 2: the deny list misses common credential files (and a hard link passes as any name).
+UNREFUSED = ["proj-firebase-adminsdk-ab12c-0123456789.json", "bob_accessKeys.csv", "rootkey.csv", ".s3cfg", ".boto",
+             ".vault-token", ".dockercfg", ".env-prod", ".env_local", "env.production", ".env~", ".npmrc.bak",
+             ".git-credentials.bak", ".pgpass.bak", "key.json", "keyfile.json", "client.ovpn", "rclone.conf"]
+
+
+@pytest.mark.parametrize("name", UNREFUSED)
+def test_finding_2_common_credential_files_are_refused(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_text("x\n")
+    with pytest.raises(PathRefused):
+        resolve_allowed(name, [tmp_path], tmp_path)
+
+
+def test_finding_2_a_hard_link_to_a_denied_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / ".aws").mkdir()
+    (tmp_path / ".aws" / "credentials").write_text("[default]\naws_secret_access_key = x\n")
+    os.link(tmp_path / ".aws" / "credentials", tmp_path / "notes.txt")
+    with pytest.raises(PathRefused):
+        resolve_allowed("notes.txt", [tmp_path], tmp_path)
+
+
+# Finding 3: paths are sent (and stored) unredacted: a token in a folder or file name reaches the API.
+def test_finding_3_a_secret_in_a_path_does_not_reach_the_api(tmp_path: Path) -> None:
+    token = "ghp_" + rnd(36)
+    project = tmp_path / "project"
+    (project / token).mkdir(parents=True)
+    (project / token / "notes.txt").write_text("meeting notes\n")
+    with StandinAPI() as api:
+        [result] = _call(api.url, tmp_path / "u.db", project, [("delegate_to_haiku", {
+            "task": "summarise", "paths": [f"{token}/notes.txt"]})])
+        sent = _sent(api)
+    assert not result.is_error, result.content
+    assert token not in sent
+
+
+# Finding 4: the database (and its WAL/SHM) is created world-readable, whatever the umask.
+def test_finding_4_the_database_files_are_private(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        conn = connect(tmp_path / "data" / "usage.db")
+        conn.execute("INSERT INTO settings (key, value) VALUES ('x', 'y')")
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "data").iterdir()}
+        conn.close()
+    finally:
+        os.umask(old)
+    assert all(mode & 0o077 == 0 for mode in modes.values()), modes
+
+
+# Finding 5: install replaces a symlinked settings.json (dotfiles managers) with a regular file.
+def test_finding_5_install_keeps_a_symlinked_settings_file_a_symlink(isolated_user: Path, tmp_path: Path) -> None:
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    target = dotfiles / "settings.json"
+    target.write_text('{"theme": "dark"}\n')
+    claude_dir = isolated_user / ".claude"
+    claude_dir.mkdir()
+    link = claude_dir / "settings.json"
+    link.symlink_to(target)
+    result = CliRunner().invoke(cli, ["install"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink(), "the dotfiles link was replaced by a copy"
+    assert "mcp-router" in target.read_text()
+
+
+# Finding 6: MCP_TOOL_TIMEOUT=inf (or 1e400) is taken as an infinite budget: no time bound, a hold that never lapses.
+@pytest.mark.parametrize("raw", ["inf", "1e400", "Infinity"])
+def test_finding_6_an_infinite_tool_timeout_falls_back_to_the_default(raw: str) -> None:
+    from mcp_router.delegate import tool_timeout_seconds
+
+    assert tool_timeout_seconds({"MCP_TOOL_TIMEOUT": raw}) < 10**7
+
+
+def test_finding_6_through_mcp_stdio_an_infinite_timeout_still_delegates(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("meeting notes\n")
+    with StandinAPI() as api:
+        [result] = _call(api.url, tmp_path / "u.db", tmp_path, [("delegate_to_haiku", {
+            "task": "summarise", "paths": ["notes.txt"]})], MCP_TOOL_TIMEOUT="inf")
+    assert not result.is_error, result.content
+    conn = connect(tmp_path / "u.db")
+    [expires] = conn.execute("SELECT expires_ts FROM cost_records").fetchone()
+    assert expires < time.time() + 10**6
