@@ -203,3 +203,68 @@ def test_finding_6_through_mcp_stdio_an_infinite_timeout_still_delegates(tmp_pat
     conn = connect(tmp_path / "u.db")
     [expires] = conn.execute("SELECT expires_ts FROM cost_records").fetchone()
     assert expires < time.time() + 10**6
+
+
+# Finding 7: `claude -p` delegation runs load the user's and the project's settings: their hooks (UserPromptSubmit
+# gets the whole framed file text as the prompt) and, in -p mode, without the workspace-trust prompt.
+def test_finding_7_the_claude_cli_run_loads_no_settings_hooks(tmp_path: Path, isolated_user: Path) -> None:
+    from .test_privacy import FAKE_CLAUDE
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "claude").write_text(FAKE_CLAUDE.format(python=sys.executable))
+    (bin_dir / "claude").chmod(0o755)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "notes.txt").write_text("meeting notes\n")
+    log = tmp_path / "calls.jsonl"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ANTHROPIC_")}
+    env |= {"PATH": f"{bin_dir}{os.pathsep}{env['PATH']}", "MCP_ROUTER_DB": str(tmp_path / "u.db"),
+            "FAKE_CLAUDE_LOG": str(log)}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "mcp_router", "serve"], env=env,
+                                   cwd=str(project))
+
+    async def call() -> Any:
+        async with Client(params) as client:
+            return await client.call_tool("delegate_to_haiku", {"task": "summarise", "paths": ["notes.txt"]})
+
+    result = asyncio.run(call())
+    assert not result.is_error, result.content
+    [run] = [json.loads(line) for line in log.read_text().splitlines()]
+    args = run["args"]
+    assert "--setting-sources" in args, args  # else settings.json hooks of user and project run on the file text
+    assert "project" not in args[args.index("--setting-sources") + 1]
+
+
+# Finding 8: a secret written in prose in the task text reaches the API and is stored in delegations.task.
+def test_finding_8_a_password_in_the_task_text_neither_leaves_nor_is_stored(tmp_path: Path) -> None:
+    password = "Tr0ub4dor3" + rnd(8)
+    (tmp_path / "notes.txt").write_text("meeting notes\n")
+    with StandinAPI() as api:
+        [result] = _call(api.url, tmp_path / "u.db", tmp_path, [("delegate_to_haiku", {
+            "task": f"the staging db password is {password}; say which notes mention staging",
+            "paths": ["notes.txt"]})])
+        sent = _sent(api)
+    assert not result.is_error, result.content
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("u.db*"))
+    assert password not in sent
+    assert password.encode() not in stored
+
+
+# Finding 9: `costs --void` with an id beyond SQLite's integer range is a traceback, not one clear line.
+def test_finding_9_void_of_a_huge_id_is_one_clear_line(isolated_user: Path) -> None:
+    result = CliRunner().invoke(cli, ["costs", "--void", "99999999999999999999"])
+    assert result.exit_code != 0
+    assert not isinstance(result.exception, OverflowError), result.exception
+
+
+# Finding 10: one track_cost call may still record $260,000 (requests up to 100,000 full-window calls).
+def test_finding_10_track_cost_refuses_a_quarter_million_dollars_in_one_record(db_path: Path) -> None:
+    from mcp_router.budget import record_cost
+    from mcp_router.config import Config
+    from mcp_router.pricing import Catalog, Usage
+
+    conn = connect(db_path)
+    with pytest.raises(ValueError):
+        record_cost(conn, Config(), Catalog.load(), "claude-opus-4-5",
+                    Usage(200_000 * 100_000, 64_000 * 100_000), requests=100_000)
