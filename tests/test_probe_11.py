@@ -281,3 +281,55 @@ def test_finding_10_track_cost_refuses_a_quarter_million_dollars_in_one_record(d
     with pytest.raises(ValueError):
         record_cost(conn, Config(), Catalog.load(), "claude-opus-4-5",
                     Usage(200_000 * 100_000, 64_000 * 100_000), requests=100_000)
+
+
+# Finding 11: private-key material that is base64-wrapped (a Kubernetes TLS Secret's tls.key, a kubeconfig's
+# client-key-data pasted into another YAML, a pull secret's .dockerconfigjson) or a PuTTY key's private lines
+# reaches the API whole: only PEM headers and quoted strings are looked at.
+def _pem_base64() -> str:
+    body = "\n".join(rnd(64, A + "+/") for _ in range(6))
+    return base64.b64encode(f"-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\n".encode()).decode()
+
+
+KEY_MATERIAL = [
+    ("k8s TLS Secret", "ingress-tls.yaml", "apiVersion: v1\nkind: Secret\ntype: kubernetes.io/tls\ndata:\n  tls.key: {s}",
+     _pem_base64()),
+    ("kubeconfig user in another YAML", "clusters.yaml", "users:\n- name: admin\n  user:\n    client-key-data: {s}",
+     _pem_base64()),
+    ("pull secret", "pull.yaml", "data:\n  .dockerconfigjson: {s}",
+     base64.b64encode(json.dumps({"auths": {"ghcr.io": {"auth": base64.b64encode(
+         f"bob:ghp_{rnd(36)}".encode()).decode()}}}).encode()).decode()),
+    ("PuTTY key private lines", "server_setup.md",
+     "PuTTY-User-Key-File-2: ssh-rsa\nEncryption: none\nPrivate-Lines: 1\n{s}\nPrivate-MAC: " + rnd(40, H),
+     rnd(64, A + "+/")),
+]
+
+
+@pytest.mark.parametrize("form", KEY_MATERIAL, ids=[form[0] for form in KEY_MATERIAL])
+def test_finding_11_base64_key_material_is_redacted(form: tuple[str, str, str, str]) -> None:
+    name, file, line, secret = form
+    out, _ = redact(line.format(s=secret) + "\n", file)
+    assert secret[16:80] not in out, out
+
+
+def test_finding_11_through_mcp_stdio_a_tls_secret_manifest_sends_the_key(tmp_path: Path) -> None:
+    key = _pem_base64()
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "k8s" / "ingress-tls.yaml").write_text(
+        f"apiVersion: v1\nkind: Secret\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {rnd(200, A + '+/')}\n"
+        f"  tls.key: {key}\n")
+    with StandinAPI() as api:
+        [result] = _call(api.url, tmp_path / "u.db", tmp_path, [("delegate_to_haiku", {
+            "task": "which kind of Secret is this?", "paths": ["k8s/ingress-tls.yaml"]})])
+        sent = _sent(api)
+    assert not result.is_error, result.content
+    assert key[16:80] not in sent
+
+
+# Finding 12 (part of 1): a password that begins with "$" is taken for a variable reference, even single-quoted in
+# shell or plain in YAML, where it is a literal.
+@pytest.mark.parametrize(("line", "file"), [("export DB_PASSWORD='$uperS3cretPw!'", "deploy.sh"),
+                                            ("db_password: $uperS3cretPw!", "config.yaml")])
+def test_finding_12_a_literal_password_starting_with_a_dollar_is_redacted(line: str, file: str) -> None:
+    out, _ = redact(line + "\n", file)
+    assert "uperS3cretPw" not in out, out
