@@ -62,7 +62,7 @@ def _call(api_url: str, db_path: Path, cwd: Path, calls: list[tuple[str, dict[st
     return asyncio.run(session())
 
 
-# Finding 1: credential forms of common services and syntaxes pass redaction word for word.
+# Finding 2: credential forms of common services and syntaxes pass redaction word for word.
 # (name, file it sits in, line with {s}, secret)
 LEAKING_FORMS = [
     ("Datadog app key (YAML env)", "ci.yml", "  DD_APP_KEY: {s}", rnd(40, H)),
@@ -99,14 +99,14 @@ LEAKING_FORMS = [
 
 
 @pytest.mark.parametrize("form", LEAKING_FORMS, ids=[form[0] for form in LEAKING_FORMS])
-def test_finding_1_other_credential_forms_are_redacted(form: tuple[str, str, str, str]) -> None:
+def test_finding_2_other_credential_forms_are_redacted(form: tuple[str, str, str, str]) -> None:
     name, file, line, secret = form
     text = "ordinary line before\n" + line.format(s=secret) + "\nordinary line after\n"
     out, _ = redact(text, file)
     assert secret not in out, out
 
 
-def test_finding_1_through_mcp_stdio_a_credentials_csv_and_a_vault_token_reach_the_api(tmp_path: Path) -> None:
+def test_finding_2_through_mcp_stdio_a_credentials_csv_and_a_vault_token_reach_the_api(tmp_path: Path) -> None:
     aws_secret = rnd(40, A + "+/")
     vault = "hvs." + rnd(90, A + "_-")
     project = tmp_path / "project"
@@ -122,20 +122,20 @@ def test_finding_1_through_mcp_stdio_a_credentials_csv_and_a_vault_token_reach_t
     assert vault not in sent
 
 
-# Finding 2: the deny list misses common credential files (and a hard link passes as any name).
+# Finding 3: the deny list misses common credential files (and a hard link passes as any name).
 UNREFUSED = ["proj-firebase-adminsdk-ab12c-0123456789.json", "bob_accessKeys.csv", "rootkey.csv", ".s3cfg", ".boto",
              ".vault-token", ".dockercfg", ".env-prod", ".env_local", "env.production", ".env~", ".npmrc.bak",
              ".git-credentials.bak", ".pgpass.bak", "key.json", "keyfile.json", "client.ovpn", "rclone.conf"]
 
 
 @pytest.mark.parametrize("name", UNREFUSED)
-def test_finding_2_common_credential_files_are_refused(tmp_path: Path, name: str) -> None:
+def test_finding_3_common_credential_files_are_refused(tmp_path: Path, name: str) -> None:
     (tmp_path / name).write_text("x\n")
     with pytest.raises(PathRefused):
         resolve_allowed(name, [tmp_path], tmp_path)
 
 
-def test_finding_2_a_hard_link_to_a_denied_file_is_refused(tmp_path: Path) -> None:
+def test_finding_3_a_hard_link_to_a_denied_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / ".aws").mkdir()
     (tmp_path / ".aws" / "credentials").write_text("[default]\naws_secret_access_key = x\n")
     os.link(tmp_path / ".aws" / "credentials", tmp_path / "notes.txt")
@@ -143,8 +143,8 @@ def test_finding_2_a_hard_link_to_a_denied_file_is_refused(tmp_path: Path) -> No
         resolve_allowed("notes.txt", [tmp_path], tmp_path)
 
 
-# Finding 3: paths are sent (and stored) unredacted: a token in a folder or file name reaches the API.
-def test_finding_3_a_secret_in_a_path_does_not_reach_the_api(tmp_path: Path) -> None:
+# Finding 9: paths are sent (and stored) unredacted: a token in a folder or file name reaches the API.
+def test_finding_9_a_secret_in_a_path_does_not_reach_the_api(tmp_path: Path) -> None:
     token = "ghp_" + rnd(36)
     project = tmp_path / "project"
     (project / token).mkdir(parents=True)
@@ -157,8 +157,8 @@ def test_finding_3_a_secret_in_a_path_does_not_reach_the_api(tmp_path: Path) -> 
     assert token not in sent
 
 
-# Finding 4: the database (and its WAL/SHM) is created world-readable, whatever the umask.
-def test_finding_4_the_database_files_are_private(tmp_path: Path) -> None:
+# Finding 5: the database (and its WAL/SHM) is created world-readable, whatever the umask.
+def test_finding_5_the_database_files_are_private(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:
         conn = connect(tmp_path / "data" / "usage.db")
@@ -170,8 +170,8 @@ def test_finding_4_the_database_files_are_private(tmp_path: Path) -> None:
     assert all(mode & 0o077 == 0 for mode in modes.values()), modes
 
 
-# Finding 5: install replaces a symlinked settings.json (dotfiles managers) with a regular file.
-def test_finding_5_install_keeps_a_symlinked_settings_file_a_symlink(isolated_user: Path, tmp_path: Path) -> None:
+# Finding 7: install replaces a symlinked settings.json (dotfiles managers) with a regular file.
+def test_finding_7_install_keeps_a_symlinked_settings_file_a_symlink(isolated_user: Path, tmp_path: Path) -> None:
     dotfiles = tmp_path / "dotfiles"
     dotfiles.mkdir()
     target = dotfiles / "settings.json"
@@ -186,16 +186,16 @@ def test_finding_5_install_keeps_a_symlinked_settings_file_a_symlink(isolated_us
     assert "mcp-router" in target.read_text()
 
 
-# Finding 6: MCP_TOOL_TIMEOUT=inf (or 1e400) is taken as an infinite budget: no time bound, a hold that never lapses.
+# Finding 8: MCP_TOOL_TIMEOUT=inf (or 1e400) is taken as an infinite budget: no time bound, a hold that never lapses.
 @pytest.mark.parametrize("raw", ["inf", "1e400", "Infinity", "1e15"])
-def test_finding_6_an_infinite_tool_timeout_falls_back_to_the_default(raw: str) -> None:
+def test_finding_8_an_infinite_tool_timeout_falls_back_to_the_default(raw: str) -> None:
     from mcp_router.delegate import tool_timeout_seconds
 
     assert tool_timeout_seconds({"MCP_TOOL_TIMEOUT": raw}) < 10**7
 
 
 @pytest.mark.parametrize("raw", ["inf", "1e15"])
-def test_finding_6_through_mcp_stdio_an_infinite_timeout_still_delegates(tmp_path: Path, raw: str) -> None:
+def test_finding_8_through_mcp_stdio_an_infinite_timeout_still_delegates(tmp_path: Path, raw: str) -> None:
     (tmp_path / "notes.txt").write_text("meeting notes\n")
     with StandinAPI() as api:
         [result] = _call(api.url, tmp_path / "u.db", tmp_path, [("delegate_to_haiku", {
@@ -206,14 +206,14 @@ def test_finding_6_through_mcp_stdio_an_infinite_timeout_still_delegates(tmp_pat
     assert expires < time.time() + 10**6
 
 
-# Finding 7: `claude -p` delegation runs load the user's and the project's settings and CLAUDE.md. With the real
+# Finding 4: `claude -p` delegation runs load the user's and the project's settings and CLAUDE.md. With the real
 # Claude Code CLI: every UserPromptSubmit hook (user and project) receives the whole framed file text, and the
 # project's CLAUDE.md reaches the delegate model outside the frame (an instruction source the frame cannot fence).
 REAL_CLAUDE = Path(__file__).resolve().parents[1] / ".ci" / "npm" / "node_modules" / ".bin" / "claude"
 
 
 @pytest.mark.skipif(not REAL_CLAUDE.exists(), reason="bash .ci/run npm-installs Claude Code into .ci/npm")
-def test_finding_7_the_claude_cli_run_runs_no_settings_hooks_and_reads_no_claude_md(tmp_path: Path,
+def test_finding_4_the_claude_cli_run_runs_no_settings_hooks_and_reads_no_claude_md(tmp_path: Path,
                                                                                     isolated_user: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -249,8 +249,8 @@ def test_finding_7_the_claude_cli_run_runs_no_settings_hooks_and_reads_no_claude
     assert "CLAUDEMD-MARKER-77" not in sent, "the project's CLAUDE.md reached the delegate model"
 
 
-# Finding 8: a secret written in prose in the task text reaches the API and is stored in delegations.task.
-def test_finding_8_a_password_in_the_task_text_neither_leaves_nor_is_stored(tmp_path: Path) -> None:
+# Finding 6: a secret written in prose in the task text reaches the API and is stored in delegations.task.
+def test_finding_6_a_password_in_the_task_text_neither_leaves_nor_is_stored(tmp_path: Path) -> None:
     password = "Tr0ub4dor3" + rnd(8)
     (tmp_path / "notes.txt").write_text("meeting notes\n")
     with StandinAPI() as api:
@@ -264,15 +264,15 @@ def test_finding_8_a_password_in_the_task_text_neither_leaves_nor_is_stored(tmp_
     assert password.encode() not in stored
 
 
-# Finding 9: `costs --void` with an id beyond SQLite's integer range is a traceback, not one clear line.
-def test_finding_9_void_of_a_huge_id_is_one_clear_line(isolated_user: Path) -> None:
+# Finding 12: `costs --void` with an id beyond SQLite's integer range is a traceback, not one clear line.
+def test_finding_12_void_of_a_huge_id_is_one_clear_line(isolated_user: Path) -> None:
     result = CliRunner().invoke(cli, ["costs", "--void", "99999999999999999999"])
     assert result.exit_code != 0
     assert not isinstance(result.exception, OverflowError), result.exception
 
 
-# Finding 10: one track_cost call may still record $260,000 (requests up to 100,000 full-window calls).
-def test_finding_10_track_cost_refuses_a_quarter_million_dollars_in_one_record(db_path: Path) -> None:
+# Finding 11: one track_cost call may still record $260,000 (requests up to 100,000 full-window calls).
+def test_finding_11_track_cost_refuses_a_quarter_million_dollars_in_one_record(db_path: Path) -> None:
     from mcp_router.budget import record_cost
     from mcp_router.config import Config
     from mcp_router.pricing import Catalog, Usage
@@ -283,17 +283,18 @@ def test_finding_10_track_cost_refuses_a_quarter_million_dollars_in_one_record(d
                     Usage(200_000 * 100_000, 64_000 * 100_000), requests=100_000)
 
 
-# Finding 11: private-key material that is base64-wrapped (a Kubernetes TLS Secret's tls.key, a kubeconfig's
+# Finding 1: private-key material that is base64-wrapped (a Kubernetes TLS Secret's tls.key, a kubeconfig's
 # client-key-data pasted into another YAML, a pull secret's .dockerconfigjson) or a PuTTY key's private lines
 # reaches the API whole: only PEM headers and quoted strings are looked at.
 def _pem_base64() -> str:
     body = "\n".join(rnd(64, A + "+/") for _ in range(6))
-    return base64.b64encode(f"-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\n".encode()).decode()
+    pem = f"-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\n"
+    return base64.b64encode(pem.encode()).decode()
 
 
 KEY_MATERIAL = [
-    ("k8s TLS Secret", "ingress-tls.yaml", "apiVersion: v1\nkind: Secret\ntype: kubernetes.io/tls\ndata:\n  tls.key: {s}",
-     _pem_base64()),
+    ("k8s TLS Secret", "ingress-tls.yaml",
+     "apiVersion: v1\nkind: Secret\ntype: kubernetes.io/tls\ndata:\n  tls.key: {s}", _pem_base64()),
     ("kubeconfig user in another YAML", "clusters.yaml", "users:\n- name: admin\n  user:\n    client-key-data: {s}",
      _pem_base64()),
     ("pull secret", "pull.yaml", "data:\n  .dockerconfigjson: {s}",
@@ -306,13 +307,13 @@ KEY_MATERIAL = [
 
 
 @pytest.mark.parametrize("form", KEY_MATERIAL, ids=[form[0] for form in KEY_MATERIAL])
-def test_finding_11_base64_key_material_is_redacted(form: tuple[str, str, str, str]) -> None:
+def test_finding_1_base64_key_material_is_redacted(form: tuple[str, str, str, str]) -> None:
     name, file, line, secret = form
     out, _ = redact(line.format(s=secret) + "\n", file)
     assert secret[16:80] not in out, out
 
 
-def test_finding_11_through_mcp_stdio_a_tls_secret_manifest_sends_the_key(tmp_path: Path) -> None:
+def test_finding_1_through_mcp_stdio_a_tls_secret_manifest_sends_the_key(tmp_path: Path) -> None:
     key = _pem_base64()
     (tmp_path / "k8s").mkdir()
     (tmp_path / "k8s" / "ingress-tls.yaml").write_text(
@@ -326,10 +327,24 @@ def test_finding_11_through_mcp_stdio_a_tls_secret_manifest_sends_the_key(tmp_pa
     assert key[16:80] not in sent
 
 
-# Finding 12 (part of 1): a password that begins with "$" is taken for a variable reference, even single-quoted in
+# Finding 2 (continued): a password that begins with "$" is taken for a variable reference, even single-quoted in
 # shell or plain in YAML, where it is a literal.
 @pytest.mark.parametrize(("line", "file"), [("export DB_PASSWORD='$uperS3cretPw!'", "deploy.sh"),
                                             ("db_password: $uperS3cretPw!", "config.yaml")])
-def test_finding_12_a_literal_password_starting_with_a_dollar_is_redacted(line: str, file: str) -> None:
+def test_finding_2_a_literal_password_starting_with_a_dollar_is_redacted(line: str, file: str) -> None:
     out, _ = redact(line + "\n", file)
     assert "uperS3cretPw" not in out, out
+
+
+# Finding 10: under umask 000, install creates ~/.claude and the data folder (which holds installed.json, whose
+# backup paths uninstall restores from) world-writable: another local user can swap settings.json for hooks of theirs.
+def test_finding_10_folders_install_creates_are_private_whatever_the_umask(isolated_user: Path) -> None:
+    old = os.umask(0o000)
+    try:
+        result = CliRunner().invoke(cli, ["install"], catch_exceptions=False)
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    folders = [isolated_user / ".claude", isolated_user / ".local" / "share" / "mcp-router"]
+    modes = {str(folder): oct(stat.S_IMODE(folder.stat().st_mode)) for folder in folders if folder.exists()}
+    assert modes and all(int(mode, 8) & 0o022 == 0 for mode in modes.values()), modes
