@@ -155,7 +155,7 @@ def budget(set_monthly: float | None, as_json: bool, db_path: Path | None) -> No
 
 
 @cli.command()
-@click.option("--void", "void_id", type=int, default=None, metavar="ID",
+@click.option("--void", "void_id", type=click.IntRange(1, 2**63 - 1), default=None, metavar="ID",
               help="Mark cost record ID void: kept and listed, no longer counted as spend.")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many records to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

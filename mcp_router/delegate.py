@@ -16,8 +16,8 @@ the caller gets a tool error it can act on instead of a timeout. The reservation
 the tool timeout, so a server killed mid-call holds no budget for long (``budget.reserve``).
 
 Backends: the Anthropic API through the SDK when ``ANTHROPIC_API_KEY`` (or ``ANTHROPIC_AUTH_TOKEN``)
-is set; otherwise a headless ``claude -p`` when Claude Code is on PATH (subscription users), run with
-no tools, no MCP servers and no session saved, under a session id recorded first so the ledger
+is set; otherwise a headless ``claude -p`` when Claude Code is on PATH (subscription users), run in safe
+mode (no hooks, CLAUDE.md, plugins or settings files) with no tools, no MCP servers and no session saved, under a session id recorded first so the ledger
 never counts its usage or keeps its prompt (it is recorded once, as a delegation).
 """
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import secrets
 import shutil
@@ -60,6 +61,8 @@ MAX_RESULT_CHARS = 40_000  # about 10k tokens, well under Claude Code's 25k-toke
 MAX_CHUNKS = 8
 DEFAULT_WINDOW = 200_000
 DEFAULT_TOOL_TIMEOUT_SECONDS = 60.0
+# A delegation holds budget for twice this; a day is longer than any task worth delegating to a cheap model.
+MAX_TOOL_TIMEOUT_SECONDS = 86_400.0
 # Of the tool timeout, what the model calls may use; the rest covers redaction, the database and the reply.
 TIME_BUDGET_SHARE = 0.75
 MIN_ATTEMPT_SECONDS = 1.0
@@ -73,7 +76,9 @@ def tool_timeout_seconds(environ: Mapping[str, str] | None = None) -> float:
         value = float(raw) / 1000
     except ValueError:
         return DEFAULT_TOOL_TIMEOUT_SECONDS
-    return value if value > 0 else DEFAULT_TOOL_TIMEOUT_SECONDS
+    if not math.isfinite(value) or value <= 0:  # "inf", "1e400": no bound at all is not a timeout
+        return DEFAULT_TOOL_TIMEOUT_SECONDS
+    return min(value, MAX_TOOL_TIMEOUT_SECONDS)
 
 
 def time_budget_seconds(environ: Mapping[str, str] | None = None) -> float:
@@ -248,7 +253,10 @@ class Delegator:
                           (session_id, delegation_id, time.time()))
         command = [shutil.which("claude") or "claude", "-p", "--model", info.id, "--output-format", "json",
                    "--system-prompt", SYSTEM_PROMPT, "--session-id", session_id, "--no-session-persistence",
-                   "--tools", "", "--strict-mcp-config", "--disable-slash-commands"]
+                   "--tools", "", "--strict-mcp-config", "--disable-slash-commands",
+                   # No hooks (they would get the file text), no CLAUDE.md (an instruction source outside the frame),
+                   # no plugins or skills; auth still works, so subscription users keep this backend.
+                   "--safe-mode", "--setting-sources", ""]
         try:
             done = subprocess.run(command, input=prompt, capture_output=True, text=True, timeout=remaining)
             result = json.loads(done.stdout)

@@ -12,6 +12,7 @@ early copies of a streamed response can carry a partial ``output_tokens``.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 SCHEMA_VERSION = 6  # the number of migrations in migrations.py
 
 USAGE_COLUMNS = (
@@ -41,7 +44,10 @@ _UPSERT_USAGE = (
 def connect(path: str | Path, *, timeout: float = 30.0, migrate: bool = True) -> sqlite3.Connection:
     """Open the store at ``path`` in autocommit mode, ready to use."""
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        # SQLite gives the -wal and -shm files the database file's mode, so creating it private keeps all three so.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
