@@ -17,8 +17,9 @@ the tool timeout, so a server killed mid-call holds no budget for long (``budget
 
 Backends: the Anthropic API through the SDK when ``ANTHROPIC_API_KEY`` (or ``ANTHROPIC_AUTH_TOKEN``)
 is set; otherwise a headless ``claude -p`` when Claude Code is on PATH (subscription users), run in safe
-mode (no hooks, CLAUDE.md, plugins or settings files) with no tools, no MCP servers and no session saved, under a session id recorded first so the ledger
-never counts its usage or keeps its prompt (it is recorded once, as a delegation).
+mode (no hooks, CLAUDE.md, plugins or settings files) with no tools, no MCP servers and no session saved,
+under a session id recorded first so the ledger never counts its usage or keeps its prompt (it is recorded once,
+as a delegation).
 """
 
 from __future__ import annotations
@@ -122,11 +123,12 @@ class Delegator:
         try:
             material = read_files(paths or [], self.roots, self.cwd, self.config.max_file_bytes)
         except PathRefused as exc:
-            self._record(record, started, outcome="refused", error=str(exc))
+            self._record(record, started, outcome="refused", error=redact(str(exc), "error.txt")[0])
             raise
         if content:
             material.append(("(content)", content))
-        material = [(path, redact(text, path)[0]) for path, text in material]
+        # A path is sent too (in the frame's header): a token in a folder or file name must not leave either.
+        material = [(redact(path, "path.txt")[0], redact(text, path)[0]) for path, text in material]
         prompt_chars = len(SYSTEM_PROMPT) + len(task) + sum(len(p) + len(t) + 40 for p, t in material)
         reserve_usd = cost_usd(info, Usage(int(prompt_chars / CHARS_PER_TOKEN * 1.5) + 1000, max_tokens))
         reservation = reserve(self.conn, self.config, reserve_usd, model=info.id, delegation_id=delegation_id,

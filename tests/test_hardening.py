@@ -1,6 +1,8 @@
-"""Probe of issue 11 by an independent reviewer: each test reproduces one finding (numbered as in the report).
+"""Hardening of issue 11 after an independent review: one group of tests per finding (numbered as in the review).
 
-These tests describe what should hold; they fail on the code as merged (596b029). Product code is not changed here.
+Each failed on the code as first merged (596b029): base64-wrapped keys, credential forms and prose passwords passing
+redaction, deny-list gaps, secrets in paths, the claude -p backend's hooks and CLAUDE.md, file and folder modes, a
+symlinked settings.json, unbounded timeouts, track_cost's ceiling and an out-of-range `costs --void`.
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ def test_finding_2_other_credential_forms_are_redacted(form: tuple[str, str, str
     text = "ordinary line before\n" + line.format(s=secret) + "\nordinary line after\n"
     out, _ = redact(text, file)
     assert secret not in out, out
+    assert "ordinary line before\n" in out and "ordinary line after\n" in out, out
 
 
 def test_finding_2_through_mcp_stdio_a_credentials_csv_and_a_vault_token_reach_the_api(tmp_path: Path) -> None:
@@ -111,11 +114,11 @@ def test_finding_2_through_mcp_stdio_a_credentials_csv_and_a_vault_token_reach_t
     vault = "hvs." + rnd(90, A + "_-")
     project = tmp_path / "project"
     project.mkdir()
-    (project / "bob_accessKeys.csv").write_text(
+    (project / "export.csv").write_text(  # a name the deny list does not know: the content must be redacted
         f"Access key ID,Secret access key\nAKIA{rnd(16, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567')},{aws_secret}\n")
     with StandinAPI() as api:
         [result] = _call(api.url, tmp_path / "u.db", project, [("delegate_to_haiku", {
-            "task": "what is in this file?", "paths": ["bob_accessKeys.csv"], "content": f"vault login {vault}"})])
+            "task": "what is in this file?", "paths": ["export.csv"], "content": f"vault login {vault}"})])
         sent = _sent(api)
     assert not result.is_error, result.content
     assert aws_secret not in sent
@@ -329,6 +332,15 @@ def test_finding_1_through_mcp_stdio_a_tls_secret_manifest_sends_the_key(tmp_pat
 
 # Finding 2 (continued): a password that begins with "$" is taken for a variable reference, even single-quoted in
 # shell or plain in YAML, where it is a literal.
+@pytest.mark.parametrize("text", [
+    "the password is stored in the vault, and the token was rotated on Monday\n",
+    "DB_PASSWORD=$DB_PASSWORD\n", "password: ${DB_PASSWORD}\n", "mysql -u root -p app\n",
+    "reset the secret is what ops said; the api key is in 1Password\n",
+])
+def test_ordinary_text_and_references_beside_the_new_rules_are_kept(text: str) -> None:
+    assert redact(text, "notes.sh") == (text, 0)
+
+
 @pytest.mark.parametrize(("line", "file"), [("export DB_PASSWORD='$uperS3cretPw!'", "deploy.sh"),
                                             ("db_password: $uperS3cretPw!", "config.yaml")])
 def test_finding_2_a_literal_password_starting_with_a_dollar_is_redacted(line: str, file: str) -> None:
