@@ -10,6 +10,7 @@ server died mid-call). A voided record stays, marked, and counts no more. The ca
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import time
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .config import Config
-from .errors import BudgetExceeded
+from .config import MAX_CAP_USD, Config
+from .errors import BudgetExceeded, ConfigError
 from .pricing import Catalog, ModelInfo, Usage, cost_usd
 from .store import get_setting, set_setting, transaction
 
@@ -59,12 +60,21 @@ def month_to_date_usd(conn: sqlite3.Connection, now: datetime | None = None) -> 
 
 def monthly_cap_usd(conn: sqlite3.Connection, config: Config) -> float:
     stored = get_setting(conn, CAP_SETTING)
-    return float(stored) if stored is not None else config.monthly_cap_usd
+    if stored is None:
+        return config.monthly_cap_usd
+    try:
+        cap = float(stored)
+    except ValueError:
+        cap = math.nan
+    if not 0 <= cap <= MAX_CAP_USD:  # NaN too: an older version stored what it was given
+        raise ConfigError(f"the stored monthly cap {stored!r} is not a number of USD: set it again with"
+                          " `mcp-router budget --set-monthly USD`")
+    return cap
 
 
 def set_monthly_cap(conn: sqlite3.Connection, usd: float) -> None:
-    if usd < 0:
-        raise ValueError(f"the monthly cap must be 0 (no cap) or more, got {usd}")
+    if not 0 <= usd <= MAX_CAP_USD:  # NaN too
+        raise ValueError(f"the monthly cap must be 0 (no cap) to {MAX_CAP_USD:,.0f} USD, got {usd}")
     set_setting(conn, CAP_SETTING, repr(float(usd)))
 
 

@@ -24,11 +24,34 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _Group(click.Group):
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Every error is one ``Error: …`` line: a usage error names the help to read instead of printing it."""
+        if kwargs.pop("standalone_mode", True) is False:
+            return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+            raise SystemExit(exc.exit_code) from None
+        except click.ClickException as exc:
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            raise SystemExit(1) from None
+        raise SystemExit(result if isinstance(result, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (MCPRouterError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
+        except sqlite3.Error as exc:  # after a successful open: a file damaged or filled up since
+            raise click.ClickException(f"database error: {exc}") from exc
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from exc
 
 
 def db_option(func: F) -> F:
@@ -83,6 +106,8 @@ def pricing(model: str | None, batch: bool, as_json: bool, db_path: Path | None)
         if info.long_prompt is not None:
             row["long_prompt"] = {key: getattr(info.long_prompt, key) * factor for key in RATE_KEYS}
             row["long_prompt"]["above_prompt_tokens"] = info.long_prompt_threshold
+        if info.fast is not None:
+            row["fast"] = {key: getattr(info.fast, key) * factor for key in RATE_KEYS}
         row["aliases"] = catalog.aliases_of(info.id)
         row["first_party_id"] = info.first_party_id
         rows.append(row)
@@ -108,6 +133,10 @@ def pricing(model: str | None, batch: bool, as_json: bool, db_path: Path | None)
             console.print(f"above {lp['above_prompt_tokens']:,} prompt tokens, the whole request costs:")
             for key in RATE_KEYS:
                 console.print(f"  {key:<15} {_price(lp[key])}")
+        if "fast" in row:
+            console.print("in fast mode, the whole request costs:")
+            for key in RATE_KEYS:
+                console.print(f"  {key:<15} {_price(row['fast'][key])}")
         return
     table = Table(title=f"USD per million tokens{' (batch)' if batch else ''}", box=None)
     table.add_column("model", no_wrap=True)
@@ -212,6 +241,7 @@ def ingest(projects_dir: Path | None, db_path: Path | None) -> None:
                                   progress=lambda path, _: bar.update(task, advance=_size(path), refresh=True))
     else:
         summary = ingest_tree(conn, projects_dir, catalog)
+    _warn_skipped(summary)
     click.echo(
         f"{summary.files} files ({summary.files_read} with new lines, {summary.bytes_read / 1e6:,.1f} MB read): "
         f"{summary.new_responses} new responses, {summary.duplicates} duplicates skipped, "
@@ -234,6 +264,7 @@ def hook(db_path: Path | None) -> None:
 @click.option("--since", metavar="YYYY-MM-DD", help="First day (inclusive) [default: 6 days before --until]")
 @click.option("--until", metavar="YYYY-MM-DD", help="Last day (inclusive) [default: today]")
 @click.option("--week", is_flag=True, help="The last 7 days ending today (the default period).")
+@click.option("--all", "all_days", is_flag=True, help="Every day the database holds.")
 @click.option("--group-by", default="model", show_default=True,
               help="Comma list of day, week, month, model, project, session, agent, branch.")
 @click.option("--timezone", "timezone_name", metavar="TZ", help="IANA time zone for days [default: the system's]")
@@ -245,16 +276,20 @@ def hook(db_path: Path | None) -> None:
 @click.option("--projects-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Claude Code projects folder to ingest first [default: as for ingest]")
 @db_option
-def report(since: str | None, until: str | None, week: bool, group_by: str, timezone_name: str | None, fmt: str,
-           output: Path | None, open_file: bool, no_ingest: bool, projects_dir: Path | None,
-           db_path: Path | None) -> None:
+def report(since: str | None, until: str | None, week: bool, all_days: bool, group_by: str,
+           timezone_name: str | None, fmt: str, output: Path | None, open_file: bool, no_ingest: bool,
+           projects_dir: Path | None, db_path: Path | None) -> None:
     """The usage report: cost by model, day, project and session; delegation savings; advice."""
     from .pricing import Catalog
-    from .report import ReportSpec, build_report, print_table, render
+    from .report import ReportSpec, build_report, no_activity_note, print_table, render
 
-    if week and (since or until):
-        raise click.UsageError("--week is the last 7 days ending today; leave out --since/--until")
-    spec = ReportSpec.parse(since, until, timezone_name, group_by)
+    if sum((week, all_days, bool(since or until))) > 1:
+        raise click.UsageError("--week, --all and --since/--until each choose the period: give one of them")
+    if open_file and fmt != "html":
+        raise click.UsageError("--open opens the HTML report: add --format html")
+    if output is not None and not output.parent.is_dir():
+        raise click.ClickException(f"--output: the folder {output.parent} does not exist")
+    spec = ReportSpec.parse(since, until, timezone_name, group_by, all_days=all_days)
     config = Config.load()
     catalog = Catalog.load(config.pricing)
     conn = open_store(db_path)
@@ -264,21 +299,56 @@ def report(since: str | None, until: str | None, week: bool, group_by: str, time
 
         folder = projects_dir or default_projects_dir()
         if folder.is_dir():
-            ingest_tree(conn, folder, catalog)
+            _warn_skipped(ingest_tree(conn, folder, catalog))
+        else:
+            click.echo(f"mcp-router: no Claude Code projects folder at {folder} (set CLAUDE_CONFIG_DIR or pass"
+                       " --projects-dir); reporting on the database as it is", err=True)
     result = build_report(conn, spec, catalog, config)
     if fmt == "table" and output is None:
         print_table(result)
-        return
-    text = render(result, "markdown" if fmt == "table" else fmt)
-    if output is None:
-        click.echo(text, nl=not text.endswith("\n"))
-        return
-    output.write_text(text, encoding="utf-8")
-    click.echo(f"wrote {output}", err=True)
-    if open_file:
+    else:
+        text = render(result, "markdown" if fmt == "table" else fmt)
+        if open_file and output is None:
+            output = _report_file()
+        if output is None:
+            click.echo(text, nl=not text.endswith("\n"))
+        else:
+            _write(output, text)
+            click.echo(f"wrote {output}", err=True)
+    note = no_activity_note(result)
+    if note:
+        click.echo(note, err=fmt != "table" or output is not None)
+    if open_file and output is not None:
         import webbrowser
 
-        webbrowser.open(output.resolve().as_uri())
+        if not webbrowser.open(output.resolve().as_uri()):
+            raise click.ClickException(f"no web browser found to open {output}: open the file yourself")
+
+
+@cli.group()
+def db() -> None:
+    """The SQLite database: where it is, and what its tables mean (for Datasette)."""
+
+
+@db.command("path")
+@db_option
+def db_path_command(db_path: Path | None) -> None:
+    """Print the database file, e.g. for datasette "$(mcp-router db path)"."""
+    click.echo(db_path or default_db_path())
+
+
+@db.command()
+@db_option
+def metadata(db_path: Path | None) -> None:
+    """Print Datasette metadata (table and column descriptions, units) for the database.
+
+    datasette "$(mcp-router db path)" -m <(mcp-router db metadata)
+    """
+    import json
+
+    from .datasette import metadata as build
+
+    click.echo(json.dumps(build(db_path or default_db_path()), indent=2))
 
 
 @cli.command()
@@ -303,6 +373,8 @@ def route(task: str | None, context_tokens: int, batch_file: Any, as_json: bool,
 
     if (task is None) == (batch_file is None):
         raise click.UsageError("give a TASK or --batch FILE")
+    if task is not None and not task.strip():
+        raise click.UsageError("TASK is empty: describe the work to route, e.g. 'summarise this log'")
     config = Config.load()
     router = Router.load(Catalog.load(config.pricing), config, open_store(db_path))
     if batch_file is not None:
@@ -338,7 +410,7 @@ def feedback(delegation_id: str | None, rating: str | None, note: str, reset_cat
     from . import feedback as feedback_core
 
     conn = open_store(db_path)
-    if reset_category:
+    if reset_category is not None:
         removed = feedback_core.reset(conn, reset_category)
         click.echo(f"{reset_category}: override removed" if removed else f"{reset_category}: had no override")
         return
@@ -352,7 +424,7 @@ def feedback(delegation_id: str | None, rating: str | None, note: str, reset_cat
 @cli.command()
 @click.option("--transport", type=click.Choice(["stdio", "streamable-http"]), default="stdio", show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="For streamable-http.")
-@click.option("--port", type=int, default=8765, show_default=True, help="For streamable-http.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True, help="For streamable-http.")
 @db_option
 def serve(transport: str, host: str, port: int, db_path: Path | None) -> None:
     """The MCP server Claude Code starts (stdio by default)."""
@@ -404,6 +476,33 @@ def _install(adding: bool, settings_file: Path | None, scope: str, dry_run: bool
         click.echo(f"  backup: {backup}")
     if adding:
         click.echo(installer.next_steps(scope))
+
+
+def _write(output: Path, text: str) -> None:
+    try:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+def _report_file() -> Path:
+    """A private file for an HTML report opened without --output."""
+    import os
+    import tempfile
+
+    handle, name = tempfile.mkstemp(prefix="mcp-router-report-", suffix=".html")
+    os.close(handle)
+    return Path(name)
+
+
+def _warn_skipped(summary: Any) -> None:
+    """One line per transcript that could not be read or held malformed lines: its cost is missing."""
+    for path, reason in summary.unreadable:
+        click.echo(f"mcp-router: skipped {path}: {reason}; its usage is not counted", err=True)
+    for path, (count, first_line, reason) in summary.malformed_files.items():
+        click.echo(f"mcp-router: {path}: skipped {count:,} malformed line{'s' if count != 1 else ''}"
+                   f" (first: line {first_line}: {reason})", err=True)
 
 
 def _stderr_is_terminal() -> bool:

@@ -24,6 +24,7 @@ hook, which must start in a few milliseconds, reads it too.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -33,6 +34,7 @@ from .errors import ConfigError
 
 ENV_PREFIX = "MCP_ROUTER_"
 TIERS = ("haiku", "sonnet", "opus")
+MAX_CAP_USD = 1e9  # a monthly cap above this is a typo, and keeps the arithmetic on it exact
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,10 @@ class Config:
         """Read the config file (missing is fine) and apply ``MCP_ROUTER_*`` overrides."""
         env = os.environ if environ is None else environ
         config_path = Path(path) if path else default_config_path(env)
+        chosen = "config file" if path else f"{ENV_PREFIX}CONFIG" if env.get(f"{ENV_PREFIX}CONFIG") else ""
+        if chosen and not config_path.is_file():
+            problem = "is a folder, not a file" if config_path.is_dir() else "does not exist"
+            raise ConfigError(f"{chosen} {config_path} {problem}")
         values: dict[str, Any] = {}
         if config_path.is_file():
             import tomllib  # only when there is a file: the hook starts faster without it
@@ -65,16 +71,30 @@ class Config:
                 values = tomllib.loads(config_path.read_text("utf-8"))
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
                 raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
+            except OSError as exc:
+                raise ConfigError(f"{config_path}: cannot be read: {exc.strerror or exc}") from None
         where = str(config_path)
         known = {f.name for f in fields(cls)} - {"source"}
         for key in values:
             if key not in known:
                 raise ConfigError(f"{where}: {key}: unknown key (known: {', '.join(sorted(known))})")
+        sources = dict.fromkeys(values, where)
         for name in known:
             raw = env.get(ENV_PREFIX + name.upper())
             if raw is not None:
                 values[name] = _from_env(name, raw)
-        checked = {name: _check(name, value, where) for name, value in values.items()}
+                sources[name] = ENV_PREFIX + name.upper()
+        checked = {name: _check(name, value, sources[name]) for name, value in values.items()}
+        models = [name for name in ("main_model", "delegate_model", "fallback_model") if checked.get(name)]
+        if models:
+            from .pricing import Catalog
+
+            catalog = Catalog.load(checked.get("pricing"))
+            for name in models:
+                if catalog.resolve(checked[name]) is None:
+                    close = catalog.suggest(checked[name])
+                    hint = f"; closest known: {', '.join(close)}" if close else " (see mcp-router pricing)"
+                    raise ConfigError(f"{sources[name]}: {name}: unknown model {checked[name]!r}{hint}")
         return cls(**checked, source=where)
 
 
@@ -131,9 +151,10 @@ def _number(name: str, value: Any, where: str, kind: type) -> Any:
             value = kind(value)
         except ValueError:
             pass
-    not_whole = kind is int and isinstance(value, float) and not value.is_integer()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not_whole:
-        expected = "a whole number" if kind is int else "a number"
+    not_whole = kind is int and isinstance(value, float) and not (math.isfinite(value) and value.is_integer())
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not_whole
+            or (isinstance(value, float) and not math.isfinite(value))):
+        expected = "a whole number" if kind is int else "a number" if isinstance(value, str) else "a finite number"
         raise ConfigError(f"{where}: {name}: expected {expected}, got {value!r}")
     if value < 0:
         raise ConfigError(f"{where}: {name}: must not be negative, got {value!r}")
@@ -141,7 +162,12 @@ def _number(name: str, value: Any, where: str, kind: type) -> Any:
 
 
 def _check(name: str, value: Any, where: str) -> Any:
-    if name in ("monthly_cap_usd", "api_timeout_seconds"):
+    if name == "monthly_cap_usd":
+        cap = _number(name, value, where, float)
+        if cap > MAX_CAP_USD:
+            raise ConfigError(f"{where}: {name}: at most {MAX_CAP_USD:,.0f} USD, got {value!r} (0 = no cap)")
+        return cap
+    if name == "api_timeout_seconds":
         return _number(name, value, where, float)
     if name in ("max_file_bytes", "max_input_tokens", "api_max_retries"):
         return _number(name, value, where, int)

@@ -3,6 +3,7 @@
     Exception
      └── MCPRouterError          anything the user or the calling model can act on
           ├── ConfigError        a bad config file or MCP_ROUTER_* variable (names the key)
+          ├── StoreError         the database cannot be opened, written or read (names the file)
           ├── UnknownModelError  a model the price catalog does not know (also a ValueError)
           ├── BudgetExceeded     the monthly cap is reached; the call must not spend more
           ├── PathRefused        a file delegate_to_haiku may not read (names the rule)
@@ -21,6 +22,10 @@ class MCPRouterError(Exception):
 
 class ConfigError(MCPRouterError):
     """The configuration file or an ``MCP_ROUTER_*`` variable is invalid."""
+
+
+class StoreError(MCPRouterError):
+    """The SQLite file is unwritable, corrupt, or from a newer mcp-router."""
 
 
 class UnknownModelError(MCPRouterError, ValueError):

@@ -61,7 +61,18 @@ def _promote_if_needed(conn: sqlite3.Connection, category: str, delegated_tier: 
 
 
 def reset(conn: sqlite3.Connection, category: str) -> bool:
-    """Remove a category's override; returns whether there was one. Older ratings no longer count."""
+    """Remove a category's override; returns whether there was one. Older ratings no longer count.
+    Raises ValueError for a category that neither the routing policy nor the database knows."""
+    from .routing import load_policy
+
+    known = set(load_policy()[0]["categories"]) | {row[0] for row in conn.execute(
+        "SELECT category FROM category_overrides UNION SELECT category FROM feedback")}
+    if category not in known:
+        import difflib
+
+        close = difflib.get_close_matches(category, sorted(known), n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(sorted(known))}"
+        raise ValueError(f"unknown category {category!r}; {hint}")
     set_setting(conn, _SINCE + category, repr(time.time()))
     return conn.execute("DELETE FROM category_overrides WHERE category = ?", (category,)).rowcount > 0
 

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, NamedTuple
 
 from .config import Config
@@ -68,6 +69,10 @@ class IngestSummary:
     new_responses: int = 0
     malformed_lines: int = 0
     unpriced_models: dict[str, int] = field(default_factory=dict)
+    # Transcripts that could not be read, with why: their usage is missing from the ledger.
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    # Per file with malformed lines: (how many, the first one's line number, why it was skipped).
+    malformed_files: dict[str, tuple[int, int, str]] = field(default_factory=dict)
 
     @property
     def duplicates(self) -> int:
@@ -151,7 +156,7 @@ def _ingest(
     summary = IngestSummary(files=len(paths))
     before = _count_usage(conn)
     delegation_runs = {row[0] for row in conn.execute("SELECT session_id FROM delegation_sessions")}
-    tasks = [task for task in _pending(conn, paths) if _session_of(task.path) not in delegation_runs]
+    tasks = [task for task in _pending(conn, paths, summary) if _session_of(task.path) not in delegation_runs]
     decider = decider or PromptDecider(conn)
     new_bytes = sum(task.size - task.offset for task in tasks)
     bulk = new_bytes >= BULK_MIN_BYTES
@@ -197,22 +202,34 @@ def _ingest(
     return summary
 
 
-def _pending(conn: sqlite3.Connection, paths: list[Path]) -> list[_FileTask]:
-    """The files with bytes not yet read, each with the offset to read from."""
+def _pending(conn: sqlite3.Connection, paths: list[Path], summary: IngestSummary) -> list[_FileTask]:
+    """The files with bytes not yet read, each with the offset to read from. Files that are not regular (a
+    FIFO would block the read forever, a device never ends) or cannot be opened go to ``summary.unreadable``."""
     known = {row[0]: row for row in conn.execute(
         "SELECT path, offset, inode, lines, malformed_lines FROM ingest_files")}
     tasks = []
     for path in paths:
         try:
             stat = path.stat()
-        except OSError:
+        except FileNotFoundError:
             continue  # deleted since it was listed: its rows stay
+        except OSError as exc:
+            summary.unreadable.append((str(path), exc.strerror or str(exc)))
+            continue
+        if not S_ISREG(stat.st_mode):
+            summary.unreadable.append((str(path), "not a regular file"))
+            continue
         row = known.get(str(path))
         offset, lines_before, malformed_before = 0, 0, 0
         if row is not None and row[2] == stat.st_ino and row[1] <= stat.st_size:
             offset, lines_before, malformed_before = row[1], row[3] or 0, row[4] or 0
             if offset == stat.st_size:
                 continue
+        try:
+            os.close(os.open(path, os.O_RDONLY))
+        except OSError as exc:
+            summary.unreadable.append((str(path), exc.strerror or str(exc)))
+            continue
         tasks.append(_FileTask(path, offset, lines_before, malformed_before, stat.st_size, stat.st_ino,
                                stat.st_mtime))
     return tasks
@@ -282,10 +299,14 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
     with handle:
         handle.seek(offset)
         pending = b""
-        while True:
-            chunk = handle.read(CHUNK_BYTES)
+        # Up to the size the file had when listed: what is written meanwhile is the next run's, and a file that
+        # never ends (a /proc file lists as empty) cannot keep a run, or the hook, reading.
+        remaining = task.size - offset
+        while remaining > 0:
+            chunk = handle.read(min(CHUNK_BYTES, remaining))
             if not chunk:
                 return
+            remaining -= len(chunk)
             data = pending + chunk
             end = data.rfind(b"\n")
             if end < 0:
@@ -349,7 +370,8 @@ class _RowMaker:
             model = self.models[event.raw_model] = self.catalog.canonical(event.raw_model)
         cost = self.catalog.cost(model, Usage(
             event.input_tokens, event.output_tokens, event.cache_read_tokens, event.cache_creation_tokens,
-            event.cache_creation_1h_tokens, event.web_search_requests, event.inference_geo,
+            event.cache_creation_1h_tokens, event.web_search_requests, event.inference_geo, event.speed,
+            tuple(Usage(*part) for part in event.iterations),
         ))
         # The same order as USAGE_COLUMNS (tests/test_ledger.py checks it).
         return (
@@ -373,8 +395,9 @@ def _write_chunk(
 ) -> None:
     """Write one chunk's rows and the file's new offset; the caller holds the transaction."""
     task = parsed.task
-    for number, reason in chunk.malformed:
-        print(f"mcp-router: {task.path}:{number}: skipped malformed line: {reason}", file=sys.stderr)
+    if chunk.malformed:
+        count, first_line, reason = summary.malformed_files.get(str(task.path), (0, *chunk.malformed[0]))
+        summary.malformed_files[str(task.path)] = (count + len(chunk.malformed), first_line, reason)
     summary.malformed_lines += len(chunk.malformed)
     summary.responses += chunk.responses
     rows = list(_without_replays(conn, chunk.rows))
@@ -525,6 +548,8 @@ def _count_usage(conn: sqlite3.Connection) -> int:
 def _agent_type(path: Path) -> str | None:
     meta = path.with_name(path.stem + ".meta.json")
     try:
+        if not S_ISREG(meta.stat().st_mode):
+            return None
         value = json.loads(meta.read_text("utf-8")).get("agentType")
     except (OSError, ValueError, AttributeError):
         return None

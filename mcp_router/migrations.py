@@ -273,3 +273,83 @@ def m006_prompts_keep_decisions_not_text(db: Database) -> None:
     db.execute("UPDATE cost_records SET expires_ts = ts + 120 WHERE state = 'reserved'")
     # The sessions of `claude -p` delegation runs: the ledger skips their transcripts.
     db.table("delegation_sessions").create({"session_id": str, "delegation_id": str, "ts": float}, pk="session_id")
+
+
+@MIGRATIONS()
+def m007_rollup_cost_null_when_unpriced(db: Database) -> None:
+    # A rollup row whose responses are all of an unpriced model had cost 0, which read as free: rebuild the
+    # rollup with a nullable cost, NULL until a priced response is added (SUM of NULLs is NULL).
+    for name in ("usage_rollup_insert", "usage_rollup_update", "usage_rollup_delete"):
+        db.execute(f"DROP TRIGGER IF EXISTS {name}")
+    db.execute("DROP TABLE usage_rollup")
+    columns = ", ".join((*_ROLLUP_KEY, *_ROLLUP_SUMS))
+    sums = _rollup_sums("NEW")
+    sums[5] = "NEW.cost_usd"
+    add = ", ".join(f"{c} = {c} + excluded.{c}" for c in _ROLLUP_SUMS if c != "cost_usd")
+    add += (", cost_usd = CASE WHEN excluded.cost_usd IS NULL THEN cost_usd"
+            " ELSE COALESCE(cost_usd, 0) + excluded.cost_usd END")
+    upsert = (f"INSERT INTO usage_rollup ({columns}) VALUES ({', '.join(_rollup_keys('NEW') + sums)})"
+              f" ON CONFLICT({', '.join(_ROLLUP_KEY)}) DO UPDATE SET {add};")
+    old_key = " AND ".join(f"{key} = {value}" for key, value in zip(_ROLLUP_KEY, _rollup_keys("OLD"), strict=True))
+    subtract = ", ".join(f"{c} = {c} - {v}" for c, v in zip(_ROLLUP_SUMS, _rollup_sums("OLD"), strict=True)
+                         if c != "cost_usd")
+    # Once only unpriced responses are left, the cost is unknown again, not 0.
+    subtract += (", cost_usd = CASE WHEN messages - 1 = unpriced_messages - (OLD.cost_usd IS NULL) THEN NULL"
+                 " ELSE cost_usd - COALESCE(OLD.cost_usd, 0) END")
+    sums_sql = ", ".join(f"{c} REAL" if c == "cost_usd" else f"{c} INTEGER NOT NULL DEFAULT 0" for c in _ROLLUP_SUMS)
+    db.execute(f"""CREATE TABLE usage_rollup (
+        bucket INTEGER NOT NULL, model TEXT NOT NULL, project TEXT NOT NULL, session_id TEXT NOT NULL,
+        agent TEXT NOT NULL, branch TEXT NOT NULL, {sums_sql},
+        PRIMARY KEY ({', '.join(_ROLLUP_KEY)})) WITHOUT ROWID""")
+    db.execute(f"CREATE TRIGGER usage_rollup_insert AFTER INSERT ON usage_events BEGIN {upsert} END")
+    db.execute(f"CREATE TRIGGER usage_rollup_update AFTER UPDATE ON usage_events BEGIN"
+               f" UPDATE usage_rollup SET {subtract} WHERE {old_key}; {upsert} END")
+    db.execute(f"CREATE TRIGGER usage_rollup_delete AFTER DELETE ON usage_events BEGIN"
+               f" UPDATE usage_rollup SET {subtract} WHERE {old_key}; END")
+    keys = _rollup_keys("usage_events")
+    sums = [f"SUM({s})" for s in _rollup_sums("usage_events")]
+    sums[5] = "SUM(usage_events.cost_usd)"
+    db.execute(f"INSERT INTO usage_rollup ({columns}) SELECT {', '.join(keys)}, {', '.join(sums)}"
+               f" FROM usage_events GROUP BY {', '.join(keys)}")
+
+
+_ENCODED_PATH = "replace(replace(replace(replace(path, '/', '-'), '.', '-'), '_', '-'), ' ', '-')"
+
+
+@MIGRATIONS()
+def m009_create_project_paths_and_views(db: Database) -> None:
+    # The real folder behind each of Claude Code's encoded project names ("-home-user-code-api"): the encoding
+    # is lossy (dashes, dots and slashes all become "-"), the transcripts' cwd is not. A session can move to
+    # a subfolder, so a project keeps every distinct cwd; report.project_paths picks the one to show.
+    db.execute("CREATE TABLE project_paths (project TEXT NOT NULL, path TEXT NOT NULL,"
+               " PRIMARY KEY (project, path)) WITHOUT ROWID")
+    db.execute("CREATE TRIGGER project_paths_insert AFTER INSERT ON usage_events"
+               " WHEN NEW.cwd IS NOT NULL AND NEW.cwd != '' BEGIN"
+               " INSERT OR IGNORE INTO project_paths (project, path) VALUES (COALESCE(NEW.project, ''), NEW.cwd); END")
+    db.execute("INSERT OR IGNORE INTO project_paths SELECT DISTINCT COALESCE(project, ''), cwd FROM usage_events"
+               " WHERE cwd IS NOT NULL AND cwd != ''")
+    # The views people open first in Datasette. Days are the local days of the machine running the query.
+    db.execute(f"""CREATE VIEW project_folders AS
+        SELECT project, path FROM (SELECT project, path, ROW_NUMBER() OVER (PARTITION BY project
+            ORDER BY {_ENCODED_PATH} != project, length(path), path) AS choice FROM project_paths)
+        WHERE choice = 1""")
+    db.execute("""CREATE VIEW daily_cost_by_model AS
+        SELECT date(bucket * 900, 'unixepoch', 'localtime') AS day, model, SUM(messages) AS responses,
+            SUM(unpriced_messages) AS unpriced_responses, SUM(input_tokens) AS input_tokens,
+            SUM(output_tokens) AS output_tokens, SUM(cache_creation_tokens) AS cache_creation_tokens,
+            SUM(cache_read_tokens) AS cache_read_tokens, ROUND(SUM(cost_usd), 6) AS cost_usd
+        FROM usage_rollup GROUP BY day, model ORDER BY day DESC, cost_usd DESC""")
+    db.execute("""CREATE VIEW cost_by_project AS
+        SELECT COALESCE(f.path, r.project) AS project_path, r.project AS project_key,
+            COUNT(DISTINCT r.session_id) AS sessions, SUM(r.messages) AS responses,
+            SUM(r.unpriced_messages) AS unpriced_responses, ROUND(SUM(r.cost_usd), 6) AS cost_usd,
+            date(MIN(r.bucket) * 900, 'unixepoch', 'localtime') AS first_day,
+            date(MAX(r.bucket) * 900, 'unixepoch', 'localtime') AS last_day
+        FROM usage_rollup r LEFT JOIN project_folders f ON f.project = r.project
+        GROUP BY r.project ORDER BY cost_usd DESC""")
+    db.execute("""CREATE VIEW delegations_with_savings AS
+        SELECT d.id, datetime(d.ts, 'unixepoch', 'localtime') AS time, d.category, d.model, d.main_model,
+            d.backend, d.outcome, d.input_tokens, d.output_tokens, d.cost_usd,
+            d.saved_usd, d.latency_ms,
+            (SELECT rating FROM feedback f WHERE f.delegation_id = d.id ORDER BY f.ts DESC LIMIT 1) AS rating
+        FROM delegations d ORDER BY d.ts DESC""")

@@ -8,6 +8,12 @@ formula, so a ledger built with it reproduces Claude Code's ``cost-state`` total
     the whole request switches to long-prompt prices once input + cache_read + cache_creation
     exceeds the model's threshold; tokens *= 1.1 for inference_geo "us"; + web searches * price.
 
+Fast mode (``usage.speed == "fast"``) prices the whole request at the model's ``fast`` prices, with no
+long-prompt switch (the geo factor and web searches still apply); a model without fast prices keeps its
+normal ones. When ``usage.iterations`` lists the request's server-side iterations and their token counts
+add up to the request's, the long-prompt threshold is applied to each iteration on its own and the
+iterations' costs summed, as Claude Code does.
+
 An unknown model has no price: ``Catalog.cost`` returns ``None`` ("unpriced"), never 0.
 """
 
@@ -39,6 +45,8 @@ class Usage:
     cache_creation_1h_tokens: int = 0
     web_search_requests: int = 0
     inference_geo: str = ""
+    speed: str = ""
+    iterations: tuple[Usage, ...] = ()  # server-side iterations (token fields only), when reported
 
     @property
     def prompt_tokens(self) -> int:
@@ -71,27 +79,51 @@ class ModelInfo:
     max_output_tokens: int | None = None
     long_prompt: Rates | None = None
     long_prompt_threshold: int | None = None
+    fast: Rates | None = None
 
 
 def cost_usd(model: ModelInfo, usage: Usage, *, batch: bool = False) -> float:
     """Claude Code's cost of one request (see the module docstring)."""
-    rates = model.rates
+    if usage.speed == "fast" and model.fast is not None:
+        tokens_cost = _tokens_cost(model.fast, usage, batch)
+    elif model.long_prompt is not None and _iterations_add_up(usage):
+        tokens_cost = sum(_tokens_cost(_rates_for(model, part), part, batch) for part in usage.iterations)
+    else:
+        tokens_cost = _tokens_cost(_rates_for(model, usage), usage, batch)
+    if usage.inference_geo == "us":
+        tokens_cost *= US_GEO_MULTIPLIER
+    return tokens_cost + usage.web_search_requests * model.web_search
+
+
+def _rates_for(model: ModelInfo, usage: Usage) -> Rates:
+    """Long-prompt prices for a request (or iteration) over the model's threshold, else the normal ones."""
     if model.long_prompt is not None and model.long_prompt_threshold is not None:
         if usage.prompt_tokens > model.long_prompt_threshold:
-            rates = model.long_prompt
+            return model.long_prompt
+    return model.rates
+
+
+def _tokens_cost(rates: Rates, usage: Usage, batch: bool) -> float:
     if batch:
         rates = rates.scaled(BATCH_DISCOUNT)
     writes_1h = min(usage.cache_creation_1h_tokens, usage.cache_creation_tokens)
-    tokens_cost = (
+    return (
         usage.input_tokens * rates.input
         + usage.output_tokens * rates.output
         + usage.cache_read_tokens * rates.cache_read
         + writes_1h * rates.cache_write_1h
         + (usage.cache_creation_tokens - writes_1h) * rates.cache_write_5m
     ) / 1_000_000
-    if usage.inference_geo == "us":
-        tokens_cost *= US_GEO_MULTIPLIER
-    return tokens_cost + usage.web_search_requests * model.web_search
+
+
+def _iterations_add_up(usage: Usage) -> bool:
+    """Whether the iterations are the request split in parts (else the request is priced whole)."""
+    if not usage.iterations:
+        return False
+    return all(
+        sum(getattr(part, key) for part in usage.iterations) == getattr(usage, key)
+        for key in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
+    )
 
 
 @dataclass
@@ -178,6 +210,11 @@ def format_usd(value: float) -> str:
     return f"${value:,.2f}" if abs(value) >= 0.01 or value == 0 else f"${value:,.4f}"
 
 
+def format_cost(value: float | None) -> str:
+    """``format_usd``, or "unpriced" for a cost that is unknown (never shown as $0)."""
+    return "unpriced" if value is None else format_usd(value)
+
+
 def total_cost(catalog: Catalog, requests: Iterable[tuple[str, Usage]]) -> float | None:
     """Sum of per-request costs; ``None`` if any request is unpriced."""
     total = 0.0
@@ -202,6 +239,7 @@ def _rates(prices: Mapping[str, Any], where: str) -> Rates:
 def _model_from_json(entry: Mapping[str, Any]) -> ModelInfo:
     prices = entry["price_per_mtok"]
     long_prompt = prices.get("long_prompt")
+    fast = prices.get("fast")
     return ModelInfo(
         id=entry["id"],
         family=entry.get("family", ""),
@@ -213,11 +251,12 @@ def _model_from_json(entry: Mapping[str, Any]) -> ModelInfo:
         max_output_tokens=entry.get("max_output_tokens"),
         long_prompt=_rates(long_prompt, f"models.{entry['id']}.long_prompt") if long_prompt else None,
         long_prompt_threshold=long_prompt["above_prompt_tokens"] if long_prompt else None,
+        fast=_rates(fast, f"models.{entry['id']}.fast") if fast else None,
     )
 
 
 _OVERRIDE_KEYS = {
-    *RATE_KEYS, "web_search", "context_window", "max_output_tokens", "family", "display_name", "long_prompt",
+    *RATE_KEYS, "web_search", "context_window", "max_output_tokens", "family", "display_name", "long_prompt", "fast",
 }
 
 
@@ -253,4 +292,8 @@ def _model_with_override(model_id: str, base: ModelInfo | None, spec: Mapping[st
             raise ValueError(f"{where}.long_prompt.above_prompt_tokens: expected a positive whole number")
         changes["long_prompt"] = _rates(long_prompt, f"{where}.long_prompt")
         changes["long_prompt_threshold"] = threshold
+    if "fast" in spec:
+        if not isinstance(spec["fast"], Mapping):
+            raise ValueError(f"{where}.fast: expected a table of prices")
+        changes["fast"] = _rates(spec["fast"], f"{where}.fast")
     return replace(base, **changes)

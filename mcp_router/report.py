@@ -22,8 +22,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .budget import status as budget_status
 from .config import Config
-from .feedback import category_quality
-from .pricing import Catalog, Usage, cost_usd, format_usd
+from .feedback import MAX_BAD_RATE, category_quality
+from .pricing import Catalog, Usage, cost_usd, format_cost, format_usd
+from .projects import project_paths, short_path
 
 GROUP_KEYS = ("day", "week", "month", "model", "project", "session", "agent", "branch")
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
@@ -32,6 +33,8 @@ _TIER_ORDER = ("haiku", "sonnet", "opus")
 _TIER_RANKS = {tier: rank for rank, tier in enumerate(_TIER_ORDER)}
 PROMPT_LOOKBACK_SECONDS = 86_400  # a turn begun the day before the period still prices its first responses
 CHARS_PER_TOKEN = 4
+# A longer period is trimmed to the days the ledger holds, so --since 0001-01-01 reads no more than the data.
+LONG_PERIOD_DAYS = 366
 _SQL_KEYS = {"model": "model", "project": "project", "session": "session_id", "agent": "agent", "branch": "branch"}
 
 
@@ -41,10 +44,13 @@ class ReportSpec:
     until: date
     timezone: str
     group_by: tuple[str, ...] = ("model",)
+    all_days: bool = False  # every day the database holds: since and until are replaced by its span
 
     @classmethod
     def parse(cls, since: str | None, until: str | None, timezone: str | None, group_by: str | None,
-              today: date | None = None) -> ReportSpec:
+              today: date | None = None, *, all_days: bool = False) -> ReportSpec:
+        if timezone is not None and not timezone.strip():
+            raise ValueError("--timezone is empty: give an IANA name such as Europe/Paris, or leave it out")
         tz_name = timezone or _system_timezone()
         try:
             zone = ZoneInfo(tz_name)
@@ -52,15 +58,20 @@ class ReportSpec:
             raise ValueError(f"unknown time zone {tz_name!r} (use an IANA name such as Europe/Paris)") from None
         today = today or datetime.now(zone).date()
         end = _date(until, "--until") if until else today
+        if end > today + timedelta(days=LONG_PERIOD_DAYS):  # "until forever": up to today
+            end = today
         start = _date(since, "--since") if since else end - timedelta(days=6)
         if start > end:
             raise ValueError(f"--since {start} is after --until {end}")
-        keys = tuple(k.strip() for k in (group_by or "model").split(",") if k.strip())
+        keys = tuple(k.strip() for k in (group_by if group_by is not None else "model").split(","))
         unknown = [k for k in keys if k not in GROUP_KEYS]
-        if unknown or not keys:
-            raise ValueError(f"--group-by: unknown key {unknown[0] if unknown else ''!r} "
+        if unknown:
+            raise ValueError(f"--group-by: {'empty key' if not unknown[0] else f'unknown key {unknown[0]!r}'} "
                              f"(use a comma list of {', '.join(GROUP_KEYS)})")
-        return cls(start, end, tz_name, keys)
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise ValueError(f"--group-by: {repeated[0]!r} is given twice")
+        return cls(start, end, tz_name, keys, all_days)
 
 
 def _date(text: str, option: str) -> date:
@@ -91,6 +102,8 @@ def _empty_totals() -> dict[str, Any]:
 def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, config: Config,
                  now: datetime | None = None) -> dict[str, Any]:
     zone = ZoneInfo(spec.timezone)
+    first_day, last_day = _activity_span(conn, zone)
+    spec = _trimmed(spec, first_day, last_day, (now or datetime.now(zone)).astimezone(zone).date())
     start = datetime.combine(spec.since, time(), zone).timestamp()
     end = datetime.combine(spec.until + timedelta(days=1), time(), zone).timestamp()
     sql_keys = [k for k in spec.group_by if k in _SQL_KEYS]
@@ -107,6 +120,7 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
     groups: dict[tuple, dict[str, Any]] = {}
     by_model: dict[str, dict[str, Any]] = defaultdict(lambda: {**_empty_totals(), "cache_creation_1h_tokens": 0})
     by_day: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    priced_by_day: set[tuple[str, str]] = set()
     unpriced: dict[str, int] = defaultdict(int)
     for row in rows:
         local_day = date.fromisoformat(row[0])
@@ -124,20 +138,25 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
             _accumulate(target, numbers)
         by_model[model]["cache_creation_1h_tokens"] += numbers[7] or 0
         by_day[time_keys["day"]][model] += numbers[4]
+        if numbers[5] > (numbers[6] or 0):
+            priced_by_day.add((time_keys["day"], model))
         if numbers[6]:
             unpriced[model] += numbers[6]
-    ordered_groups = sorted(groups.values(), key=lambda g: tuple(str(g[k]) for k in spec.group_by))
+    paths = project_paths(conn)
+    ordered_groups = sorted((_with_project_path(g, paths) for g in groups.values()),
+                            key=lambda g: tuple(str(g[k]) for k in spec.group_by))
     if spec.group_by == ("model",):
         ordered_groups.sort(key=lambda g: -g["cost_usd"])
     for group in ordered_groups:
-        group["cost_usd"] = round(group["cost_usd"], 9)
-        group["share"] = round(group["cost_usd"] / totals["cost_usd"], 4) if totals["cost_usd"] else 0.0
-    totals["cost_usd"] = round(totals["cost_usd"], 9)
+        group["cost_usd"] = _priced_cost(group)
+        group["share"] = None if group["cost_usd"] is None else _ratio(group["cost_usd"], totals["cost_usd"])
+    totals["cost_usd"] = _priced_cost(totals)
     days = _days(spec.since, spec.until)
     # Everything else first: the as-routed what-if waits for the prompts' ranks.
     turns = _turns(conn, start, end)
     spans = _bucket_turns(conn, start, end, turns)
-    top_sessions, delegations = _top_sessions(conn, start, end), _delegations(conn, start, end, zone, days)
+    top_sessions = [_with_project_path(s, paths) for s in _top_sessions(conn, start, end)]
+    delegations = _delegations(conn, start, end, zone, days)
     budget, feedback = _budget(conn, config, now), category_quality(conn)
     recommendations = _recommendations(conn, start, end, catalog, config)
     return {
@@ -146,17 +165,82 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
         "totals": totals,
         "groups": ordered_groups,
         "unpriced_models": dict(unpriced),
-        "daily": [{"day": d, "cost_by_model": {m: round(c, 9) for m, c in by_day.get(d, {}).items()}}
-                  for d in days],
+        "latest_activity": last_day.isoformat() if last_day else None,
+        "daily": [{"day": d, "cost_by_model": {m: round(c, 9) if (d, m) in priced_by_day else None
+                                               for m, c in by_day.get(d, {}).items()}} for d in days],
+        "requests_by_model": {m: n["messages"] for m, n in sorted(by_model.items(), key=lambda kv: -kv[1]["messages"])},
         "top_sessions": top_sessions,
         "cache": _cache_efficiency(by_model, catalog),
         "what_if": {**_what_if(by_model, catalog, totals),
-                    **_as_routed(conn, start, catalog, turns, spans, _TIER_RANKS, totals["cost_usd"])},
+                    **_as_routed(conn, start, catalog, turns, spans, _TIER_RANKS, totals["cost_usd"] or 0.0)},
         "delegations": delegations,
         "budget": budget,
         "feedback": feedback,
+        "quality_over_time": _quality_over_time(conn, start, end, zone, days),
         "recommendations": recommendations,
     }
+
+
+def _ratio(part: float, whole: float) -> float:
+    """``part / whole`` to four decimals, but never a positive part rounded to nothing (two significant digits)."""
+    if not whole:
+        return 0.0
+    ratio = part / whole
+    if 0 < ratio < 1e-4:
+        return float(f"{ratio:.2g}")
+    return 0.9999 if 0.9999 < ratio < 1 else round(ratio, 4)
+
+
+def _with_project_path(row: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
+    """``row`` with its project shown as the real folder, shortened (``~/code/api``), followed by the folder
+    in full (``project_path``) and Claude Code's own name for it (``project_key``)."""
+    if "project" not in row:
+        return row
+    named: dict[str, Any] = {}
+    for name, value in row.items():
+        if name == "project":
+            path = paths.get(value)
+            named.update(project=short_path(path) if path else value, project_path=path, project_key=value)
+        else:
+            named[name] = value
+    return named
+
+
+def quality_step(days: int) -> str:
+    """The time step of the quality charts (ratings are sparse): a day for up to two weeks, a week for up to
+    half a year, else a month."""
+    return "day" if days <= 14 else "week" if days <= 183 else "month"
+
+
+def _quality_over_time(conn: sqlite3.Connection, start: float, end: float, zone: ZoneInfo,
+                       days: list[str]) -> dict[str, Any]:
+    """Ratings of the period's delegations by when the delegation ran: per step, how many were rated, how
+    many rated bad (the user overriding the router's choice of a cheaper model), overall and per category."""
+    step = quality_step(len(days))
+
+    def period(day: date) -> str:
+        if step == "day":
+            return day.isoformat()
+        if step == "week":
+            return (day - timedelta(days=day.weekday())).isoformat()
+        return day.strftime("%Y-%m")
+
+    periods = list(dict.fromkeys(period(date.fromisoformat(d)) for d in days))
+    rated: dict[str, dict[str, list[int]]] = {p: defaultdict(lambda: [0, 0]) for p in periods}
+    for ts, category, rating in conn.execute(
+        "SELECT d.ts, COALESCE(f.category, d.category, 'unknown'), f.rating FROM feedback f"
+        " JOIN delegations d ON d.id = f.delegation_id WHERE d.ts >= ? AND d.ts < ?", (start, end),
+    ):
+        counts = rated[period(datetime.fromtimestamp(ts, zone).date())][category]
+        counts[0] += 1
+        counts[1] += rating == "bad"
+    rows = []
+    for name in periods:
+        total, bad = sum(c[0] for c in rated[name].values()), sum(c[1] for c in rated[name].values())
+        rows.append({"period": name, "rated": total, "bad": bad,
+                     "bad_rate": round(bad / total, 4) if total else None,
+                     "by_category": {cat: {"rated": c[0], "bad": c[1]} for cat, c in sorted(rated[name].items())}})
+    return {"step": step, "target_bad_rate": MAX_BAD_RATE, "periods": rows}
 
 
 def _day_runs(first: int, last: int, zone: ZoneInfo) -> list[tuple[str, int, int]]:
@@ -170,6 +254,50 @@ def _day_runs(first: int, last: int, zone: ZoneInfo) -> list[tuple[str, int, int
         else:
             runs.append((day, bucket, bucket + 1))
     return runs
+
+
+def _activity_span(conn: sqlite3.Connection, zone: ZoneInfo) -> tuple[date | None, date | None]:
+    """The local days of the first and the last recorded response or delegation (two index lookups each)."""
+    usage = conn.execute(f"SELECT MIN(bucket) * {BUCKET_SECONDS}, (MAX(bucket) + 1) * {BUCKET_SECONDS} - 1"
+                         " FROM usage_rollup").fetchone()
+    delegated = conn.execute("SELECT MIN(ts), MAX(ts) FROM delegations").fetchone()
+    firsts = [ts for ts in (usage[0], delegated[0]) if ts is not None]
+    lasts = [ts for ts in (usage[1], delegated[1]) if ts is not None]
+    if not firsts:
+        return None, None
+    return (datetime.fromtimestamp(min(firsts), zone).date(), datetime.fromtimestamp(max(lasts), zone).date())
+
+
+def _trimmed(spec: ReportSpec, first: date | None, last: date | None, today: date) -> ReportSpec:
+    """--all: the days from the first activity to today (or the last activity, if later). A period longer than
+    ``LONG_PERIOD_DAYS`` is trimmed to the same span; a shorter one is kept as asked."""
+    if not spec.all_days and (spec.until - spec.since).days <= LONG_PERIOD_DAYS:
+        return spec
+    latest = max(today, last or today)
+    until = latest if spec.all_days else min(spec.until, latest)
+    since = (first or until) if spec.all_days else max(spec.since, first or until)
+    return replace(spec, since=min(since, until), until=until)
+
+
+def no_activity_note(report: dict[str, Any]) -> str | None:
+    """For a report with no usage: when the latest activity was and how to see it."""
+    if report["totals"]["messages"]:
+        return None
+    period = f"{report['since']} – {report['until']}"
+    latest = report["latest_activity"]
+    if latest is None:
+        return (f"No Claude Code usage recorded yet ({period}). The ledger fills from the transcripts under"
+                " ~/.claude/projects (`mcp-router ingest`) and from the hooks (`mcp-router install`).")
+    return (f"No Claude Code usage in {period}. The latest activity was on {latest}: see it with"
+            f" `mcp-router report --since {latest}`, or everything with `mcp-router report --all`.")
+
+
+def _priced_cost(numbers: dict[str, Any]) -> float | None:
+    """The cost of the priced responses; ``None`` when every response is of an unpriced model (unknown, not
+    free). Where only some are unpriced, ``unpriced_messages`` says the cost leaves them out."""
+    if numbers["messages"] and numbers["messages"] == numbers["unpriced_messages"]:
+        return None
+    return round(numbers["cost_usd"], 9)
 
 
 def _days(since: date, until: date) -> list[str]:
@@ -214,7 +342,7 @@ def _cache_efficiency(by_model: dict[str, dict[str, Any]], catalog: Catalog) -> 
 
 def _what_if(by_model: dict[str, dict[str, Any]], catalog: Catalog, totals: dict[str, Any]) -> dict[str, Any]:
     """The same token counts repriced (per model group, so long-prompt switches are approximate)."""
-    result: dict[str, Any] = {"actual_usd": round(totals["cost_usd"], 6)}
+    result: dict[str, Any] = {"actual_usd": round(totals["cost_usd"] or 0.0, 6)}
     for tier in ("haiku", "sonnet", "opus"):
         info = catalog.get(tier)
         result[f"all_{tier}_usd"] = round(sum(catalog.cost(info.id, _usage_of(n)) or 0 for n in by_model.values()), 6)
@@ -252,9 +380,11 @@ def _bucket_turns(conn: sqlite3.Connection, start: float, end: float,
         if session is None:
             return None
         first = bisect_right(session[0], bucket * BUCKET_SECONDS) - 1  # the turn running as the bucket opens
-        if first < 0:  # part of the bucket comes before the session's first known prompt
-            return None
         last = bisect_right(session[0], (bucket + 1) * BUCKET_SECONDS - 1e-6)
+        if first < 0:  # the session's first prompt comes within the bucket (or later)
+            if last == 0:
+                return None
+            first = 0
         return spans.setdefault((session_id, first, last), len(spans))
 
     conn.create_function("turn_span", 2, turn_span, deterministic=True)
@@ -376,7 +506,8 @@ def render(report: dict[str, Any], fmt: str) -> str:
         return json.dumps(report, indent=2)
     if fmt == "csv":
         out = io.StringIO()
-        fields = [*report["group_by"], *TOKEN_FIELDS, "cost_usd", "messages", "unpriced_messages"]
+        keys = [k for key in report["group_by"] for k in ((key, "project_path") if key == "project" else (key,))]
+        fields = [*keys, *TOKEN_FIELDS, "cost_usd", "messages", "unpriced_messages"]
         writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(report["groups"])
@@ -390,13 +521,26 @@ def render(report: dict[str, Any], fmt: str) -> str:
     raise ValueError(f"unknown format {fmt!r}")
 
 
+def format_share(share: float | None) -> str:
+    """A share as a whole percentage that never rounds a little to nothing: "<1%", ">99%"."""
+    if share is None:
+        return "—"
+    if 0 < share < 0.005:
+        return "<1%"
+    if 0.995 <= share < 1:
+        return ">99%"
+    return f"{share:.0%}"
+
+
+def plural(count: int, word: str, many: str = "") -> str:
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """The short prose under the tables, shared by the terminal and Markdown renderings."""
     totals, cache, what_if = report["totals"], report["cache"], report["what_if"]
-    lines = [f"{totals['messages']:,} responses, {format_usd(totals['cost_usd'])}"
-             + (f" (+{totals['unpriced_messages']} unpriced: {', '.join(report['unpriced_models'])})"
-                if totals["unpriced_messages"] else "")]
-    lines.append(f"Cache: {cache['share_from_cache']:.0%} of prompt tokens served from cache,"
+    lines = [f"{plural(totals['messages'], 'response')}, {format_cost(totals['cost_usd'])}" + unpriced_note(report)]
+    lines.append(f"Cache: {format_share(cache['share_from_cache'])} of prompt tokens served from cache,"
                  f" saving {format_usd(cache['saved_usd'])}")
     lines.append(f"What if: all on Haiku {format_usd(what_if['all_haiku_usd'])}, all on Sonnet"
                  f" {format_usd(what_if['all_sonnet_usd'])}, all on Opus {format_usd(what_if['all_opus_usd'])}")
@@ -404,7 +548,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     if routed["prompts"]:
         by_tier = ", ".join(f"{n} {tier}" for tier, n in routed["prompts_by_tier"].items() if n)
         lines.append(f"As the router would have routed it: {format_usd(what_if['as_routed_usd'])}"
-                     f" ({routed['prompts']} prompts: {by_tier}; {routed['responses']:,} responses repriced)")
+                     f" ({plural(routed['prompts'], 'prompt')}: {by_tier};"
+                     f" {plural(routed['responses'], 'response')} repriced)")
     delegations = report["delegations"]
     lines.append(f"Delegations: {delegations['count']} ({delegations['succeeded']} ok), cost"
                  f" {format_usd(delegations['cost_usd'])}, saved {format_usd(delegations['saved_usd'])}")
@@ -416,6 +561,16 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def unpriced_note(report: dict[str, Any]) -> str:
+    """What a total leaves out: the responses of models the catalog has no price for."""
+    count = report["totals"]["unpriced_messages"]
+    if not count:
+        return ""
+    models = ", ".join(report["unpriced_models"])
+    return (f" (excludes {count:,} unpriced response{'s' if count != 1 else ''} of {models}:"
+            " add prices under [pricing.models] in the config)")
+
+
 def _markdown(report: dict[str, Any]) -> str:
     keys = report["group_by"]
     head = [*keys, "input", "output", "cache write", "cache read", "cost", "share"]
@@ -423,7 +578,7 @@ def _markdown(report: dict[str, Any]) -> str:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for group in report["groups"]:
         lines.append("| " + " | ".join([*(str(group[k]) for k in keys), *(f"{group[f]:,}" for f in TOKEN_FIELDS),
-                                         format_usd(group["cost_usd"]), f"{group['share']:.0%}"]) + " |")
+                                         format_cost(group["cost_usd"]), format_share(group["share"])]) + " |")
     lines += ["", *summary_lines(report), ""]
     return "\n".join(lines)
 
@@ -442,7 +597,10 @@ def print_table(report: dict[str, Any]) -> None:
         table.add_column(header, justify="right")
     for group in report["groups"]:
         table.add_row(*(str(group[k]) for k in keys), *(_short(group[f]) for f in TOKEN_FIELDS),
-                      format_usd(group["cost_usd"]), f"{group['share']:.0%}")
+                      format_cost(group["cost_usd"]), format_share(group["share"]))
+    if not console.is_terminal:  # piped: as wide as the content, so no row or line wraps at 80 columns
+        width = console.measure(table, options=console.options.update_width(100_000)).maximum
+        console = Console(width=max(width, 80), soft_wrap=True)
     console.print(table)
     if report["top_sessions"]:
         console.print("Most expensive sessions: " + "; ".join(

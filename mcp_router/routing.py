@@ -230,6 +230,8 @@ class Router:
     def route(self, task: str, context_tokens: int = 0) -> Decision:
         if context_tokens < 0:
             raise ValueError("context_tokens must be 0 or more")
+        if not task.strip():
+            raise ValueError("the task is empty: describe the work to route, e.g. 'summarise this build log'")
         reading = self.classify(task)
         category, hits = reading.category, reading.hits
         reasons = [f"looks like {category.name.replace('_', ' ')}"

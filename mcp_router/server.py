@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from .config import Config
 from .errors import MCPRouterError
@@ -76,6 +76,47 @@ def _tool_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _Server(MCPServer):
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(argument_errors(name, exc.__cause__)) from exc.__cause__
+            raise
+
+
+def argument_errors(tool: str, error: ValidationError) -> str:
+    """Pydantic's validation report as one sentence the calling model can act on (no URLs, no error codes)."""
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "the arguments"
+        given = repr(item.get("input"))
+        given = given if len(given) <= 40 else given[:37] + "..."
+        ctx = item.get("ctx") or {}
+        kind = item["type"]
+        if kind == "missing":
+            problems.append(f"`{field}` is required")
+        elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+            bound = ctx.get("ge", ctx.get("gt", ctx.get("le", ctx.get("lt"))))
+            relation = {"greater_than_equal": "at least", "greater_than": "more than",
+                        "less_than_equal": "at most", "less_than": "less than"}[kind]
+            problems.append(f"`{field}` must be {relation} {bound}, got {given}")
+        elif kind.startswith("int_"):
+            problems.append(f"`{field}` must be a whole number, got {given}")
+        elif kind.startswith(("string_", "str_")):
+            problems.append(f"`{field}` must be a string, got {given}")
+        elif kind.startswith("list_"):
+            problems.append(f"`{field}` must be a list, got {given}")
+        elif kind.startswith("bool_"):
+            problems.append(f"`{field}` must be true or false, got {given}")
+        elif kind == "literal_error":
+            problems.append(f"`{field}` must be one of {ctx.get('expected', '')}, got {given}")
+        else:
+            problems.append(f"`{field}`: {item['msg']}")
+    return f"{tool}: " + "; ".join(problems) + ". Fix the arguments and call it again."
+
+
 def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPServer:
     from .routing import Router
     from .store import connect
@@ -90,7 +131,7 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
     db = connect(db_path)  # create or migrate the database once, up front
     expire_abandoned(db)  # holds left by a server killed mid-call
     db.close()
-    server = MCPServer("mcp-router", instructions=(
+    server = _Server("mcp-router", instructions=(
         "Use delegate_to_haiku to read, summarise, reformat or extract from files and long text instead of reading "
         "them yourself: the files never enter your context and Haiku costs a fraction of your price."
     ))

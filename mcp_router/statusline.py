@@ -45,7 +45,8 @@ def line(stdin_text: str, db_path: Path) -> str:
     parts.append(f"today ${today:.2f}")
     month = f"month ${budget.month_to_date_usd:.2f}"
     if budget.monthly_cap_usd > 0:
-        month += f"/${budget.monthly_cap_usd:.0f}" + ("" if budget.allowed else " CAP REACHED")
+        cap = budget.monthly_cap_usd
+        month += (f"/${cap:,.0f}" if cap.is_integer() else f"/${cap:,.2f}") + ("" if budget.allowed else " CAP REACHED")
     parts.append(month)
     if saved:
         parts.append(f"saved ${saved:.2f}")

@@ -20,9 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .errors import StoreError
+
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
-SCHEMA_VERSION = 6  # the number of migrations in migrations.py
+SCHEMA_VERSION = 8  # the number of migrations in migrations.py
 
 USAGE_COLUMNS = (
     "message_id", "request_id", "ts", "timestamp", "session_id", "project", "cwd", "git_branch",
@@ -42,22 +44,52 @@ _UPSERT_USAGE = (
 
 
 def connect(path: str | Path, *, timeout: float = 30.0, migrate: bool = True) -> sqlite3.Connection:
-    """Open the store at ``path`` in autocommit mode, ready to use."""
+    """Open the store at ``path`` in autocommit mode, ready to use.
+
+    Raises ``StoreError`` naming the file for one that cannot be created or written, is not a SQLite
+    database, or was migrated by a newer mcp-router (whose schema this version would misread).
+    """
     path = Path(path).expanduser()
-    if not path.exists():
-        path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-        # SQLite gives the -wal and -shm files the database file's mode, so creating it private keeps all three so.
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
-    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-    _switch_to_wal(conn, timeout)
-    conn.execute("PRAGMA synchronous = NORMAL")
-    # Statement journals (an upsert inside a longer transaction writes one) in memory, not temp files.
-    conn.execute("PRAGMA temp_store = MEMORY")
-    if migrate and conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-        _migrate(conn)
+    try:
+        if not path.exists():
+            path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+            # SQLite gives the -wal and -shm files the database file's mode: creating it private keeps all three so.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot open the database {path}: {_reason(exc)}") from None
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        _switch_to_wal(conn, timeout)
+        conn.execute("PRAGMA synchronous = NORMAL")
+        # Statement journals (an upsert inside a longer transaction writes one) in memory, not temp files.
+        conn.execute("PRAGMA temp_store = MEMORY")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            from . import __version__
+
+            raise StoreError(
+                f"the database {path} has schema version {version}, newer than this mcp-router {__version__}"
+                f" knows (version {SCHEMA_VERSION}): upgrade mcp-router, or use another --db")
+        if migrate and version < SCHEMA_VERSION:
+            _migrate(conn)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"cannot use the database {path}: {_reason(exc)}") from None
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def _reason(exc: BaseException) -> str:
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return f"{text} (check the file's and its folder's permissions)"
+    if "not a database" in text or "malformed" in text:
+        return f"{text} (move it aside and a new one is created; the transcripts can be ingested again)"
+    return text
 
 
 def _switch_to_wal(conn: sqlite3.Connection, timeout: float) -> None:

@@ -54,6 +54,8 @@ class UsageEvent:
     service_tier: str
     speed: str
     tool_uses: list[tuple[str, str]]  # (tool_use_id, tool name) of this content block
+    # Server-side iterations as (input, output, cache_read, cache_creation, cache_creation_1h) tokens.
+    iterations: tuple[tuple[int, int, int, int, int], ...] = ()
 
     @property
     def total_tokens(self) -> int:
@@ -85,6 +87,7 @@ class Prompt:
     text: str
 
 
+_EARLIEST, _LATEST = 946_684_800.0, 7_258_118_400.0  # 2000-01-01 and 2200-01-01, UTC
 PROMPT_CHARS = 2000  # enough for the router; a pasted log need not be kept whole
 Parsed = UsageEvent | CostState | list[ToolResult] | Prompt | None
 
@@ -124,7 +127,9 @@ def bulk_loads(data: bytes) -> Any:
 
     try:
         return orjson.loads(data)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit"):  # json would go as deep as it may, only to fail too
+            raise
         return json.loads(data)
 
 
@@ -155,15 +160,27 @@ def parse_line(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> Parse
     return None
 
 
+# No response has a billion tokens of one kind (context windows are a few million); a larger count is damage,
+# and SQLite's 64-bit sums over millions of rows must not overflow.
+MAX_COUNT = 10**9
+
+
 def _count(usage: dict[str, Any], key: str, required: bool = False) -> int:
     value = usage.get(key)
-    if type(value) is int and value >= 0:
+    if type(value) is int and 0 <= value <= MAX_COUNT:
         return value
     if value is None and not required:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise MalformedLine(f"usage.{key} is {value!r}, expected a whole number >= 0")
+        raise MalformedLine(f"usage.{key} is {_short(value)}, expected a whole number >= 0")
+    if value > MAX_COUNT:
+        raise MalformedLine(f"usage.{key} is {_short(value)}, more than any response has")
     return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _text(record: dict[str, Any], key: str) -> str:
@@ -176,9 +193,12 @@ def _timestamp(record: dict[str, Any]) -> tuple[float, str]:
     if not isinstance(text, str):
         raise MalformedLine("missing timestamp")
     try:
-        return datetime.fromisoformat(text).timestamp(), text
-    except ValueError:
-        raise MalformedLine(f"bad timestamp {text!r}") from None
+        ts = datetime.fromisoformat(text).timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise MalformedLine(f"bad timestamp {_short(text)}") from None
+    if not _EARLIEST <= ts < _LATEST:  # a damaged year would stretch every report over centuries
+        raise MalformedLine(f"timestamp {_short(text)} is out of range")
+    return ts, text
 
 
 def _usage_event(record: dict[str, Any]) -> UsageEvent | None:
@@ -210,8 +230,29 @@ def _usage_event(record: dict[str, Any]) -> UsageEvent | None:
         _count(usage, "cache_read_input_tokens"), _count(usage, "cache_creation_input_tokens"),
         _count(split, "ephemeral_5m_input_tokens"), _count(split, "ephemeral_1h_input_tokens"), searches,
         _text(usage, "inference_geo"), _text(usage, "service_tier"), _text(usage, "speed"),
-        _tool_uses(message.get("content")),
+        _tool_uses(message.get("content")), _iterations(usage.get("iterations")),
     )
+
+
+def _iterations(value: Any) -> tuple[tuple[int, int, int, int, int], ...]:
+    """The token counts of a response's server-side iterations; none when the list is absent or not as the
+    API writes it (the response is then priced whole)."""
+    if not value or not isinstance(value, list):
+        return ()
+    parts = []
+    try:
+        for item in value:
+            if not isinstance(item, dict) or item.get("type") != "message":
+                continue
+            split = item.get("cache_creation")
+            parts.append((
+                _count(item, "input_tokens"), _count(item, "output_tokens"), _count(item, "cache_read_input_tokens"),
+                _count(item, "cache_creation_input_tokens"),
+                _count(split, "ephemeral_1h_input_tokens") if isinstance(split, dict) else 0,
+            ))
+    except MalformedLine:
+        return ()
+    return tuple(parts)
 
 
 def _tool_uses(content: Any) -> list[tuple[str, str]]:
@@ -225,8 +266,8 @@ def _tool_uses(content: Any) -> list[tuple[str, str]]:
 
 def _cost_state(record: dict[str, Any]) -> CostState:
     total = record.get("totalCostUSD")
-    if isinstance(total, bool) or not isinstance(total, (int, float)):
-        raise MalformedLine(f"cost-state totalCostUSD is {total!r}")
+    if isinstance(total, bool) or not isinstance(total, (int, float)) or not 0 <= total < 1e15:
+        raise MalformedLine(f"cost-state totalCostUSD is {_short(total)}")
     model_usage = record.get("modelUsage")
     return CostState(
         session_id=_text(record, "sessionId"),

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from .devtools import Chromium
+
 DATA = Path(__file__).resolve().parent / "data"
 REAL_CLAUDE_CODE = DATA / "claude-code-2.1.328"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(autouse=True)
@@ -27,3 +32,12 @@ def isolated_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "usage.db"
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator[Chromium]:
+    """Headless Chromium over the DevTools protocol (tests/devtools.py)."""
+    assert CHROMIUM, "CI must have chromium: .ci/run installs it"
+    browser = Chromium(CHROMIUM, tmp_path / "profile")
+    yield browser
+    browser.close()

@@ -1,12 +1,14 @@
 """Headless Chromium driven over the DevTools protocol (``--remote-debugging-pipe``), no extra packages.
 
-``load(page)`` opens a file in a fresh tab (optionally as a phone of a given width) and returns what
-DevTools saw while it loaded: console errors, uncaught exceptions, log errors and every network request,
-plus the values of JavaScript expressions evaluated once the page has loaded.
+``load(page)`` opens a file in a fresh tab (optionally at a given width, or as a phone of a given width)
+and returns what DevTools saw while it loaded: console errors, uncaught exceptions, log errors and every
+network request, plus the values of JavaScript expressions evaluated once the page has loaded; and, if
+asked, a screenshot of the whole page.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -82,7 +84,12 @@ class Chromium:
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
 
-    def load(self, page: Path, expressions: dict[str, str], phone_width: int | None = None) -> PageLoad:
+    def load(self, page: Path, expressions: dict[str, str], phone_width: int | None = None,
+             width: int | None = None, screenshot: Path | None = None) -> PageLoad:
+        return self.load_url(page.as_uri(), expressions, phone_width, width, screenshot)
+
+    def load_url(self, url: str, expressions: dict[str, str], phone_width: int | None = None,
+                 width: int | None = None, screenshot: Path | None = None) -> PageLoad:
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):
@@ -90,13 +97,23 @@ class Chromium:
         if phone_width:
             self.send("Emulation.setDeviceMetricsOverride", {"width": phone_width, "height": 844,
                                                              "deviceScaleFactor": 3, "mobile": True}, session=session)
+        elif width:
+            self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": 900,
+                                                             "deviceScaleFactor": 1, "mobile": False}, session=session)
         self.events.clear()
-        self.send("Page.navigate", {"url": page.as_uri()}, session=session)
+        self.send("Page.navigate", {"url": url}, session=session)
         self.wait_for("Page.loadEventFired")
         result = PageLoad()
         for name, expression in expressions.items():
             reply = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session)
             result.values[name] = reply["result"].get("value")
+        if screenshot:
+            size = self.send("Page.getLayoutMetrics", session=session)["cssContentSize"]
+            shot = self.send("Page.captureScreenshot", {
+                "format": "png", "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+            }, session=session)
+            screenshot.write_bytes(base64.b64decode(shot["data"]))
         for event in self.events:
             params = event.get("params", {})
             method = event.get("method")

@@ -13,12 +13,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mcp_router.cli import cli
 from mcp_router.config import Config
 from mcp_router.ledger import PromptDecider
 from mcp_router.pricing import Catalog, Usage
-from mcp_router.report import ReportSpec, build_report, render
+from mcp_router.projects import choose, encode, short_path
+from mcp_router.report import ReportSpec, _ratio, build_report, format_share, plural, render
 from mcp_router.store import USAGE_COLUMNS, connect, transaction, upsert_usage
 
 from .conftest import REAL_CLAUDE_CODE
@@ -35,7 +38,7 @@ def _insert(conn, events: list[dict]) -> None:
         values.update(
             message_id=f"m{n}", request_id="r", ts=event["at"].timestamp(),
             model=event.get("model", "claude-opus-5-5"),
-            session_id=event.get("session", "s1"), project=event.get("project", "p1"),
+            session_id=event.get("session", "s1"), project=event.get("project", "p1"), cwd=event.get("cwd"),
             is_sidechain=0, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
             cache_read_tokens=usage.cache_read_tokens,
             cache_creation_tokens=usage.cache_creation_tokens, cache_creation_1h_tokens=0, total_tokens=0,
@@ -63,7 +66,7 @@ def test_groups_are_exact_and_unknown_models_are_unpriced(db_path: Path) -> None
     groups = {g["model"]: g for g in report["groups"]}
     assert groups["claude-opus-5-5"]["cost_usd"] == pytest.approx(4.0 + 10 * 20 / 1e6, abs=1e-9)
     assert groups["claude-haiku-5-5"]["cost_usd"] == pytest.approx(0.5 + 100 * 0.1 / 1e6, abs=1e-9)
-    assert groups["claude-unknown-1"]["unpriced_messages"] == 1 and groups["claude-unknown-1"]["cost_usd"] == 0
+    assert groups["claude-unknown-1"]["unpriced_messages"] == 1 and groups["claude-unknown-1"]["cost_usd"] is None
     assert report["unpriced_models"] == {"claude-unknown-1": 1}
     assert report["totals"]["messages"] == 3 and report["totals"]["unpriced_messages"] == 1
     assert report["totals"]["input_tokens"] == 1_000_000 + 100 + 5
@@ -180,3 +183,77 @@ def test_what_if_as_routed_prices_each_prompts_responses_on_the_routed_tier(db_p
     assert what_if["as_routed"] == {"prompts": 2, "responses": 2,
                                     "prompts_by_tier": {"haiku": 1, "sonnet": 0, "opus": 1}}
     assert "As the router would have routed it" in render(report, "markdown")
+
+
+def test_projects_show_as_their_real_folder_in_every_format(db_path: Path, isolated_user: Path) -> None:
+    conn = connect(db_path)
+    at = datetime(2026, 11, 18, 12, tzinfo=UTC)
+    api, tools = f"{isolated_user}/code/my-api", "/srv/tools.v2"
+    _insert(conn, [
+        # a session that moved to a subfolder still shows the folder it started in
+        {"at": at, "project": encode(api), "cwd": f"{api}/src", "session": "a1", "input": 2_000_000},
+        {"at": at, "project": encode(api), "cwd": api, "session": "a1"},
+        {"at": at, "project": encode(tools), "cwd": tools, "session": "t1"},
+        {"at": at, "project": "-old-transcript", "session": "o1"},  # no cwd recorded: the key is all there is
+    ])
+    report = _report(conn, "2026-11-16", "2026-11-22", "UTC", "project")
+    assert [(g["project"], g["project_path"], g["project_key"]) for g in report["groups"]] == [
+        ("-old-transcript", None, "-old-transcript"),
+        ("/srv/tools.v2", "/srv/tools.v2", "-srv-tools-v2"),
+        ("~/code/my-api", api, encode(api)),
+    ]
+    assert (report["top_sessions"][0]["project"], report["top_sessions"][0]["project_key"]) == (
+        "~/code/my-api", encode(api))
+    rows = list(csv.DictReader(io.StringIO(render(report, "csv"))))
+    assert [(r["project"], r["project_path"]) for r in rows] == [
+        ("-old-transcript", ""), ("/srv/tools.v2", "/srv/tools.v2"), ("~/code/my-api", api)]
+    assert "| ~/code/my-api |" in render(report, "markdown")
+    html = render(report, "html")
+    assert "<td>~/code/my-api</td>" in html and "<td>/srv/tools.v2</td>" in html
+    assert encode(api) not in html and encode(api) not in render(report, "markdown")
+    table = CliRunner().invoke(cli, ["report", "--since", "2026-11-16", "--until", "2026-11-22", "--timezone", "UTC",
+                                     "--group-by", "project", "--no-ingest", "--db", str(db_path)],
+                               catch_exceptions=False).output
+    assert "~/code/my-api" in table and encode(api) not in table
+
+
+def test_short_paths_keep_every_folder_distinct() -> None:
+    assert short_path("/home/me/code/api", home="/home/me") == "~/code/api"
+    assert short_path("/home/me", home="/home/me/") == "~"
+    assert short_path("/home/meow/x", home="/home/me") == "~meow/x"  # another user's home, not a prefix of mine
+    assert short_path("/Users/alice/code/api", home="/home/me") == "~alice/code/api"
+    assert short_path("/srv/app", home="/home/me") == "/srv/app"
+    assert choose("-home-me-a-b", ["/home/me/a-b/sub", "/home/me/a/b", "/home/me/a-b"]) == "/home/me/a-b"
+    assert choose("-gone", ["/x/yy", "/x/y"]) == "/x/y"
+
+
+def test_piped_table_sizes_to_its_content_and_small_shares_are_not_zero(db_path: Path) -> None:
+    conn = connect(db_path)
+    at = datetime(2026, 11, 18, 12, tzinfo=UTC)
+    session = "105e9238-8621-423b-8bbc-0d1c9c659f0a"
+    _insert(conn, [{"at": at, "input": 10_000_000, "session": session, "project": "-a-very-long-project-folder-name"},
+                   {"at": at, "model": "claude-haiku-5-5", "input": 1_000, "session": session,
+                    "project": "-a-very-long-project-folder-name"}])
+    result = CliRunner().invoke(cli, ["report", "--since", "2026-11-16", "--until", "2026-11-22", "--timezone",
+                                      "UTC", "--group-by", "project,model,session,branch", "--no-ingest",
+                                      "--db", str(db_path)], catch_exceptions=False)
+    rows = [line for line in result.output.splitlines() if session in line]
+    assert len(rows) == 2 and all("-a-very-long-project-folder-name" in row for row in rows)  # no row wraps
+    assert max(len(line) for line in result.output.splitlines()) > 80
+    assert rows[0].rstrip().endswith("<1%") and rows[1].rstrip().endswith(">99%")  # haiku, then opus
+    assert "1 response," not in result.output and "2 responses," in result.output
+
+
+def test_shares_and_counts_read_as_people_write_them() -> None:
+    assert [format_share(s) for s in (0.0, 0.0001, 0.004, 0.005, 0.5, 0.994, 0.996, 1.0, None)] == [
+        "0%", "<1%", "<1%", "0%", "50%", "99%", ">99%", "100%", "—"]
+    assert (plural(1, "prompt"), plural(2, "prompt"), plural(1_000, "delegation")) == (
+        "1 prompt", "2 prompts", "1,000 delegations")
+
+
+@given(st.floats(min_value=1e-12, max_value=1e9), st.floats(min_value=1e-12, max_value=1e9))
+def test_a_share_reads_zero_or_whole_only_when_it_is(part: float, rest: float) -> None:
+    whole = part + rest
+    shown = format_share(_ratio(part, whole))
+    assert shown not in ("0%", "100%") or (part / whole == 0 or part / whole == 1)
+    assert format_share(_ratio(whole, whole)) == "100%"

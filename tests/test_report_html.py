@@ -1,42 +1,54 @@
 from __future__ import annotations
 
+import math
 import os
-import shutil
-import subprocess
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mcp_router.config import Config
 from mcp_router.feedback import record_feedback
 from mcp_router.pricing import Catalog
 from mcp_router.report import ReportSpec, build_report, render
+from mcp_router.report_html import _nice_step
 from mcp_router.store import connect
 
-from .devtools import FLAGS, Chromium
+from .conftest import CHROMIUM
+from .devtools import Chromium, PageLoad
 from .test_report import _insert
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None and os.environ.get("CI") != "true",
                                     reason="Debian chromium is not installed (bash .ci/run installs it)")
 CHART_COUNTS = {
     "donut_slices": "document.querySelectorAll('svg[aria-label=\"cost by model\"] path').length",
-    "daily_bars": "document.querySelectorAll('svg[aria-label=\"daily cost by model\"] rect').length",
-    "savings_bars": "document.querySelectorAll('svg[aria-label=\"delegation savings per day\"] rect').length",
-    "quality_bars": "document.querySelectorAll('svg[aria-label=\"feedback quality by category\"] rect').length",
+    "daily_bars": "document.querySelectorAll('[aria-label=\"daily cost by model\"] .seg').length",
+    "savings_bars": "document.querySelectorAll('[aria-label=\"delegation savings per day\"] .seg').length",
+    "quality_bars": "document.querySelectorAll('[aria-label=\"feedback quality by category\"] .track').length",
     "page_width": "document.documentElement.scrollWidth",
 }
-
-
-@pytest.fixture
-def chromium(tmp_path: Path):
-    assert CHROMIUM, "CI must have chromium: .ci/run installs it"
-    browser = Chromium(CHROMIUM, tmp_path / "profile")
-    yield browser
-    browser.close()
+# What a person sees: the smallest text on screen in CSS pixels (SVG text scaled by its viewBox), whether
+# anything sticks out sideways, whether a date in the title breaks over two lines, the value labels shown.
+LOOKS = {
+    "smallest_text_px": """Math.min(...[...document.querySelectorAll('body *')].filter(e =>
+        [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim()) && e.getClientRects().length
+        && getComputedStyle(e).visibility !== 'hidden' && !e.closest('title')).map(e => {
+          const size = parseFloat(getComputedStyle(e).fontSize);
+          const svg = e.closest('svg');
+          return svg ? size * svg.getBoundingClientRect().width / svg.viewBox.baseVal.width : size; }))""",
+    "overflow_px": "document.documentElement.scrollWidth - window.innerWidth",
+    "title_date_lines": "[...document.querySelectorAll('h1 .nw')].map(e => e.getClientRects().length)",
+    "value_labels": "[...document.querySelectorAll('#daily .val span')].filter(e => e.getClientRects().length)"
+                    ".map(e => e.textContent)",
+    "y_axis": "[...document.querySelectorAll('#daily .grid span')].map(e => e.textContent)",
+    "empty_states": "[...document.querySelectorAll('.empty')].map(e => [e.closest('[id]')?.id ?? '',"
+                    " Math.round(e.getBoundingClientRect().height), e.textContent])",
+}
+WIDTHS = {"desktop": {"width": 1280}, "phone": {"phone_width": 390}}
 
 
 @pytest.fixture
@@ -59,29 +71,52 @@ def page(db_path: Path, tmp_path: Path) -> Path:
     return path
 
 
-@needs_chromium
-def test_html_report_loads_with_no_console_error_no_request_and_charts_with_data(
-    chromium: Chromium, page: Path, tmp_path: Path
-) -> None:
-    load = chromium.load(page, CHART_COUNTS)
+def _looked_at(chromium: Chromium, page: Path, name: str, width: str) -> PageLoad:
+    """Load ``page`` at one of WIDTHS, save its screenshot as a CI artifact, and check what every page must be."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / f"{name}-{width}.png"
+    load = chromium.load(page, {**CHART_COUNTS, **LOOKS}, screenshot=shot, **WIDTHS[width])
     assert load.console_errors == [] and load.exceptions == [] and load.log_errors == []
     assert load.requests == [page.as_uri()]  # the page itself, and nothing else
-    assert load.values["donut_slices"] == 3
-    assert load.values["daily_bars"] == 21  # 7 days x 3 models, stacked
-    assert load.values["savings_bars"] == 7
-    assert load.values["quality_bars"] == 2  # summarize (promoted: 3 of 20 bad) and extract
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "report.png"
-    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'shot-profile'}", f"--screenshot={shot}",
-                    "--window-size=420,1600", page.as_uri()], capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 10_000
+    assert load.values["smallest_text_px"] >= 11, "text too small to read"
+    assert load.values["overflow_px"] <= 0, "the page scrolls sideways"
+    assert set(load.values["title_date_lines"]) == {1}, "a date in the title breaks over two lines"
+    return load
 
 
 @needs_chromium
-def test_html_report_fits_a_phone_screen(chromium: Chromium, page: Path) -> None:
-    load = chromium.load(page, CHART_COUNTS, phone_width=390)
-    assert load.values["page_width"] <= 390  # nothing wider than the screen: no sideways scrolling
-    assert load.values["daily_bars"] == 21
+@pytest.mark.parametrize("width", WIDTHS)
+def test_html_report_with_data_reads_at_desktop_and_phone_width(chromium: Chromium, page: Path, width: str) -> None:
+    load = _looked_at(chromium, page, "report", width)
+    assert load.values["donut_slices"] == 3
+    assert load.values["daily_bars"] == 21  # 7 days x 3 models, stacked
+    assert load.values["savings_bars"] == 3  # the three days with a delegation
+    assert load.values["quality_bars"] == 2  # summarize (promoted: 3 of 20 bad) and extract
+    # A day's cost is written over its bar, on a value axis: readable without hovering.
+    # $1.30 a day more each day; on a phone, to the dollar.
+    costs = ["$20.80", "$22.10", "$23.40", "$24.70", "$26.00", "$27.30", "$28.60"]
+    rounded = ["$21", "$22", "$23", "$25", "$26", "$27", "$29"]
+    assert load.values["value_labels"] == (costs if width == "desktop" else rounded)
+    assert load.values["y_axis"] == ["$0", "$10", "$20", "$30"]
+    assert load.values["empty_states"] == []
+
+
+@needs_chromium
+@pytest.mark.parametrize("width", WIDTHS)
+def test_html_report_of_an_empty_period_says_what_would_fill_each_chart(
+    chromium: Chromium, db_path: Path, tmp_path: Path, width: str
+) -> None:
+    report = build_report(connect(db_path), ReportSpec.parse("2026-11-16", "2026-11-22", "UTC", "model"),
+                          Catalog.load(), Config.load())
+    page = tmp_path / "empty.html"
+    page.write_text(render(report, "html"))
+    load = _looked_at(chromium, page, "report-empty", width)
+    sections = {section for section, _, _ in load.values["empty_states"]}
+    assert {"daily", "savings", "overrides", "quality-over-time", "quality"} <= sections
+    for section, height, text in load.values["empty_states"]:
+        assert height < 120, f"{section}: a large empty box"
+        assert len(text) > 20, f"{section}: the empty state says nothing"
 
 
 @needs_chromium
@@ -92,3 +127,12 @@ def test_the_devtools_check_sees_errors_and_requests(chromium: Chromium, tmp_pat
     load = chromium.load(bad, {})
     assert load.console_errors == ["boom"]
     assert load.exceptions and "http://127.0.0.1:9/x.png" in load.requests
+
+
+@given(st.floats(min_value=1e-6, max_value=1e7))
+def test_the_value_axis_covers_the_peak_in_round_steps(peak: float) -> None:
+    step = _nice_step(peak)
+    assert 4 * step >= peak * (1 - 1e-9)
+    assert step < peak  # at least two gridlines above zero: the axis says something
+    mantissa = step / 10 ** math.floor(math.log10(step) + 1e-9)
+    assert any(math.isclose(mantissa, m) for m in (1, 2, 2.5, 5))

@@ -121,7 +121,11 @@ def test_a_topic_needs_support_from_the_reading() -> None:
 
 
 @given(st.text(max_size=300), st.integers(0, 3_000_000))
-def test_route_never_raises_and_returns_a_tier(task: str, context_tokens: int) -> None:
+def test_route_returns_a_tier_or_says_the_task_is_empty(task: str, context_tokens: int) -> None:
+    if not task.strip():
+        with pytest.raises(ValueError, match="the task is empty"):
+            ROUTER.route(task, context_tokens)
+        return
     assert ROUTER.route(task, context_tokens).tier in ("haiku", "sonnet", "opus")
 
 
