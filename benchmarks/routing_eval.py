@@ -1,17 +1,16 @@
-"""Routing accuracy on the evaluation set (tests/data/routing_eval.jsonl), through `mcp-router route --batch`.
+"""How well the router generalises: cross-validation by writer and by style on the training set, and, only when
+asked, the shipped router on the held-out sets.
 
-    python benchmarks/routing_eval.py [--set tests/data/routing_eval.jsonl] [--misses]
-    python benchmarks/routing_eval.py --write-examples
+    python benchmarks/routing_eval.py               # leave-one-writer-out and leave-one-style-out
+    python benchmarks/routing_eval.py --no-rules    # the same without the policy rules (do they help?)
+    python benchmarks/routing_eval.py --heldout     # the shipped router on each held-out set: aggregates only
 
-The router learns phrasing from example requests (mcp_router/data/routing_examples.jsonl): they are the tune
-part of the evaluation set, and `--write-examples` writes them from it. The held-out part never goes there.
-
-For each part (tune: the requests the rules were written against and the router learns from; heldout:
-written blind by someone who never saw the rules, and committed before any tuning) it prints accuracy, the
-confusion matrix, and under-routing (a task sent to a cheaper tier than it needs). Since the router learns
-from the tune part, its own score there is in-sample; the cross-validated figure routes each tune part
-(by id letter) with a router that learnt from the other parts only. The router runs on an empty database, so no
-feedback promotion or user override changes the answer.
+Cross-validation routes each training request (benchmarks/routing_data/kept.jsonl) with a model fitted without
+its writer (or its style), through the router's own decision code; the temperature is fitted on those same
+out-of-fold scores, as routing_train.py does. The held-out sets (benchmarks/routing_data/heldout/*.jsonl) were
+written by writers who saw neither the training data nor the rules; they are routed by the shipped router
+through `mcp-router route --batch` on an empty database and reported as aggregates only, never item by item,
+so that nobody tunes on them.
 """
 
 from __future__ import annotations
@@ -22,35 +21,51 @@ import os
 import subprocess
 import sys
 import tempfile
-from bisect import bisect_right
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TIERS = ("haiku", "sonnet", "opus")
-CONFIDENCE_BANDS = (0.6, 0.8, 0.95)  # lower edges of the bands above the first
-EXAMPLES = ROOT / "mcp_router" / "data" / "routing_examples.jsonl"
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.routing_train import Prepared, fit_temperature, load_items  # noqa: E402
+from mcp_router.config import TIERS  # noqa: E402
+from mcp_router.pricing import Catalog  # noqa: E402
+from mcp_router.routing import Router, load_policy, softmax  # noqa: E402
+
+HELDOUT = ROOT / "benchmarks" / "routing_data" / "heldout"
+HELDOUT_LABELS = ROOT / "benchmarks" / "routing_data" / "labels" / "heldout.jsonl"
+BANDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)  # lower edges of the reliability bands above the first
 
 
 @dataclass
-class PartResult:
+class Result:
+    """Decisions against the labels: accuracy, the dangerous errors, sure decisions, reliability."""
     name: str
     total: int = 0
     correct: int = 0
     confusion: Counter[tuple[str, str]] = field(default_factory=Counter)  # (expected, routed) -> count
-    decoys: int = 0
-    decoys_correct: int = 0
-    misses: list[tuple[dict, dict]] = field(default_factory=list)
-    by_confidence: Counter[tuple[int, bool]] = field(default_factory=Counter)  # (band, right) -> count
+    sure: int = 0
+    sure_correct: int = 0
+    bands: Counter[tuple[int, bool]] = field(default_factory=Counter)  # (band, right) -> count
+    stated: Counter[int] = field(default_factory=Counter)  # band -> sum of stated confidence, in hundredths
+
+    def add(self, want: str, decision: dict) -> None:
+        got, right = decision["tier"], decision["tier"] == want
+        self.total += 1
+        self.correct += right
+        self.confusion[(want, got)] += 1
+        if not decision["uncertain"]:
+            self.sure += 1
+            self.sure_correct += right
+        band = sum(decision["confidence"] >= edge for edge in BANDS)
+        self.bands[(band, right)] += 1
+        self.stated[band] += round(decision["confidence"] * 100)
 
     @property
     def accuracy(self) -> float:
         return self.correct / self.total if self.total else 0.0
-
-    @property
-    def under_routed(self) -> int:
-        return sum(n for (want, got), n in self.confusion.items() if TIERS.index(got) < TIERS.index(want))
 
     @property
     def opus_to_haiku(self) -> int:
@@ -61,101 +76,100 @@ class PartResult:
         haiku = sum(n for (want, _), n in self.confusion.items() if want == "haiku")
         return self.confusion[("haiku", "opus")] / haiku if haiku else 0.0
 
+    @property
+    def sure_coverage(self) -> float:
+        return self.sure / self.total if self.total else 0.0
 
-def evaluate(items: list[dict]) -> dict[str, PartResult]:
-    """Route every item with `mcp-router route --batch` and score it per part."""
+    @property
+    def sure_accuracy(self) -> float:
+        return self.sure_correct / self.sure if self.sure else 0.0
+
+    def reliability(self) -> list[tuple[str, int, float, float]]:
+        """(band, decisions, mean stated confidence, observed accuracy) for each band with decisions."""
+        edges = ("0", *(str(edge) for edge in BANDS), "1")
+        rows = []
+        for band in range(len(BANDS) + 1):
+            n = self.bands[(band, True)] + self.bands[(band, False)]
+            if n:
+                rows.append((f"{edges[band]}-{edges[band + 1]}", n, self.stated[band] / 100 / n,
+                             self.bands[(band, True)] / n))
+        return rows
+
+    def summary(self) -> str:
+        return (f"{self.accuracy:.1%} ({self.correct}/{self.total}); opus->haiku {self.opus_to_haiku};"
+                f" haiku->opus {self.haiku_to_opus_share:.1%} of haiku tasks; sure {self.sure_coverage:.1%} of"
+                f" requests, right {self.sure_accuracy:.1%}")
+
+    def report(self) -> str:
+        lines = [f"{self.name}: {self.summary()}", "  expected \\ routed   haiku  sonnet    opus"]
+        lines += [f"  {want:18s}" + "".join(f"{self.confusion[(want, got)]:8d}" for got in TIERS) for want in TIERS]
+        lines.append("  reliability (confidence band: decisions, stated, observed): " + "; ".join(
+            f"{band} {n} {stated:.2f} {observed:.2f}" for band, n, stated, observed in self.reliability()))
+        return "\n".join(lines)
+
+
+def cross_validate(prepared: Prepared, group: Callable[[dict], str], name: str, rules: bool = True,
+                   scores: list[list[float]] | None = None) -> tuple[Result, dict[str, Result]]:
+    """Every training request routed by the router's decision code with a model fitted without its group
+    (``scores``: those models' scores, if already computed)."""
+    scores = scores or prepared.out_of_fold(group)
+    temperature = fit_temperature(prepared, scores)
+    policy = load_policy()
+    if not rules:
+        policy = {**policy, "rules": []}
+    router = Router(Catalog.load(), policy, model=prepared.fit())  # the model here only names the classes
+    overall, by_group = Result(name), {}
+    for item, item_scores in zip(prepared.items, scores, strict=True):
+        decision = router.decide(item["task"], item.get("context_tokens", 0), softmax(item_scores, temperature))
+        overall.add(item["tier"], decision.to_dict())
+        by_group.setdefault(group(item), Result(group(item))).add(item["tier"], decision.to_dict())
+    return overall, by_group
+
+
+def route_batch(items: list[dict]) -> list[dict]:
+    """The shipped router's decisions through `mcp-router route --batch`, on an empty database."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "HOME": tmp, "XDG_CONFIG_HOME": tmp, "XDG_DATA_HOME": tmp,
                "MCP_ROUTER_DB": str(Path(tmp) / "usage.db")}
-        batch = "".join(json.dumps({"task": i["task"], "context_tokens": i.get("context_tokens", 0)}) + "\n"
+        batch = "".join(json.dumps({"task": i["task"], "context_tokens": i.get("context_tokens") or 0}) + "\n"
                         for i in items)
         done = subprocess.run([sys.executable, "-m", "mcp_router", "route", "--batch", "-"], input=batch,
                               capture_output=True, text=True, env=env, check=True)
-    decisions = [json.loads(line) for line in done.stdout.splitlines()]
-    assert len(decisions) == len(items), done.stderr
-    return score(items, decisions, [i["split"] for i in items])
+    return [json.loads(line) for line in done.stdout.splitlines()]
 
 
-def cross_validate(items: list[dict]) -> PartResult:
-    """Each tune part (the letter its ids start with) routed by a router whose examples are the other tune
-    parts only: how well the example model carries to phrasing it has not seen."""
-    from mcp_router.pricing import Catalog
-    from mcp_router.routing import Router, load_policy
-
-    tune = [i for i in items if i["split"] == "tune"]
-    policy, _ = load_policy()
-    catalog, routed, decisions = Catalog.load(), [], []
-    for part in sorted({i["id"][0] for i in tune}):
-        router = Router(catalog, policy, [(i["task"], i["expected_category"]) for i in tune if i["id"][0] != part])
-        held_out = [i for i in tune if i["id"][0] == part]
-        routed += held_out
-        decisions += [router.route(i["task"], i.get("context_tokens", 0)) for i in held_out]
-    name = "cross-validated tune"
-    return score(routed, [d.to_dict() for d in decisions], [name] * len(routed))[name]
-
-
-def score(items: list[dict], decisions: list[dict], parts: list[str]) -> dict[str, PartResult]:
-    results: dict[str, PartResult] = {}
-    for item, decision, name in zip(items, decisions, parts, strict=True):
-        part = results.setdefault(name, PartResult(name))
-        want, got = item["expected_tier"], decision["tier"]
-        part.by_confidence[(bisect_right(CONFIDENCE_BANDS, decision["confidence"]), want == got)] += 1
-        part.total += 1
-        part.confusion[(want, got)] += 1
-        part.decoys += bool(item.get("decoy"))
-        if want == got:
-            part.correct += 1
-            part.decoys_correct += bool(item.get("decoy"))
-        else:
-            part.misses.append((item, decision))
+def heldout_results() -> list[Result]:
+    """Each held-out set, on the requests whose second, blind label gives the same tier (the rule fixed in
+    routing_data/README.md before any set was scored)."""
+    tiers = {label["id"]: label["tier"] for label in map(json.loads, HELDOUT_LABELS.read_text("utf-8").splitlines())}
+    results = []
+    for path in sorted(HELDOUT.glob("*.jsonl")):
+        items = [item for line in path.read_text("utf-8").splitlines() if line.strip()
+                 if tiers.get((item := json.loads(line))["id"]) == item["expected_tier"]]
+        result = Result(f"held-out {path.stem} ({len(items)} requests)")
+        for item, decision in zip(items, route_batch(items), strict=True):
+            result.add(item["expected_tier"], decision)
+        results.append(result)
     return results
-
-
-def load(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
-
-
-def report(part: PartResult, show_misses: bool) -> str:
-    lines = [f"{part.name}: {part.total} requests ({part.decoys} decoys)",
-             f"  accuracy {part.accuracy:.1%} ({part.correct}/{part.total}); decoys"
-             f" {part.decoys_correct}/{part.decoys}",
-             f"  under-routed {part.under_routed}; opus->haiku {part.opus_to_haiku};"
-             f" haiku->opus {part.haiku_to_opus_share:.1%} of haiku tasks",
-             "  expected \\ routed   haiku  sonnet    opus"]
-    for want in TIERS:
-        lines.append(f"  {want:18s}" + "".join(f"{part.confusion[(want, got)]:8d}" for got in TIERS))
-    edges = ("0", *(str(edge) for edge in CONFIDENCE_BANDS), "1")
-    bands = [(f"{edges[band]}-{edges[band + 1]}", part.by_confidence[(band, True)],
-              part.by_confidence[(band, True)] + part.by_confidence[(band, False)]) for band in range(len(edges) - 1)]
-    lines.append("  right by confidence: " + "; ".join(f"{label} {right}/{n}" + (f" ({right / n:.0%})" if n else "")
-                                                       for label, right, n in bands))
-    if show_misses:
-        lines += [f"  miss: want {i['expected_tier']:6s} got {d['tier']:6s} ({d['category']}) {i['task']}"
-                  for i, d in part.misses]
-    return "\n".join(lines)
-
-
-def examples_text(items: list[dict]) -> str:
-    """The router's example file: each tune request with its category, in the evaluation set's order."""
-    return "".join(json.dumps({"task": i["task"], "category": i["expected_category"]}) + "\n"
-                   for i in items if i["split"] == "tune")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", type=Path, default=ROOT / "tests" / "data" / "routing_eval.jsonl")
-    parser.add_argument("--misses", action="store_true", help="list every misrouted request")
-    parser.add_argument("--write-examples", action="store_true", help=f"write {EXAMPLES.relative_to(ROOT)}")
+    parser.add_argument("--heldout", action="store_true", help="score the shipped router on the held-out sets")
+    parser.add_argument("--no-rules", action="store_true", help="cross-validate without the policy rules")
     args = parser.parse_args()
-    if args.write_examples:
-        EXAMPLES.write_text(examples_text(load(args.set)), "utf-8")
+    if args.heldout:
+        for result in heldout_results():
+            print(result.report())
         return
-    items = load(args.set)
-    parts = evaluate(items)
-    for name in ("tune", "heldout"):
-        if name in parts:
-            print(report(parts[name], args.misses))
-    print(report(cross_validate(items), args.misses))
+    prepared = Prepared(load_items())
+    print(f"training set: {len(prepared.items)} requests")
+    for name, group in (("leave-one-writer-out", lambda item: item["writer"]),
+                        ("leave-one-style-out", lambda item: item["style"])):
+        overall, by_group = cross_validate(prepared, group, name, rules=not args.no_rules)
+        print(overall.report())
+        for result in by_group.values():
+            print(f"  {result.name}: {result.summary()}")
 
 
 if __name__ == "__main__":

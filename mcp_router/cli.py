@@ -222,7 +222,6 @@ def costs(void_id: int | None, limit: int, as_json: bool, db_path: Path | None) 
 def ingest(projects_dir: Path | None, db_path: Path | None) -> None:
     """Ingest every Claude Code transcript under the projects folder (incremental on re-runs)."""
     from .config import default_projects_dir
-    from .ledger import ingest_tree, total_size, transcript_files
     from .pricing import Catalog
 
     config = Config.load()
@@ -231,16 +230,7 @@ def ingest(projects_dir: Path | None, db_path: Path | None) -> None:
         raise click.ClickException(f"no Claude Code projects folder at {projects_dir}")
     conn = open_store(db_path)
     catalog = Catalog.load(config.pricing)
-    if _stderr_is_terminal():
-        from rich.progress import Progress
-
-        # No refresh thread: ingest may fork parsing workers, and fork does not mix with threads.
-        with Progress(transient=True, auto_refresh=False) as bar:
-            task = bar.add_task("ingesting", total=total_size(transcript_files(projects_dir)))
-            summary = ingest_tree(conn, projects_dir, catalog,
-                                  progress=lambda path, _: bar.update(task, advance=_size(path), refresh=True))
-    else:
-        summary = ingest_tree(conn, projects_dir, catalog)
+    summary = _ingest_with_progress(conn, projects_dir, catalog)
     _warn_skipped(summary)
     click.echo(
         f"{summary.files} files ({summary.files_read} with new lines, {summary.bytes_read / 1e6:,.1f} MB read): "
@@ -295,11 +285,10 @@ def report(since: str | None, until: str | None, week: bool, all_days: bool, gro
     conn = open_store(db_path)
     if not no_ingest:
         from .config import default_projects_dir
-        from .ledger import ingest_tree
 
         folder = projects_dir or default_projects_dir()
         if folder.is_dir():
-            _warn_skipped(ingest_tree(conn, folder, catalog))
+            _warn_skipped(_ingest_with_progress(conn, folder, catalog))
         else:
             click.echo(f"mcp-router: no Claude Code projects folder at {folder} (set CLAUDE_CONFIG_DIR or pass"
                        " --projects-dir); reporting on the database as it is", err=True)
@@ -394,7 +383,9 @@ def route(task: str | None, context_tokens: int, batch_file: Any, as_json: bool,
         click.echo(json.dumps(decision.to_dict()))
         return
     cost = f", about ${decision.estimated_cost_usd:.4f}" if decision.estimated_cost_usd is not None else ""
-    click.echo(f"{decision.tier} ({decision.model}{cost}) — {decision.category}, confidence {decision.confidence:.0%}")
+    unsure = f", unsure: {' or '.join(decision.candidates)}" if decision.uncertain else ""
+    click.echo(f"{decision.tier} ({decision.model}{cost}) — {decision.category}, confidence {decision.confidence:.0%}"
+               f"{unsure}")
     click.echo(decision.reason)
 
 
@@ -505,17 +496,54 @@ def _warn_skipped(summary: Any) -> None:
                    f" (first: line {first_line}: {reason})", err=True)
 
 
-def _stderr_is_terminal() -> bool:
+def _ingest_with_progress(conn: Any, projects_dir: Path, catalog: Any) -> Any:
+    """``ingest_tree``, with a progress bar on stderr when it is a terminal and the ingest runs over two seconds."""
     import sys
 
-    return sys.stderr.isatty()
+    from .ledger import ingest_tree
 
-
-def _size(path: Path) -> int:
+    if not sys.stderr.isatty():
+        return ingest_tree(conn, projects_dir, catalog)
+    bar = _IngestBar()
     try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+        return ingest_tree(conn, projects_dir, catalog, progress=bar)
+    finally:
+        bar.close()
+
+
+class _IngestBar:
+    """Bytes and files read of those with new lines, and the time left; shown once an ingest has run
+    ``DELAY`` seconds, so a quick one prints nothing. Refreshed by hand: ingest may fork parsing workers,
+    and fork does not mix with a refresh thread."""
+
+    DELAY = 2.0
+
+    def __init__(self) -> None:
+        import time
+
+        self.started = time.monotonic()
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __call__(self, files: int, read: int, all_files: int, all_bytes: int) -> None:
+        if self.bar is None:
+            import time
+
+            if time.monotonic() - self.started < self.DELAY:
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("ingesting"), BarColumn(), DownloadColumn(),
+                                TextColumn("{task.fields[files]}"), TimeRemainingColumn(),
+                                console=Console(stderr=True), transient=True, auto_refresh=False)
+            self.task = self.bar.add_task("ingesting", total=all_bytes, files="")
+            self.bar.start()
+        self.bar.update(self.task, completed=min(read, all_bytes), files=f"{files:,}/{all_files:,} files", refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _price(value: float) -> str:

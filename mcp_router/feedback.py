@@ -65,7 +65,7 @@ def reset(conn: sqlite3.Connection, category: str) -> bool:
     Raises ValueError for a category that neither the routing policy nor the database knows."""
     from .routing import load_policy
 
-    known = set(load_policy()[0]["categories"]) | {row[0] for row in conn.execute(
+    known = set(load_policy()["categories"]) | {row[0] for row in conn.execute(
         "SELECT category FROM category_overrides UNION SELECT category FROM feedback")}
     if category not in known:
         import difflib

@@ -37,6 +37,8 @@ class RouteDecision(BaseModel):
     reason: str
     confidence: float
     estimated_cost_usd: float | None
+    uncertain: bool
+    candidates: list[str]
 
 
 class DelegationResult(BaseModel):
@@ -156,8 +158,8 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
         task: Annotated[str, Field(description="The task, as you would describe it to a colleague.")],
         context_tokens: Annotated[int, Field(ge=0, description="Tokens of context the task needs.")] = 0,
     ) -> RouteDecision:
-        """Cheapest model tier (haiku/sonnet/opus) adequate for a task, with the current model id, the reason
-        and a cost estimate. Ask before spawning a subagent or when unsure a task needs your model."""
+        """Cheapest adequate model tier (haiku/sonnet/opus) for a task: model id, reason, cost. Ask before
+        spawning a subagent. If `uncertain`, it took the higher of `candidates`: judge yourself."""
         db = conn()
         try:
             return RouteDecision(**router(db).route(task, context_tokens).to_dict())
@@ -185,7 +187,7 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
         def work() -> None:
             db = conn()
             try:
-                category = router(db).classify(task).category.name
+                category = router(db).classify(task)
                 outcome["result"] = Delegator(db, config, catalog, workdir).delegate(
                     task, paths, content, max_tokens, model, category=category, deadline=deadline)
             except BaseException as exc:  # handed to the caller's thread below

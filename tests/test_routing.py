@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import json
+import math
 import os
 import subprocess
 import sys
+from array import array
 from pathlib import Path
 
 import pytest
@@ -12,43 +15,84 @@ from hypothesis import strategies as st
 from mcp_router import feedback
 from mcp_router.config import Config
 from mcp_router.pricing import Catalog
-from mcp_router.routing import Router, load_policy
+from mcp_router.routing import Model, Router, features, load_policy
 from mcp_router.store import connect
 
 CATALOG = Catalog.load()
 ROUTER = Router.load(CATALOG, Config.load())
-POLICY, EXAMPLES = load_policy()
+POLICY = load_policy()
+CLASSES = list(POLICY["categories"])
+
+
+def _model(bias: dict[str, float]) -> Model:
+    """A model whose reading is its biases alone: every weight is 128, i.e. zero."""
+    meta = {"classes": CLASSES, "bits": 4, "scale": 0.01, "temperature": 1.0,
+            "bias": [bias.get(name, -50.0) for name in CLASSES]}
+    return Model(meta, array("H", [128] * (len(CLASSES) << 4)).tobytes())
 
 
 @pytest.mark.parametrize(
     ("task", "tier"),
     [
-        ("summarize why payments are off by a cent across 9 services", "opus"),  # decoy: "summarize"
         ("rename the variable arch in config.py", "haiku"),  # decoy: "arch"
-        ("anything red in last night's build log?", "haiku"),
         ("convert data.csv to json", "haiku"),
         ("extract all the urls from notes.md", "haiku"),
         ("write a commit message for this diff", "haiku"),
+        ("summarize the production logs", "haiku"),  # a summary of production logs is still a summary
         ("add a --json flag to the export command", "sonnet"),
         ("write tests for the csv parser", "sonnet"),
         ("refactor report.py into smaller functions", "sonnet"),
-        ("find the intermittent deadlock in the worker pool", "opus"),
-        ("design the sharding strategy for the events table, trade-offs please", "opus"),
-        ("review the oauth token refresh flow", "opus"),
-        ("summarize the production logs", "haiku"),  # decoy: a summary of production logs is still a summary
-        ("fix the retry bug in the production sync job", "opus"),  # stakes: one tier up from Sonnet
-        ("from this stack trace of the intermittent deadlock, pull out the thread names", "haiku"),  # decoy
         ("explain how the jwt validation works", "sonnet"),  # explaining auth code is not writing it
+        ("design the sharding strategy for the events table, trade-offs please", "opus"),
         ("implement the oauth2 PKCE flow for the mobile login", "opus"),  # writing auth code is
-        ("don't refactor anything, just reformat utils.py", "haiku"),  # negation
-        ("reformat utils.py, use opus", "opus"),  # explicit quality request
+        ("rename `amount` to `amount_cents` in the prod payments table; 6 services read it", "opus"),
+        ("reformat utils.py, use opus", "opus"),  # an explicit ask for the best model: a rule
     ],
 )
 def test_route_tiers(task: str, tier: str) -> None:
     decision = ROUTER.route(task)
     assert decision.tier == tier, decision.reason
     assert decision.model == CATALOG.resolve(tier)
-    assert decision.reason and 0 < decision.confidence <= 1
+    assert decision.reason and 0 <= decision.confidence <= 1
+
+
+def test_unsure_names_two_tiers_and_picks_the_higher() -> None:
+    router = Router(CATALOG, POLICY, model=_model({"summarize": 0.3, "research": 0.0}))  # 57% haiku, 43% opus
+    decision = router.route("anything")
+    assert decision.uncertain and decision.candidates == ["haiku", "opus"]
+    assert (decision.tier, decision.category) == ("opus", "research")
+    assert decision.confidence == 0.43 and "unsure between haiku and opus" in decision.reason
+    sure = Router(CATALOG, POLICY, model=_model({"summarize": 5.0})).route("anything")
+    assert not sure.uncertain and sure.candidates == ["haiku"] and sure.tier == "haiku" and sure.confidence >= 0.8
+
+
+@given(st.dictionaries(st.sampled_from(CLASSES), st.floats(-8, 8), min_size=1))
+def test_never_haiku_when_unsure(bias: dict[str, float]) -> None:
+    decision = Router(CATALOG, POLICY, model=_model(bias)).route("anything")
+    if decision.uncertain:
+        assert decision.tier != "haiku" and len(decision.candidates) == 2
+        assert decision.tier == decision.candidates[-1]
+    else:
+        assert decision.candidates == [decision.tier]
+        assert decision.confidence >= POLICY["uncertain_below"] - 0.005
+
+
+def test_a_tier_is_the_sum_of_its_categories() -> None:
+    # No single category reaches 40%, but the three Opus ones together are 60%: Opus, sure of the tier.
+    bias = {"summarize": math.log(0.2), "extract": math.log(0.2), "security": math.log(0.2),
+            "architecture": math.log(0.2), "research": math.log(0.2)}
+    router = Router(CATALOG, {**POLICY, "uncertain_below": 0.55}, model=_model(bias))
+    decision = router.route("anything")
+    assert (decision.tier, decision.uncertain, decision.confidence) == ("opus", False, 0.6)
+
+
+def test_the_decision_says_uncertain_and_candidates_everywhere(db_path: Path) -> None:
+    decision = ROUTER.route("summarize this build log")
+    assert decision.to_dict()["uncertain"] is False and decision.to_dict()["candidates"] == ["haiku"]
+    done = subprocess.run([sys.executable, "-m", "mcp_router", "route", "zorble frobnicator", "--json"],
+                          capture_output=True, text=True, check=True, env={**os.environ, "MCP_ROUTER_DB": str(db_path)})
+    routed = json.loads(done.stdout)
+    assert routed["uncertain"] is True and len(routed["candidates"]) == 2 and routed["tier"] != "haiku"
 
 
 def test_context_beyond_the_window_moves_to_a_tier_that_fits() -> None:
@@ -57,12 +101,13 @@ def test_context_beyond_the_window_moves_to_a_tier_that_fits() -> None:
     assert router.route("summarize this log", context_tokens=90_000).tier == "haiku"
     decision = router.route("summarize this log", context_tokens=150_000)
     assert decision.tier == "sonnet" and "exceed haiku's window" in decision.reason
+    assert decision.candidates == ["sonnet"] and not decision.uncertain
 
 
 def test_a_mechanical_task_over_a_large_context_needs_sonnet() -> None:
     assert ROUTER.route("summarize this log", context_tokens=199_999).tier == "haiku"
     decision = ROUTER.route("summarize this log", context_tokens=200_000)
-    assert decision.tier == "sonnet" and "a large input ('200,000 tokens')" in decision.reason
+    assert decision.tier == "sonnet" and "a large input (200,000 tokens)" in decision.reason
     assert ROUTER.route("refactor report.py", context_tokens=200_000).tier == "sonnet"  # not raised twice
     assert ROUTER.route("summarize this log", context_tokens=2_000_000).reason.endswith("split the input.")
 
@@ -77,47 +122,26 @@ def test_config_and_database_overrides(db_path: Path) -> None:
         Router.load(CATALOG, Config(routing={"summaries": "opus"}))
 
 
-def test_examples_teach_the_router_phrasing_that_no_signal_names() -> None:
-    assert ROUTER.route("zorble frobnicator").category == "implement_feature"  # nothing known: the default
-    router = Router(CATALOG, POLICY, EXAMPLES + [("zorble the frobnicator", "hard_debugging")] * 3)
-    decision = router.route("zorble frobnicator")
-    assert (decision.tier, decision.category) == ("opus", "hard_debugging")
-    assert "'zorble'" in decision.reason or "'frobnicator'" in decision.reason
-
-
 def test_the_same_task_gets_the_same_decision_in_every_process() -> None:
-    task = "what's this regex doing: ^(?=.*\\d)(?=.*[a-z]).{8,}$"  # explained by the examples' words: ties
+    task = "whats this regex doing: ^(?=.*\\d)(?=.*[a-z]).{8,}$ — it's in auth/validators.py"
     answers = {subprocess.run([sys.executable, "-m", "mcp_router", "route", task, "--json"], capture_output=True,
                               text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
                for seed in ("1", "2", "3")}
     assert len(answers) == 1, answers
 
 
-def test_confidence_grows_with_the_lead_over_other_tiers() -> None:
-    assert ROUTER.route("zorble frobnicator").confidence == 0.33  # nothing known: one chance in three
-    clear = ROUTER.route("convert data.csv to json").confidence
-    close = Router(CATALOG, POLICY, EXAMPLES + [("qux quux", "summarize"), ("qux quux", "research")] * 20)
-    assert close.route("qux quux minutes").confidence < 0.75 < clear <= 0.99
+def test_the_model_is_read_only_when_a_request_is_routed() -> None:
+    router = Router.load(CATALOG, Config.load())
+    assert router._model is None
+    router.route("convert data.csv to json")
+    assert router._model is not None and len(router._model.classes) == len(POLICY["categories"])
 
 
-def test_a_close_call_between_haiku_and_opus_work_goes_to_sonnet() -> None:
-    router = Router(CATALOG, POLICY, EXAMPLES + [("qux quux", "summarize"), ("qux quux", "research")] * 20)
-    decision = router.route("qux quux minutes")  # the examples tie; the signal "minutes" tips it to summarize
-    assert decision.tier == "sonnet" and decision.category == "summarize"
-    assert "could also be research" in decision.reason
-
-
-def test_a_strong_opus_signal_keeps_a_mechanical_reading_off_haiku() -> None:
-    router = Router(CATALOG, POLICY, EXAMPLES + [("summarize the literature on this", "summarize")] * 5)
-    decision = router.route("literature on crdt editors, summarize it")  # 'literature' first: weighs 5
-    assert decision.tier == "sonnet" and "could also be research" in decision.reason
-    assert router.route("summarize it").tier == "haiku"
-
-
-def test_a_topic_needs_support_from_the_reading() -> None:
-    assert ROUTER.route("the checkout button on mobile is hidden behind the footer, fix it").tier == "sonnet"
-    decision = ROUTER.route("implement partial refunds in payments/stripe_client.py")
-    assert (decision.tier, decision.category) == ("opus", "security")
+def test_features_are_stable_and_bounded() -> None:
+    assert features("Fix the bug", 16) == features("Fix the bug", 16)  # CRC-32: no per-process hash seed
+    assert all(0 <= bucket < 16 for bucket in features("a much longer request " * 500, 4))
+    long_log = "ERROR worker crashed\n" * 5000 + "why does this keep happening?"
+    assert len(features(long_log, 16)) < 4000  # a pasted log is read at its start and end only
 
 
 @given(st.text(max_size=300), st.integers(0, 3_000_000))
@@ -126,7 +150,8 @@ def test_route_returns_a_tier_or_says_the_task_is_empty(task: str, context_token
         with pytest.raises(ValueError, match="the task is empty"):
             ROUTER.route(task, context_tokens)
         return
-    assert ROUTER.route(task, context_tokens).tier in ("haiku", "sonnet", "opus")
+    decision = ROUTER.route(task, context_tokens)
+    assert decision.tier in ("haiku", "sonnet", "opus") and decision.candidates
 
 
 def _delegation(conn, n: int, category: str = "summarize") -> str:

@@ -76,6 +76,7 @@ def test_tools_are_listed_small_and_route_model_answers(api: StandinAPI, db_path
     assert not routed.is_error
     assert routed.structured_content["tier"] == "haiku"
     assert routed.structured_content["model"] == "claude-haiku-5-5"
+    assert routed.structured_content["uncertain"] is False and routed.structured_content["candidates"] == ["haiku"]
     assert api.requests == []
 
 
