@@ -156,7 +156,9 @@ def _running(pid: int | None) -> bool:
     return True
 
 
-MAX_REQUESTS_PER_RECORD = 100_000
+# One track_cost record is one task's model calls. Claude Code compacts a long session well before a thousand turns,
+# and a thousand full-window Opus calls is already a few thousand dollars: more in one record is a slip, not a task.
+MAX_REQUESTS_PER_RECORD = 1_000
 DEFAULT_CONTEXT_WINDOW = 200_000
 DEFAULT_MAX_OUTPUT = 64_000
 

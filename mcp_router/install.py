@@ -42,6 +42,7 @@ HOOK_EVENTS = {"UserPromptSubmit": 5, "Stop": 15, "SubagentStop": 15, "SessionEn
 
 
 NEW_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700  # folders install creates: whatever the umask, no other user may swap files in them
 PORTABLE_COMMAND = "mcp-router"
 
 
@@ -246,7 +247,7 @@ def apply(changes: list[Change], record_file: Path | None = None, *, installing:
         if change.after is None:
             change.path.unlink()
         else:
-            change.path.parent.mkdir(parents=True, exist_ok=True)
+            change.path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
             _write(change.path, change.after, mode)
         if not installing:
             record.pop(key, None)
@@ -277,6 +278,7 @@ def _backup(path: Path, text: str, mode: int) -> Path:
 
 
 def _write(path: Path, text: str, mode: int) -> None:
+    path = path.resolve() if path.is_symlink() else path  # a dotfiles manager's link stays a link: write its target
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -305,7 +307,7 @@ def _read_record(record_file: Path | None) -> dict[str, Any]:
 
 def _write_record(record: dict[str, Any], record_file: Path | None) -> None:
     path = record_file or default_record_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     _write(path, json.dumps(record, indent=2) + "\n", NEW_FILE_MODE)
 
 

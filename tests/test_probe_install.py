@@ -205,7 +205,6 @@ def test_plugin_and_mcp_router_install_do_not_double_up(tmp_path: Path, isolated
         "a second mcp-router server beside the plugin's, and no word about it"
 
 
-@pytest.mark.xfail(strict=True, reason="fixed on fix-11")
 def test_the_ledger_is_not_world_readable(tmp_path: Path) -> None:
     """Under the usual umask 022 the usage database is created 0644 in a 0755 folder."""
     home = tmp_path / "user"
