@@ -185,7 +185,7 @@ def _check(name: str, value: Any, where: str) -> Any:
     if name in ("main_model", "delegate_model", "fallback_model"):
         if not isinstance(value, str):
             raise ConfigError(f"{where}: {name}: expected a model id or alias, got {value!r}")
-        if not value.strip():
+        if not value.strip() and name != "fallback_model":  # an empty fallback is the default: none
             raise ConfigError(f"{where}: {name}: is empty: give a model id or alias (see mcp-router pricing),"
                               " or remove it for the default")
         return value
