@@ -24,6 +24,7 @@ from .pricing import Catalog, ModelInfo, Usage, cost_usd
 from .store import Queryable, get_setting, set_setting, transaction
 
 CAP_SETTING = "monthly_cap_usd"
+MIN_CAP_USD = 0.01  # a cap below a cent cannot be shown or compared in the cents we print
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class BudgetStatus:
     month: str  # YYYY-MM
     month_to_date_usd: float
     monthly_cap_usd: float  # 0 = no cap
+    unpriced_messages: int = 0  # this month's responses of models without a price: not in month_to_date_usd
 
     @property
     def allowed(self) -> bool:
@@ -59,6 +61,12 @@ def month_to_date_usd(conn: Queryable, now: datetime | None = None) -> float:
     return float(ledger + server)
 
 
+def unpriced_messages(conn: Queryable, now: datetime | None = None) -> int:
+    since = month_start(now).timestamp()
+    return int(conn.execute("SELECT COALESCE(SUM(unpriced_messages), 0) FROM usage_rollup WHERE bucket >= ?",
+                            (since // 900,)).fetchone()[0])
+
+
 def monthly_cap_usd(conn: Queryable, config: Config) -> float:
     stored = get_setting(conn, CAP_SETTING)
     if stored is None:
@@ -76,6 +84,8 @@ def monthly_cap_usd(conn: Queryable, config: Config) -> float:
 def set_monthly_cap(conn: Queryable, usd: float) -> None:
     if not 0 <= usd <= MAX_CAP_USD:  # NaN too
         raise ValueError(f"the monthly cap must be 0 (no cap) to {MAX_CAP_USD:,.0f} USD, got {usd}")
+    if 0 < usd < MIN_CAP_USD:
+        raise ValueError(f"the monthly cap must be at least {MIN_CAP_USD} USD (a cent), or 0 for no cap; got {usd}")
     set_setting(conn, CAP_SETTING, repr(float(usd)))
 
 
@@ -84,6 +94,7 @@ def status(conn: Queryable, config: Config, now: datetime | None = None) -> Budg
         month=month_start(now).strftime("%Y-%m"),
         month_to_date_usd=month_to_date_usd(conn, now),
         monthly_cap_usd=monthly_cap_usd(conn, config),
+        unpriced_messages=unpriced_messages(conn, now),
     )
 
 
@@ -146,7 +157,9 @@ def _running(pid: int | None) -> bool:
     return True
 
 
-MAX_REQUESTS_PER_RECORD = 100_000
+# One track_cost record is one task's model calls. Claude Code compacts a long session well before a thousand turns,
+# and a thousand full-window Opus calls is already a few thousand dollars: more in one record is a slip, not a task.
+MAX_REQUESTS_PER_RECORD = 1_000
 DEFAULT_CONTEXT_WINDOW = 200_000
 DEFAULT_MAX_OUTPUT = 64_000
 

@@ -54,12 +54,19 @@ class _Group(click.Group):
             raise click.ClickException(f"{where}{exc.strerror or exc}") from exc
 
 
+def _db_path(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    if value is not None and (not str(value).strip() or value.is_dir()):  # "" arrives as Path(".")
+        raise click.BadParameter("--db needs a path to a SQLite file, not an empty path or a folder", ctx, param)
+    return value
+
+
 def db_option(func: F) -> F:
     return click.option(
         "--db",
         "db_path",
         type=click.Path(dir_okay=False, path_type=Path),
         default=None,
+        callback=_db_path,
         help="SQLite file [default: $MCP_ROUTER_DB, else $XDG_DATA_HOME/mcp-router/usage.db]",
     )(func)
 
@@ -101,6 +108,8 @@ def pricing(model: str | None, batch: bool, as_json: bool, db_path: Path | None)
     config = Config.load()
     catalog = Catalog.load(config.pricing)
     factor = BATCH_DISCOUNT if batch else 1.0
+    if model is not None and not model.strip():
+        raise click.UsageError("the model name is empty: give a model id or alias, or none for the whole catalog")
     models = [catalog.get(model)] if model else list(catalog.models.values())
     rows = []
     for info in models:
@@ -179,9 +188,13 @@ def budget(set_monthly: float | None, team: bool, as_json: bool, db_path: Path |
         click.echo(json.dumps({
             "month": status.month, "month_to_date_usd": round(status.month_to_date_usd, 6),
             "monthly_cap_usd": status.monthly_cap_usd, "allowed": status.allowed,
+            "unpriced_messages": status.unpriced_messages,
         }))
         return
     spent = format_usd(status.month_to_date_usd)
+    if status.unpriced_messages:
+        spent += (f" (+{status.unpriced_messages:,} unpriced response{'s' if status.unpriced_messages != 1 else ''}"
+                  " not counted: add prices under [pricing.models] in the config)")
     if status.monthly_cap_usd > 0:
         share = status.month_to_date_usd / status.monthly_cap_usd
         click.echo(f"{status.month}: {spent} of {format_usd(status.monthly_cap_usd)} ({share:.0%})"
@@ -191,9 +204,10 @@ def budget(set_monthly: float | None, team: bool, as_json: bool, db_path: Path |
 
 
 @cli.command()
-@click.option("--void", "void_id", type=int, default=None, metavar="ID",
+@click.option("--void", "void_id", type=click.IntRange(min=1, max=2**63 - 1), default=None, metavar="ID",
               help="Mark cost record ID void: kept and listed, no longer counted as spend.")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many records to list.")
+@click.option("--limit", type=click.IntRange(min=1, max=1_000_000), default=20, show_default=True,
+              help="How many records to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @db_option
 def costs(void_id: int | None, limit: int, as_json: bool, db_path: Path | None) -> None:
@@ -229,7 +243,6 @@ def costs(void_id: int | None, limit: int, as_json: bool, db_path: Path | None) 
 def ingest(projects_dir: Path | None, db_path: Path | None) -> None:
     """Ingest every Claude Code transcript under the projects folder (incremental on re-runs)."""
     from .config import default_projects_dir
-    from .ledger import ingest_tree, total_size, transcript_files
     from .pricing import Catalog
 
     config = Config.load()
@@ -238,16 +251,7 @@ def ingest(projects_dir: Path | None, db_path: Path | None) -> None:
         raise click.ClickException(f"no Claude Code projects folder at {projects_dir}")
     conn = open_store(db_path)
     catalog = Catalog.load(config.pricing)
-    if _stderr_is_terminal():
-        from rich.progress import Progress
-
-        # No refresh thread: ingest may fork parsing workers, and fork does not mix with threads.
-        with Progress(transient=True, auto_refresh=False) as bar:
-            task = bar.add_task("ingesting", total=total_size(transcript_files(projects_dir)))
-            summary = ingest_tree(conn, projects_dir, catalog,
-                                  progress=lambda path, _: bar.update(task, advance=_size(path), refresh=True))
-    else:
-        summary = ingest_tree(conn, projects_dir, catalog)
+    summary = _ingest_with_progress(conn, projects_dir, catalog)
     _warn_skipped(summary)
     click.echo(
         f"{summary.files} files ({summary.files_read} with new lines, {summary.bytes_read / 1e6:,.1f} MB read): "
@@ -274,7 +278,7 @@ def sync(quiet: bool, db_path: Path | None) -> None:
 @cli.command()
 @db_option
 def hook(db_path: Path | None) -> None:
-    """Claude Code hook: reads the payload on stdin, ingests the session; always exits 0."""
+    """Claude Code hook: routing advice on UserPromptSubmit, else ingests the session; always exits 0."""
     from .hook import main
 
     raise SystemExit(main(["--db", str(db_path)] if db_path else []))
@@ -311,18 +315,19 @@ def report(since: str | None, until: str | None, week: bool, all_days: bool, gro
     if open_file and fmt != "html":
         raise click.UsageError("--open opens the HTML report: add --format html")
     if output is not None and not output.parent.is_dir():
-        raise click.ClickException(f"--output: the folder {output.parent} does not exist")
+        problem = f"{output.parent} is a file, not a folder" if output.parent.exists() else \
+            f"the folder {output.parent} does not exist"
+        raise click.ClickException(f"--output: {problem}")
     spec = ReportSpec.parse(since, until, timezone_name, group_by, all_days=all_days)
     config = Config.load()
     catalog = Catalog.load(config.pricing)
     conn = open_store(db_path)
     if not no_ingest:
         from .config import default_projects_dir
-        from .ledger import ingest_tree
 
         folder = projects_dir or default_projects_dir()
         if folder.is_dir():
-            _warn_skipped(ingest_tree(conn, folder, catalog))
+            _warn_skipped(_ingest_with_progress(conn, folder, catalog))
         else:
             click.echo(f"mcp-router: no Claude Code projects folder at {folder} (set CLAUDE_CONFIG_DIR or pass"
                        " --projects-dir); reporting on the database as it is", err=True)
@@ -505,6 +510,8 @@ def _install(adding: bool, settings_file: Path | None, scope: str, dry_run: bool
         click.echo(f"  backup: {backup}")
     if adding:
         click.echo(installer.next_steps(scope))
+        if installer.plugin_installed():
+            click.echo(installer.PLUGIN_WARNING, err=True)
 
 
 def _write(output: Path, text: str) -> None:
@@ -534,17 +541,54 @@ def _warn_skipped(summary: Any) -> None:
                    f" (first: line {first_line}: {reason})", err=True)
 
 
-def _stderr_is_terminal() -> bool:
+def _ingest_with_progress(conn: Any, projects_dir: Path, catalog: Any) -> Any:
+    """``ingest_tree``, with a progress bar on stderr when it is a terminal and the ingest runs over two seconds."""
     import sys
 
-    return sys.stderr.isatty()
+    from .ledger import ingest_tree
 
-
-def _size(path: Path) -> int:
+    if not sys.stderr.isatty():
+        return ingest_tree(conn, projects_dir, catalog)
+    bar = _IngestBar()
     try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+        return ingest_tree(conn, projects_dir, catalog, progress=bar)
+    finally:
+        bar.close()
+
+
+class _IngestBar:
+    """Bytes and files read of those with new lines, and the time left; shown once an ingest has run
+    ``DELAY`` seconds, so a quick one prints nothing. Refreshed by hand: ingest may fork parsing workers,
+    and fork does not mix with a refresh thread."""
+
+    DELAY = 2.0
+
+    def __init__(self) -> None:
+        import time
+
+        self.started = time.monotonic()
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __call__(self, files: int, read: int, all_files: int, all_bytes: int) -> None:
+        if self.bar is None:
+            import time
+
+            if time.monotonic() - self.started < self.DELAY:
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("ingesting"), BarColumn(), DownloadColumn(),
+                                TextColumn("{task.fields[files]}"), TimeRemainingColumn(),
+                                console=Console(stderr=True), transient=True, auto_refresh=False)
+            self.task = self.bar.add_task("ingesting", total=all_bytes, files="")
+            self.bar.start()
+        self.bar.update(self.task, completed=min(read, all_bytes), files=f"{files:,}/{all_files:,} files", refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _price(value: float) -> str:

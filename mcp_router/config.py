@@ -19,6 +19,8 @@ hook, which must start in a few milliseconds, reads it too.
     team_db_url = ""                   # postgresql://… of the team database (password: ~/.pgpass or PGPASSWORD)
     user = ""                          # who this machine's rows belong to there; default: git user.email
     machine = ""                       # this machine's name there; default: the host name
+    advice = "on"                      # per-prompt routing advice: "on", "quiet" (the model only), "off"
+    advice_skip = []                   # categories never advised on, e.g. ["summarize", "hard_debugging"]
     [routing]                          # category = "haiku" | "sonnet" | "opus"
     [pricing.models."claude-foo-1"]    # input = …, output = …, cache_read = …, cache_write_5m = …, …
     [pricing.aliases]                  # name = "model-id"
@@ -37,6 +39,7 @@ from .errors import ConfigError
 
 ENV_PREFIX = "MCP_ROUTER_"
 TIERS = ("haiku", "sonnet", "opus")
+ADVICE_MODES = ("on", "quiet", "off")
 MAX_CAP_USD = 1e9  # a monthly cap above this is a typo, and keeps the arithmetic on it exact
 
 
@@ -56,6 +59,8 @@ class Config:
     team_db_url: str = ""
     user: str = ""
     machine: str = ""
+    advice: str = "on"
+    advice_skip: tuple[str, ...] = ()
     routing: dict[str, Any] = field(default_factory=dict)
     pricing: dict[str, Any] = field(default_factory=dict)
     source: str = ""
@@ -74,7 +79,7 @@ class Config:
             import tomllib  # only when there is a file: the hook starts faster without it
 
             try:
-                values = tomllib.loads(config_path.read_text("utf-8"))
+                values = tomllib.loads(config_path.read_text("utf-8-sig"))
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
                 raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
             except OSError as exc:
@@ -146,7 +151,7 @@ def _from_env(name: str, raw: str) -> Any:
         return [part for part in raw.split(os.pathsep) if part]
     if name == "keep_prompts":
         return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(raw.lower(), raw)
-    if name == "alert_thresholds":
+    if name in ("alert_thresholds", "advice_skip"):
         return [part.strip() for part in raw.split(",") if part.strip()]
     return raw
 
@@ -172,6 +177,8 @@ def _check(name: str, value: Any, where: str) -> Any:
         cap = _number(name, value, where, float)
         if cap > MAX_CAP_USD:
             raise ConfigError(f"{where}: {name}: at most {MAX_CAP_USD:,.0f} USD, got {value!r} (0 = no cap)")
+        if 0 < cap < 0.01:
+            raise ConfigError(f"{where}: {name}: at least 0.01 USD (a cent), got {value!r} (0 = no cap)")
         return cap
     if name == "api_timeout_seconds":
         return _number(name, value, where, float)
@@ -184,6 +191,9 @@ def _check(name: str, value: Any, where: str) -> Any:
     if name in ("main_model", "delegate_model", "fallback_model"):
         if not isinstance(value, str):
             raise ConfigError(f"{where}: {name}: expected a model id or alias, got {value!r}")
+        if not value.strip() and name != "fallback_model":  # an empty fallback is the default: none
+            raise ConfigError(f"{where}: {name}: is empty: give a model id or alias (see mcp-router pricing),"
+                              " or remove it for the default")
         return value
     if name in ("team_db_url", "user", "machine"):
         if not isinstance(value, str):
@@ -196,6 +206,14 @@ def _check(name: str, value: Any, where: str) -> Any:
         if any(t <= 0 for t in thresholds):
             raise ConfigError(f"{where}: {name}: fractions of the cap must be above 0, got {value!r}")
         return tuple(sorted(set(thresholds)))
+    if name == "advice":
+        if value not in ADVICE_MODES:
+            raise ConfigError(f"{where}: advice: expected one of {', '.join(ADVICE_MODES)}, got {value!r}")
+        return value
+    if name == "advice_skip":
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{where}: {name}: expected a list of routing categories such as [\"summarize\"]")
+        return tuple(value)
     if name == "allowed_roots":
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise ConfigError(f"{where}: {name}: expected a list of directory paths")

@@ -16,15 +16,17 @@ the caller gets a tool error it can act on instead of a timeout. The reservation
 the tool timeout, so a server killed mid-call holds no budget for long (``budget.reserve``).
 
 Backends: the Anthropic API through the SDK when ``ANTHROPIC_API_KEY`` (or ``ANTHROPIC_AUTH_TOKEN``)
-is set; otherwise a headless ``claude -p`` when Claude Code is on PATH (subscription users), run with
-no tools, no MCP servers and no session saved, under a session id recorded first so the ledger
-never counts its usage or keeps its prompt (it is recorded once, as a delegation).
+is set; otherwise a headless ``claude -p`` when Claude Code is on PATH (subscription users), run in safe
+mode (no hooks, CLAUDE.md, plugins or settings files) with no tools, no MCP servers and no session saved,
+under a session id recorded first so the ledger never counts its usage or keeps its prompt (it is recorded once,
+as a delegation).
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import secrets
 import shutil
@@ -61,6 +63,8 @@ MAX_RESULT_CHARS = 40_000  # about 10k tokens, well under Claude Code's 25k-toke
 MAX_CHUNKS = 8
 DEFAULT_WINDOW = 200_000
 DEFAULT_TOOL_TIMEOUT_SECONDS = 60.0
+# A delegation holds budget for twice this; a day is longer than any task worth delegating to a cheap model.
+MAX_TOOL_TIMEOUT_SECONDS = 86_400.0
 # Of the tool timeout, what the model calls may use; the rest covers redaction, the database and the reply.
 TIME_BUDGET_SHARE = 0.75
 MIN_ATTEMPT_SECONDS = 1.0
@@ -74,7 +78,9 @@ def tool_timeout_seconds(environ: Mapping[str, str] | None = None) -> float:
         value = float(raw) / 1000
     except ValueError:
         return DEFAULT_TOOL_TIMEOUT_SECONDS
-    return value if value > 0 else DEFAULT_TOOL_TIMEOUT_SECONDS
+    if not math.isfinite(value) or value <= 0:  # "inf", "1e400": no bound at all is not a timeout
+        return DEFAULT_TOOL_TIMEOUT_SECONDS
+    return min(value, MAX_TOOL_TIMEOUT_SECONDS)
 
 
 def time_budget_seconds(environ: Mapping[str, str] | None = None) -> float:
@@ -118,11 +124,12 @@ class Delegator:
         try:
             material = read_files(paths or [], self.roots, self.cwd, self.config.max_file_bytes)
         except PathRefused as exc:
-            self._record(record, started, outcome="refused", error=str(exc))
+            self._record(record, started, outcome="refused", error=redact(str(exc), "error.txt")[0])
             raise
         if content:
             material.append(("(content)", content))
-        material = [(path, redact(text, path)[0]) for path, text in material]
+        # A path is sent too (in the frame's header): a token in a folder or file name must not leave either.
+        material = [(redact(path, "path.txt")[0], redact(text, path)[0]) for path, text in material]
         prompt_chars = len(SYSTEM_PROMPT) + len(task) + sum(len(p) + len(t) + 40 for p, t in material)
         reserve_usd = cost_usd(info, Usage(int(prompt_chars / CHARS_PER_TOKEN * 1.5) + 1000, max_tokens))
         reservation = reserve(self.conn, self.config, reserve_usd, model=info.id, delegation_id=delegation_id,
@@ -257,7 +264,10 @@ class Delegator:
                           (session_id, delegation_id, time.time()))
         command = [shutil.which("claude") or "claude", "-p", "--model", info.id, "--output-format", "json",
                    "--system-prompt", SYSTEM_PROMPT, "--session-id", session_id, "--no-session-persistence",
-                   "--tools", "", "--strict-mcp-config", "--disable-slash-commands"]
+                   "--tools", "", "--strict-mcp-config", "--disable-slash-commands",
+                   # No hooks (they would get the file text), no CLAUDE.md (an instruction source outside the frame),
+                   # no plugins or skills; auth still works, so subscription users keep this backend.
+                   "--safe-mode", "--setting-sources", ""]
         try:
             done = subprocess.run(command, input=prompt, capture_output=True, text=True, timeout=remaining)
             result = json.loads(done.stdout)

@@ -8,6 +8,7 @@
           ├── BudgetExceeded     the monthly cap is reached; the call must not spend more
           ├── PathRefused        a file delegate_to_haiku may not read (names the rule)
           ├── DelegationError    the delegate model could not answer (API down, no key, …)
+          ├── DelegationGuarded  work the router is sure is above Haiku, sent without ``force``
           └── TeamDBError        the team database cannot be used (no driver, unreachable, newer schema)
 
 Bad arguments to a function raise plain ``ValueError``. The CLI turns every ``MCPRouterError``
@@ -53,3 +54,7 @@ class DelegationError(MCPRouterError):
 
 class TeamDBError(MCPRouterError):
     """The team database is not configured, cannot be reached, or has a schema this version does not know."""
+
+
+class DelegationGuarded(MCPRouterError):
+    """delegate_to_haiku refused work the router is sure is above Haiku (the caller may pass ``force``)."""

@@ -27,7 +27,8 @@ def record_feedback(conn: sqlite3.Connection, delegation_id: str, rating: str, n
     with transaction(conn):
         row = conn.execute("SELECT category, model FROM delegations WHERE id = ?", (delegation_id,)).fetchone()
         if row is None:
-            raise ValueError(f"no delegation with id {delegation_id!r} (delegate_to_haiku returns delegation_id)")
+            shown = delegation_id if len(delegation_id) <= 80 else delegation_id[:80] + "…"
+            raise ValueError(f"no delegation with id {shown!r} (delegate_to_haiku returns delegation_id)")
         category = row[0] or "unknown"
         conn.execute("INSERT INTO feedback (delegation_id, ts, category, rating, note) VALUES (?, ?, ?, ?, ?)",
                      (delegation_id, time.time(), category, rating, note))

@@ -14,6 +14,7 @@ import fnmatch
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from .errors import PathRefused
 
@@ -41,12 +42,27 @@ class DenyRule:
 
 
 @cache
-def deny_rules() -> tuple[DenyRule, ...]:
+def _deny_list() -> dict[str, Any]:
     import tomllib
 
-    rules = tomllib.loads(DENY_LIST.read_text("utf-8"))["rule"]
+    return tomllib.loads(DENY_LIST.read_text("utf-8"))
+
+
+@cache
+def deny_rules() -> tuple[DenyRule, ...]:
     return tuple(DenyRule(r["name"], r["why"], *(tuple(r.get(k, ())) for k in ("names", "dirs", "paths")))
-                 for r in rules)
+                 for r in _deny_list()["rule"])
+
+
+def _names_to_check(name: str) -> list[str]:
+    """``name``, and the name of the file it is a backup of (``.pgpass.bak`` → ``.pgpass``), if any."""
+    names = [name]
+    for suffix in _deny_list().get("backup_suffixes", ()):
+        star = suffix.find("*")
+        stem = name.lower().rfind(suffix.lower() if star < 0 else suffix[:star].lower())
+        if stem > 0 and fnmatch.fnmatchcase(name[stem:].lower(), suffix.lower()):
+            names.append(name[:stem])
+    return names
 
 
 def resolve_allowed(path: str, roots: list[Path], cwd: Path) -> Path:
@@ -64,7 +80,8 @@ def resolve_allowed(path: str, roots: list[Path], cwd: Path) -> Path:
         raise PathRefused(f"{path}: outside the allowed roots ({', '.join(map(str, real_roots))}); "
                           "add the folder to allowed_roots in the mcp-router config to allow it")
     relative = real.relative_to(inside).parts or (real.name,)
-    for parts in (relative, relative[:-1] + (candidate.name,)):  # a symlink's own name must pass too
+    names = {real.name, candidate.name}  # a symlink's own name must pass too
+    for parts in (relative[:-1] + (name,) for given in names for name in _names_to_check(given)):
         for rule in deny_rules():
             hit = rule.refuses(parts)
             if hit:
@@ -74,6 +91,9 @@ def resolve_allowed(path: str, roots: list[Path], cwd: Path) -> Path:
         raise PathRefused(f"{path}: no such file")
     if not real.is_file():
         raise PathRefused(f"{path}: not a regular file")
+    if real.stat().st_nlink > 1:
+        raise PathRefused(f"{path}: has {real.stat().st_nlink} hard links, and the deny list cannot check the other "
+                          "names (one may be a credentials file); delegate a copy of it instead")
     return real
 
 

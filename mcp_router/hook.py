@@ -1,4 +1,7 @@
-"""``mcp-router hook``: the Claude Code command hook (Stop, SubagentStop, SessionEnd).
+"""``mcp-router hook``: the Claude Code command hook (Stop, SubagentStop, SessionEnd; UserPromptSubmit).
+
+``UserPromptSubmit`` goes to ``advice`` (per-prompt routing advice, within ``ADVICE_TIME_LIMIT_SECONDS``)
+and ingests nothing: the prompt must reach the model without waiting.
 
 Reads the hook payload on stdin, ingests the new part of the session's transcripts and exits 0 —
 whatever happens, and within ``TIME_LIMIT_SECONDS`` — so it can never block or break a session. A
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 TIME_LIMIT_SECONDS = 10
+ADVICE_TIME_LIMIT_SECONDS = 3
 BUSY_TIMEOUT_SECONDS = 2.0
 
 
@@ -28,19 +32,30 @@ class _TimeUp(Exception):
 
 
 def main(argv: list[str]) -> int:
+    outcome = "the next run catches up"
     try:
         if hasattr(signal, "SIGALRM"):
             signal.signal(signal.SIGALRM, _raise_time_up)
             signal.alarm(TIME_LIMIT_SECONDS)
         from .config import db_path_from_argv
 
-        message = run(sys.stdin.read(), db_path_from_argv(argv))
+        stdin_text = sys.stdin.read()
+        payload = json.loads(stdin_text) if stdin_text.strip() else {}
+        if isinstance(payload, dict) and payload.get("hook_event_name") == "UserPromptSubmit":
+            outcome = "no advice for this prompt"
+            if hasattr(signal, "SIGALRM"):
+                signal.alarm(ADVICE_TIME_LIMIT_SECONDS)
+            answer = advise(payload, db_path_from_argv(argv))
+            if answer:
+                print(json.dumps(answer))
+            return 0
+        message = run(stdin_text, db_path_from_argv(argv))
         if message:
             print(json.dumps({"systemMessage": message}))
     except _TimeUp:
-        print("mcp-router hook: out of time; the next run catches up", file=sys.stderr)
+        print(f"mcp-router hook: out of time; {outcome}", file=sys.stderr)
     except Exception as exc:  # never let a hook break the session
-        print(f"mcp-router hook: {type(exc).__name__}: {exc}; the next run catches up", file=sys.stderr)
+        print(f"mcp-router hook: {type(exc).__name__}: {exc}; {outcome}", file=sys.stderr)
     finally:
         if hasattr(signal, "SIGALRM"):
             signal.alarm(0)
@@ -49,6 +64,14 @@ def main(argv: list[str]) -> int:
 
 def _raise_time_up(signum: int, frame: Any) -> None:
     raise _TimeUp()
+
+
+def advise(payload: dict[str, Any], db_path: Path) -> dict[str, Any] | None:
+    """The advice for a ``UserPromptSubmit`` payload, if any is due."""
+    from .advice import advise
+    from .config import Config
+
+    return advise(payload, Config.load(), db_path)
 
 
 def run(stdin_text: str, db_path: Path) -> str | None:

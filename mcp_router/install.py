@@ -4,8 +4,8 @@ Two files change, each merged (other hooks, permissions and servers are kept), i
 twice is installing once) and with a backup of the original beside it:
 
 - the settings file (user: ``$CLAUDE_CONFIG_DIR/settings.json`` or ``~/.claude/settings.json``;
-  project: ``.claude/settings.json``): the Stop / SubagentStop / SessionEnd hooks, permissions for the
-  tools, and the statusLine;
+  project: ``.claude/settings.json``): the UserPromptSubmit (routing advice), Stop, SubagentStop and
+  SessionEnd hooks, permissions for the tools, and the statusLine;
 - where Claude Code reads MCP servers (user: ``~/.claude.json``, or ``$CLAUDE_CONFIG_DIR/.claude.json``;
   project: ``.mcp.json``): the ``mcp-router`` server.
 
@@ -26,6 +26,7 @@ import difflib
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import stat
 import sys
@@ -37,10 +38,11 @@ from typing import Any
 
 SERVER_NAME = "mcp-router"
 TOOLS = ("route_model", "delegate_to_haiku", "track_cost", "rate_delegation")
-HOOK_EVENTS = {"Stop": 15, "SubagentStop": 15, "SessionEnd": 5}
+HOOK_EVENTS = {"UserPromptSubmit": 5, "Stop": 15, "SubagentStop": 15, "SessionEnd": 5}
 
 
 NEW_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700  # folders install creates: whatever the umask, no other user may swap files in them
 PORTABLE_COMMAND = "mcp-router"
 
 
@@ -65,9 +67,20 @@ def executable(scope: str = "user") -> str:
     if scope == "project":
         return PORTABLE_COMMAND
     beside = Path(sys.executable).parent / "mcp-router"
-    if beside.exists():
-        return str(beside)
-    return shutil.which("mcp-router") or "mcp-router"
+    found = str(beside) if beside.exists() else shutil.which("mcp-router")
+    if not found:
+        return PORTABLE_COMMAND
+    # install.sh links ~/.local/bin/mcp-router to whichever install (venv, uv, pipx) is current: naming the link
+    # keeps Claude Code on the upgraded command when a re-install switches between them.
+    link = Path.home() / ".local" / "bin" / "mcp-router"
+    if link.exists() and link.resolve() == Path(found).resolve():
+        return str(link)
+    return found
+
+
+def _shell(command: str) -> str:
+    """Hooks and the statusLine run through a shell: quote the path (it may hold spaces)."""
+    return shlex.quote(command)
 
 
 def settings_path(scope: str, cwd: Path) -> Path:
@@ -134,14 +147,14 @@ def add_to_settings(settings: dict[str, Any], command: str) -> dict[str, Any]:
     hooks = result.setdefault("hooks", {})
     for event, timeout in HOOK_EVENTS.items():
         groups = hooks.setdefault(event, [])
-        hook = {"type": "command", "command": f"{command} hook", "timeout": timeout}
+        hook = {"type": "command", "command": f"{_shell(command)} hook", "timeout": timeout}
         if not any(h.get("command") == hook["command"] for g in groups for h in g.get("hooks", [])):
             groups.append({"hooks": [hook]})
     allow = result.setdefault("permissions", {}).setdefault("allow", [])
     for tool in TOOLS:
         if f"mcp__{SERVER_NAME}__{tool}" not in allow:
             allow.append(f"mcp__{SERVER_NAME}__{tool}")
-    result.setdefault("statusLine", {"type": "command", "command": f"{command} statusline"})
+    result.setdefault("statusLine", {"type": "command", "command": f"{_shell(command)} statusline"})
     return result
 
 
@@ -151,7 +164,7 @@ def remove_from_settings(settings: dict[str, Any], command: str) -> dict[str, An
     hooks = result.get("hooks", {})
     for event in HOOK_EVENTS:
         groups = [g for g in hooks.get(event, []) if g.get("hooks") != [
-            {"type": "command", "command": f"{command} hook", "timeout": HOOK_EVENTS[event]}]]
+            {"type": "command", "command": f"{_shell(command)} hook", "timeout": HOOK_EVENTS[event]}]]
         if groups:
             hooks[event] = groups
         else:
@@ -166,7 +179,7 @@ def remove_from_settings(settings: dict[str, Any], command: str) -> dict[str, An
             del permissions["allow"]
     if "permissions" in result and not permissions:
         del result["permissions"]
-    if result.get("statusLine") == {"type": "command", "command": f"{command} statusline"}:
+    if result.get("statusLine") == {"type": "command", "command": f"{_shell(command)} statusline"}:
         del result["statusLine"]
     return result
 
@@ -234,7 +247,7 @@ def apply(changes: list[Change], record_file: Path | None = None, *, installing:
         if change.after is None:
             change.path.unlink()
         else:
-            change.path.parent.mkdir(parents=True, exist_ok=True)
+            change.path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
             _write(change.path, change.after, mode)
         if not installing:
             record.pop(key, None)
@@ -265,6 +278,7 @@ def _backup(path: Path, text: str, mode: int) -> Path:
 
 
 def _write(path: Path, text: str, mode: int) -> None:
+    path = path.resolve() if path.is_symlink() else path  # a dotfiles manager's link stays a link: write its target
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -293,12 +307,27 @@ def _read_record(record_file: Path | None) -> dict[str, Any]:
 
 def _write_record(record: dict[str, Any], record_file: Path | None) -> None:
     path = record_file or default_record_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     _write(path, json.dumps(record, indent=2) + "\n", NEW_FILE_MODE)
 
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def plugin_installed() -> bool:
+    """Whether Claude Code has the mcp-router plugin installed (it brings its own server and hooks)."""
+    try:
+        data = json.loads((_config_dir() / "plugins" / "installed_plugins.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    plugins = data.get("plugins", {}) if isinstance(data, dict) else {}
+    return isinstance(plugins, dict) and any(str(key).startswith(f"{SERVER_NAME}@") for key in plugins)
+
+
+PLUGIN_WARNING = ("warning: the mcp-router plugin is already installed in Claude Code and brings its own server and "
+                  "hooks; with both, every session is logged twice and two servers run. Keep one: "
+                  "`mcp-router uninstall`, or `claude plugin uninstall mcp-router@mcp-router`.")
 
 
 def next_steps(scope: str) -> str:

@@ -36,14 +36,19 @@ from .config import Config
 from .pricing import Catalog, Usage
 from .store import USAGE_COLUMNS, upsert_usage
 from .transcripts import (
+    Advice,
     CostState,
     MalformedLine,
     Prompt,
     ToolResult,
     UsageEvent,
     bulk_loads,
+    decode_line,
+    decode_object,
     lines_to_parse,
-    parse_line,
+    parse_record,
+    repeats,
+    tool_uses,
 )
 
 CHUNK_BYTES = 16 * 1024 * 1024
@@ -80,10 +85,36 @@ class IngestSummary:
 
 
 def transcript_files(projects_dir: Path) -> list[Path]:
-    """Every transcript under ``projects_dir``, each main session file before its subagents."""
-    main = sorted(projects_dir.glob("*/*.jsonl"))
-    subagents = sorted(projects_dir.glob("*/*/subagents/*.jsonl"))
+    """Every transcript under ``projects_dir`` (``*/*.jsonl``, then ``*/*/subagents/*.jsonl``, each in path
+    order), each main session file before its subagents."""
+    return [Path(entry) for entry in _transcript_entries(projects_dir)]
+
+
+def _transcript_entries(projects_dir: Path) -> list[os.DirEntry[str]]:
+    """``transcript_files`` as directory entries: one listing per folder, and each entry stats its file by
+    name within the folder. A report with nothing new to read lists and stats thousands of files, and
+    pattern matching and whole-path lookups cost more than the rest of it together."""
+    main: list[os.DirEntry[str]] = []
+    subagents: list[os.DirEntry[str]] = []
+    for project in _listing(projects_dir):
+        if not project.is_dir():
+            continue
+        for entry in _listing(project.path):
+            if entry.name.endswith(".jsonl"):
+                main.append(entry)
+            if entry.is_dir():
+                subagents.extend(agent for agent in _listing(os.path.join(entry.path, "subagents"))
+                                 if agent.name.endswith(".jsonl"))
     return main + subagents
+
+
+def _listing(folder: str | Path) -> list[os.DirEntry[str]]:
+    """The entries of ``folder`` in name order; none when it is missing or cannot be listed."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(entries, key=lambda entry: entry.name)
+    except OSError:
+        return []
 
 
 def session_files(transcript_path: Path) -> list[Path]:
@@ -94,14 +125,15 @@ def session_files(transcript_path: Path) -> list[Path]:
 
 def ingest_tree(
     conn: sqlite3.Connection, projects_dir: Path, catalog: Catalog,
-    *, progress: Callable[[Path, int], None] | None = None, workers: int | None = None,
+    *, progress: Progress | None = None, workers: int | None = None,
 ) -> IngestSummary:
-    """Ingest every transcript under ``projects_dir``; ``progress(path, bytes)`` after each file.
+    """Ingest every transcript under ``projects_dir``; ``progress(files, bytes, all_files, all_bytes)`` once
+    the files with new lines are known, then after each of them (how many read so far, of how many).
 
     ``workers`` is the number of parsing processes: by default one per CPU when there is enough new
     data to be worth it, else none (parse here).
     """
-    return _ingest(conn, transcript_files(Path(projects_dir)), catalog, progress, workers)
+    return _ingest(conn, _transcript_entries(Path(projects_dir)), catalog, progress, workers)
 
 
 def ingest_session(conn: sqlite3.Connection, transcript_path: Path, catalog: Catalog,
@@ -139,6 +171,7 @@ class _Chunk(NamedTuple):
     cost_state: CostState | None
     malformed: list[tuple[int, str]]
     responses: int
+    advice: list[tuple[str, str, float, str, str]]
 
 
 class _ParsedFile(NamedTuple):
@@ -149,14 +182,19 @@ class _ParsedFile(NamedTuple):
     chunks: Iterable[_Chunk]
 
 
+Progress = Callable[[int, int, int, int], None]
+
+
 def _ingest(
-    conn: sqlite3.Connection, paths: list[Path], catalog: Catalog,
-    progress: Callable[[Path, int], None] | None, workers: int | None, decider: PromptDecider | None = None,
+    conn: sqlite3.Connection, paths: Sequence[Path | os.DirEntry[str]], catalog: Catalog, progress: Progress | None,
+    workers: int | None, decider: PromptDecider | None = None,
 ) -> IngestSummary:
     summary = IngestSummary(files=len(paths))
-    before = _count_usage(conn)
     delegation_runs = {row[0] for row in conn.execute("SELECT session_id FROM delegation_sessions")}
     tasks = [task for task in _pending(conn, paths, summary) if _session_of(task.path) not in delegation_runs]
+    if not tasks:
+        return summary
+    before = _last_usage_id(conn)
     decider = decider or PromptDecider(conn)
     new_bytes = sum(task.size - task.offset for task in tasks)
     bulk = new_bytes >= BULK_MIN_BYTES
@@ -167,11 +205,8 @@ def _ingest(
         conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
     if workers is None:
         workers = _cpu_count() if bulk and len(tasks) > 1 else 0
-    done = {task.path for task in tasks}
     if progress:
-        for path in paths:
-            if path not in done:
-                progress(path, 0)
+        progress(0, 0, len(tasks), new_bytes)
     uncommitted = 0
     try:
         for parsed in _parse_all(tasks, catalog, workers, bulk_loads if bulk else json.loads):
@@ -189,42 +224,46 @@ def _ingest(
                 if uncommitted >= COMMIT_BYTES:
                     conn.execute("COMMIT")
                     uncommitted = 0
+                if progress:
+                    progress(summary.files_read, summary.bytes_read, len(tasks), new_bytes)
             summary.files_read += 1
             if progress:
-                progress(parsed.task.path, parsed.task.size - parsed.task.offset)
+                progress(summary.files_read, summary.bytes_read, len(tasks), new_bytes)
         if conn.in_transaction:
             conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    summary.new_responses = _count_usage(conn) - before
+    summary.new_responses = _last_usage_id(conn) - before  # a new row takes an id above the largest
     return summary
 
 
-def _pending(conn: sqlite3.Connection, paths: list[Path], summary: IngestSummary) -> list[_FileTask]:
+def _pending(conn: sqlite3.Connection, paths: Sequence[Path | os.DirEntry[str]],
+             summary: IngestSummary) -> list[_FileTask]:
     """The files with bytes not yet read, each with the offset to read from. Files that are not regular (a
     FIFO would block the read forever, a device never ends) or cannot be opened go to ``summary.unreadable``."""
     known = {row[0]: row for row in conn.execute(
         "SELECT path, offset, inode, lines, malformed_lines FROM ingest_files")}
     tasks = []
-    for path in paths:
+    for file in paths:
         try:
-            stat = path.stat()
+            stat = file.stat()
         except FileNotFoundError:
             continue  # deleted since it was listed: its rows stay
         except OSError as exc:
-            summary.unreadable.append((str(path), exc.strerror or str(exc)))
+            summary.unreadable.append((os.fspath(file), exc.strerror or str(exc)))
             continue
         if not S_ISREG(stat.st_mode):
-            summary.unreadable.append((str(path), "not a regular file"))
+            summary.unreadable.append((os.fspath(file), "not a regular file"))
             continue
-        row = known.get(str(path))
+        row = known.get(os.fspath(file))
+        if row is not None and row[2] == stat.st_ino and row[1] == stat.st_size:
+            continue  # nothing new: most files, when a report runs
+        path = Path(file)
         offset, lines_before, malformed_before = 0, 0, 0
         if row is not None and row[2] == stat.st_ino and row[1] <= stat.st_size:
             offset, lines_before, malformed_before = row[1], row[3] or 0, row[4] or 0
-            if offset == stat.st_size:
-                continue
         try:
             os.close(os.open(path, os.O_RDONLY))
         except OSError as exc:
@@ -270,8 +309,6 @@ _worker_args: tuple[Catalog, Callable[[bytes], Any]] | None = None
 def _init_worker(catalog: Catalog, loads: Callable[[bytes], Any]) -> None:
     global _worker_args
     _worker_args = (catalog, loads)
-    if hasattr(os, "nice"):
-        os.nice(10)  # the process writing the rows sets the pace: parsing takes the CPU it leaves
 
 
 def _parse_file_in_worker(task: _FileTask) -> _ParsedFile:
@@ -314,38 +351,59 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
                 continue
             pending = data[end + 1:]
             block = data if not pending else data[:end + 1]
-            responses_kept: dict[tuple[str, str], tuple[UsageEvent, int]] = {}
+            responses_kept: dict[tuple[str, str], tuple[UsageEvent, int, Any]] = {}
             tool_results: list[ToolResult] = []
             prompts = []
+            advice: list[tuple[str, str, float, str, str]] = []
             cost_state = None
             malformed = []
             responses = 0
             block_lines, lines_to_read = lines_to_parse(block)
             for number, line in lines_to_read:
                 try:
-                    parsed = parse_line(line, loads)
+                    record = decode_object(line, loads) if line[0] == 0x7B else decode_line(line, loads)  # "{"
+                    if record is None:
+                        continue
+                    if responses_kept and _repeated(record, responses_kept):
+                        responses += 1
+                        for tool_use_id, name in tool_uses(record):  # each copy holds its own content block
+                            maker.tool_names[tool_use_id] = name
+                        continue
+                    parsed = parse_record(record)
                 except MalformedLine as exc:
                     malformed.append((line_no + number, str(exc)))
                     continue
                 if isinstance(parsed, UsageEvent):
                     responses += 1
-                    for tool_use_id, name in parsed.tool_uses:  # each copy holds its own content block
+                    for tool_use_id, name in parsed.tool_uses:
                         maker.tool_names[tool_use_id] = name
                     key = (parsed.message_id, parsed.request_id)
                     kept = responses_kept.get(key)
                     if kept is None or _beats(parsed, kept[0]):
-                        responses_kept[key] = (parsed, line_no + number)
+                        responses_kept[key] = (parsed, line_no + number, record["message"]["usage"])
                 elif isinstance(parsed, CostState):
                     cost_state = parsed
                 elif isinstance(parsed, list):
                     tool_results.extend(parsed)
                 elif isinstance(parsed, Prompt) and not maker.agent_type:
                     prompts.append((parsed.uuid, parsed.session_id or maker.session_id, parsed.ts, parsed.text))
+                elif isinstance(parsed, Advice) and not maker.agent_type:
+                    advice.append((parsed.uuid, parsed.session_id or maker.session_id, parsed.ts, parsed.kind,
+                                   parsed.category))
             line_no += block_lines
             offset += end + 1
-            rows = [maker.usage_row(event, number) for event, number in responses_kept.values()]
+            rows = [maker.usage_row(event, number) for event, number, _ in responses_kept.values()]
             yield _Chunk(offset, line_no, rows, maker.tool_result_rows(tool_results), prompts, cost_state, malformed,
-                         responses)
+                         responses, advice)
+
+
+def _repeated(record: dict[str, Any], responses_kept: dict[tuple[str, str], tuple[UsageEvent, int, Any]]) -> bool:
+    """Whether ``record`` is a copy of a response kept already that would change nothing but tool names."""
+    message, request_id = record.get("message"), record.get("requestId")
+    if type(message) is not dict or type(message_id := message.get("id")) is not str:
+        return False
+    kept = responses_kept.get((message_id, request_id if type(request_id) is str else ""))
+    return kept is not None and repeats(record, kept[0], kept[2])
 
 
 def _beats(event: UsageEvent, kept: UsageEvent) -> bool:
@@ -417,6 +475,9 @@ def _write_chunk(
             "INSERT OR IGNORE INTO prompts (uuid, session_id, ts, text, tier, category, confidence, chars)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             decider.rows([prompt for prompt in chunk.prompts if prompt[0] not in known]))
+    if chunk.advice:
+        conn.executemany("INSERT OR IGNORE INTO advice_events (uuid, session_id, ts, kind, category)"
+                         " VALUES (?, ?, ?, ?, ?)", chunk.advice)
     if chunk.cost_state is not None and not parsed.is_subagent:
         state = chunk.cost_state
         conn.execute(
@@ -541,8 +602,8 @@ def _session_of(path: Path) -> str:
     return path.parents[1].name if path.parent.name == "subagents" else path.stem
 
 
-def _count_usage(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT COUNT(*) FROM usage_events").fetchone()[0])
+def _last_usage_id(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM usage_events").fetchone()[0])
 
 
 def _agent_type(path: Path) -> str | None:
@@ -555,12 +616,3 @@ def _agent_type(path: Path) -> str | None:
         return None
     return value if isinstance(value, str) else None
 
-
-def total_size(paths: list[Path]) -> int:
-    total = 0
-    for path in paths:
-        try:
-            total += os.path.getsize(path)
-        except OSError:
-            pass
-    return total

@@ -355,6 +355,47 @@ def m009_create_project_paths_and_views(db: Database) -> None:
         FROM delegations d ORDER BY d.ts DESC""")
 
 
+@MIGRATIONS()
+def m008_create_advice_events(db: Database) -> None:
+    # Routing advice, read from the transcripts ("delegate": the model was told to hand reading to Haiku;
+    # "model": the user was told /model opus fits), the user's /model changes ("model_change", category = the
+    # model as typed), and delegations the server's guard refused ("guarded"). Categories only, never text.
+    db.table("advice_events").create(
+        {"uuid": str, "session_id": str, "ts": float, "kind": str, "category": str}, pk="uuid")
+    db.table("advice_events").create_index(["ts"])
+    db.table("advice_events").create_index(["session_id", "ts"])
+
+
+@MIGRATIONS()
+def m012_project_folders_encode_as_claude_code_does(db: Database) -> None:
+    # m009's view turned only / . _ and space into "-", so a folder with "+", "@" or "é" never matched its key
+    # and Datasette showed another folder than the report. Views cannot call projects.encode: this one spells
+    # it out character by character (an emoji is two UTF-16 units, so "--"; keys over 200 are cut + "-hash").
+    db.execute("DROP VIEW cost_by_project")
+    db.execute("DROP VIEW project_folders")
+    db.execute("""CREATE VIEW project_folders AS
+        WITH RECURSIVE encoded(project, path, i, key) AS (
+            SELECT project, path, 1, '' FROM project_paths
+            UNION ALL
+            SELECT project, path, i + 1, key || CASE WHEN substr(path, i, 1) GLOB '[A-Za-z0-9]'
+                THEN substr(path, i, 1) WHEN unicode(substr(path, i, 1)) > 65535 THEN '--' ELSE '-' END
+            FROM encoded WHERE i <= length(path))
+        SELECT project, path FROM (SELECT project, path, ROW_NUMBER() OVER (PARTITION BY project
+            ORDER BY NOT (key = project
+                          OR (length(key) > 200 AND substr(project, 1, 201) = substr(key, 1, 200) || '-')),
+                length(path), path) AS choice
+            FROM encoded WHERE i = length(path) + 1)
+        WHERE choice = 1""")
+    db.execute("""CREATE VIEW cost_by_project AS
+        SELECT COALESCE(f.path, r.project) AS project_path, r.project AS project_key,
+            COUNT(DISTINCT r.session_id) AS sessions, SUM(r.messages) AS responses,
+            SUM(r.unpriced_messages) AS unpriced_responses, ROUND(SUM(r.cost_usd), 6) AS cost_usd,
+            date(MIN(r.bucket) * 900, 'unixepoch', 'localtime') AS first_day,
+            date(MAX(r.bucket) * 900, 'unixepoch', 'localtime') AS last_day
+        FROM usage_rollup r LEFT JOIN project_folders f ON f.project = r.project
+        GROUP BY r.project ORDER BY cost_usd DESC""")
+
+
 SYNCED_TABLES = ("usage_events", "tool_results", "delegations", "cost_records", "feedback", "prompts")
 
 

@@ -15,17 +15,26 @@ import sqlite3
 from pathlib import Path
 
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
-_OTHER_HOME = re.compile(r"^(?:/home|/Users|[A-Za-z]:\\Users)[/\\]([^/\\]+)(?=$|[/\\])")
+MAX_KEY = 200
+_HOMES = re.compile(r"^(?:/home/|/Users/|[A-Za-z]:\\Users\\)")
 
 
 def encode(path: str) -> str:
-    """Claude Code's project key for a folder."""
-    return _NOT_ALNUM.sub("-", path)
+    """Claude Code's project key for a folder, up to its cut: a character outside the BMP (an emoji) is two
+    UTF-16 code units to JavaScript, so two dashes. A key over ``MAX_KEY`` characters Claude Code cuts to
+    ``MAX_KEY`` and suffixes with ``-`` and a hash of its own, which ``matches`` allows for."""
+    return _NOT_ALNUM.sub(lambda match: "--" if ord(match.group(0)) > 0xFFFF else "-", path)
+
+
+def matches(key: str, path: str) -> bool:
+    """Whether ``key`` is Claude Code's key for the folder ``path``."""
+    full = encode(path)
+    return key == full or (len(full) > MAX_KEY and key.startswith(full[:MAX_KEY] + "-"))
 
 
 def choose(key: str, paths: list[str]) -> str:
     """The folder to show for ``key`` among the cwds seen under it."""
-    return min(paths, key=lambda path: (encode(path) != key, len(path), path))
+    return min(paths, key=lambda path: (not matches(key, path), len(path), path))
 
 
 def project_paths(conn: sqlite3.Connection) -> dict[str, str]:
@@ -38,8 +47,13 @@ def project_paths(conn: sqlite3.Connection) -> dict[str, str]:
 
 def short_path(path: str, home: str | None = None) -> str:
     """A folder as people write it: ``~/code/api`` under this user's home, ``~alice/code/api`` under
-    another user's (a team ledger), anything else as it is. Nothing is cut, so two folders never look alike."""
+    another user's home beside it (a team ledger), anything else as it is. Only homes in the folder that holds
+    this user's (else ``/home``) become ``~name``: ``/Users/bob`` stays as it is on Linux, so two folders never
+    look alike."""
     home = (home if home is not None else str(Path.home())).rstrip("/\\")
     if home and (path == home or path.startswith((home + "/", home + "\\"))):
         return "~" + path[len(home):]
-    return _OTHER_HOME.sub(lambda match: "~" + match.group(1), path, count=1)
+    homes = next((m.group(0) for m in [_HOMES.match(home)] if m), "/home/")
+    if path.startswith(homes) and len(path) > len(homes):
+        return "~" + path[len(homes):]
+    return path

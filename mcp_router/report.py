@@ -15,7 +15,9 @@ both are local reports' only.
 from __future__ import annotations
 
 import csv
+import html
 import io
+import re
 import sqlite3
 from bisect import bisect_right
 from collections import defaultdict
@@ -25,6 +27,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .advice_report import haiku_reader, measured_advice
 from .budget import status as budget_status
 from .config import Config
 from .feedback import MAX_BAD_RATE, category_quality
@@ -86,6 +89,8 @@ def _date(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
+        if re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])-\d{2}", text):
+            raise ValueError(f"{option}: {text} does not exist (that month has fewer days)") from None
         raise ValueError(f"{option}: expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
@@ -173,6 +178,7 @@ def build_report(conn: Queryable, spec: ReportSpec, catalog: Catalog, config: Co
     spans = _bucket_turns(own, start, end, turns) if own else []
     top_sessions = [_with_project_path(s, paths) for s in _top_sessions(conn, start, end)]
     delegations = _delegations(conn, start, end, zone, days)
+    delegations["haiku_reader"] = haiku_reader(conn, start, end, catalog)
     # The team's cap is only the one set in the team database, never this machine's config.
     budget, feedback = _budget(conn, config if local else Config(), now), category_quality(conn)
     recommendations = _recommendations(conn, start, end, catalog, config)
@@ -195,6 +201,7 @@ def build_report(conn: Queryable, spec: ReportSpec, catalog: Catalog, config: Co
         "cache": _cache_efficiency(by_model, catalog),
         "what_if": {**_what_if(by_model, catalog, totals), **as_routed},
         "delegations": delegations,
+        "advice": measured_advice(conn, start, end),
         "budget": budget,
         "feedback": feedback,
         "quality_over_time": _quality_over_time(conn, start, end, zone, days),
@@ -339,12 +346,13 @@ def _accumulate(target: dict[str, Any], numbers: tuple) -> None:
 
 def _top_sessions(conn: Queryable, start: float, end: float, limit: int = 5) -> list[dict[str, Any]]:
     return [
-        {"session": r[0], "project": r[1], "cost_usd": round(r[2], 9), "messages": r[3],
-         "first": datetime.fromtimestamp(r[4]).isoformat(timespec="minutes")}
+        {"session": r[0], "project": r[1],
+         "cost_usd": _priced_cost({"cost_usd": r[2], "messages": r[3], "unpriced_messages": r[5]}),
+         "messages": r[3], "first": datetime.fromtimestamp(r[4]).isoformat(timespec="minutes")}
         for r in conn.execute(
             f"SELECT session_id, MIN(project), COALESCE(SUM(cost_usd), 0.0) c, SUM(messages),"
-            f" MIN(bucket) * {BUCKET_SECONDS} FROM usage_rollup WHERE bucket >= ? AND bucket < ?"
-            " GROUP BY session_id ORDER BY c DESC, session_id LIMIT ?",
+            f" MIN(bucket) * {BUCKET_SECONDS}, SUM(unpriced_messages) FROM usage_rollup"
+            " WHERE bucket >= ? AND bucket < ? GROUP BY session_id ORDER BY c DESC, session_id LIMIT ?",
             (start // BUCKET_SECONDS, end // BUCKET_SECONDS, limit))
     ]
 
@@ -581,6 +589,16 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     delegations = report["delegations"]
     lines.append(f"Delegations: {delegations['count']} ({delegations['succeeded']} ok), cost"
                  f" {format_usd(delegations['cost_usd'])}, saved {format_usd(delegations['saved_usd'])}")
+    reader, advice = delegations["haiku_reader"], report["advice"]
+    if reader["runs"]:
+        lines.append(f"Haiku reader: {reader['runs']} runs, cost {format_usd(reader['cost_usd'])},"
+                     f" saved {format_usd(reader['saved_usd'])} against the sessions' main models")
+    if advice["given"] or advice["guarded"]:
+        per_category = ", ".join(f"{row['category']} {row['followed']}/{row['given']}" for row in advice["by_category"])
+        guarded = ", ".join(f"{category} {n}" for category, n in advice["guarded"].items())
+        lines.append(f"Routing advice: {advice['followed']} of {advice['given']} followed"
+                     + (f" ({per_category})" if per_category else "")
+                     + (f"; guarded delegations: {guarded}" if guarded else ""))
     budget = report["budget"]
     cap = f" of {format_usd(budget['monthly_cap_usd'])}" if budget["monthly_cap_usd"] else " (no cap)"
     lines.append(f"Budget {budget['month']}: {format_usd(budget['month_to_date_usd'])}{cap},"
@@ -605,14 +623,21 @@ def _markdown(report: dict[str, Any]) -> str:
     lines = [f"# Claude Code usage {report['since']} – {report['until']} ({report['timezone']})", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for group in report["groups"]:
-        lines.append("| " + " | ".join([*(str(group[k]) for k in keys), *(f"{group[f]:,}" for f in TOKEN_FIELDS),
-                                         format_cost(group["cost_usd"]), format_share(group["share"])]) + " |")
+        lines.append("| " + " | ".join([*(_md_cell(str(group[k])) for k in keys),
+                                         *(f"{group[f]:,}" for f in TOKEN_FIELDS), format_cost(group["cost_usd"]),
+                                         _md_cell(format_share(group["share"]))]) + " |")
     lines += ["", *summary_lines(report), ""]
     return "\n".join(lines)
 
 
+def _md_cell(text: str) -> str:
+    """Text for a Markdown table cell: no "|" ends the cell early, no HTML passes through to the page."""
+    return html.escape(text, quote=False).replace("\\", "\\\\").replace("|", "\\|")
+
+
 def print_table(report: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -624,7 +649,7 @@ def print_table(report: dict[str, Any]) -> None:
     for header in ("input", "output", "cache w", "cache r", "cost", "share"):
         table.add_column(header, justify="right")
     for group in report["groups"]:
-        table.add_row(*(str(group[k]) for k in keys), *(_short(group[f]) for f in TOKEN_FIELDS),
+        table.add_row(*(escape(str(group[k])) for k in keys), *(_short(group[f]) for f in TOKEN_FIELDS),
                       format_cost(group["cost_usd"]), format_share(group["share"]))
     if not console.is_terminal:  # piped: as wide as the content, so no row or line wraps at 80 columns
         width = console.measure(table, options=console.options.update_width(100_000)).maximum
@@ -632,9 +657,10 @@ def print_table(report: dict[str, Any]) -> None:
     console.print(table)
     if report["top_sessions"]:
         console.print("Most expensive sessions: " + "; ".join(
-            f"{s['session'][:8]} {s['project']} {format_usd(s['cost_usd'])}" for s in report["top_sessions"][:3]))
+            f"{s['session'][:8]} {escape(s['project'])} {format_cost(s['cost_usd'])}"
+            for s in report["top_sessions"][:3]))
     for line in summary_lines(report):
-        console.print(line, highlight=False)
+        console.print(escape(line), highlight=False)
 
 
 def _short(tokens: int) -> str:

@@ -20,11 +20,12 @@ PALETTE = ["#d97757", "#6a9bcc", "#788c5d", "#c4a35a", "#8e6fb5", "#5aa6a0", "#b
 GOOD, BAD = "#788c5d", "#bf4d43"
 CHAR_PX = 7  # about the width of a 12 px character: bars narrower than their value labels hide them
 MAX_TICK_LABELS = 8
+MAX_DAY_COLUMNS = 31  # more days than this are drawn per week, more weeks than this per month
 
 CSS = """
 body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:960px;padding:16px;color:#222;background:#faf9f5}
 h1{font-size:1.4em;line-height:1.25} h1 small{font-weight:normal;color:#666} .nw{white-space:nowrap}
-h2{font-size:1.1em;margin:1.8em 0 .5em} p.note{margin:.2em 0 .6em;color:#555;font-size:13px}
+h2{font-size:1.1em;margin:1.8em 0 .5em} p.note,figcaption.note{margin:.2em 0 .6em;color:#555;font-size:13px}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:10px}
 .card{background:#fff;border-radius:8px;padding:10px 12px;box-shadow:0 1px 2px #0002}
 .card b{display:block;font-size:1.3em}
@@ -67,12 +68,13 @@ code{font-size:13px}
 
 
 def _nice_step(peak: float, ticks: int = 4) -> float:
-    """A round step (1, 2, 2.5 or 5 times a power of ten) so that ``ticks`` steps cover ``peak``."""
+    """A round step (1, 2, 2.5 or 5 times a power of ten) so that ``ticks`` steps cover ``peak``; never 2.5
+    cents or less, which labels to whole cents cannot print exactly ($0.025 shows as $0.03)."""
     if peak <= 0:
         return 1.0
     raw = peak / ticks
     power = 10 ** math.floor(math.log10(raw))
-    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw and (m != 2.5 or power >= 0.1))
 
 
 def _money(value: float) -> str:
@@ -120,15 +122,31 @@ def _sparse_labels(periods: list[str], stride: int) -> list[str]:
     return [shown[index // stride] if index % stride == 0 else "" for index in range(len(periods))]
 
 
+def _buckets(days: list[tuple[str, dict[str, float]]]) -> tuple[str, list[tuple[str, dict[str, float]]]]:
+    """Days summed into weeks (from the period's first day, so no label falls before it) or calendar months
+    when there are too many to draw as columns a phone can show; with the unit: "day", "week" or "month"."""
+    if len(days) <= MAX_DAY_COLUMNS:
+        return "day", days
+    unit = "week" if len(days) <= 7 * MAX_DAY_COLUMNS else "month"
+    merged: dict[str, dict[str, float]] = {}
+    for index, (day, values) in enumerate(days):
+        name = days[index - index % 7][0] if unit == "week" else day[:7]
+        into = merged.setdefault(name, {})
+        for key, value in values.items():
+            into[key] = into.get(key, 0.0) + value
+    return unit, list(merged.items())
+
+
 def _empty(text: str) -> str:
     return f'<p class="empty">{text}</p>'
 
 
 def _column_chart(label: str, columns: list[tuple[str, dict[str, float], str, str]], colors: dict[str, str],
-                  fmt: Any = _tick, target: tuple[float, str] | None = None, peak_at_least: float = 0.0) -> str:
+                  fmt: Any = _tick, target: tuple[float, str] | None = None, peak_at_least: float = 0.0,
+                  unit: str = "day") -> str:
     """Stacked columns over a value axis. ``columns``: (x label, {series: value}, value label over the
     column and a shorter one for narrow columns, "" for none); ``target``: a dashed line at a value, with
-    its caption."""
+    its caption; ``unit``: what a column of dates covers ("week" columns are named by their first day)."""
     peak = max([sum(c[1].values()) for c in columns] + [peak_at_least, target[0] if target else 0])
     step = _nice_step(peak)
     top = step * max(1, math.ceil(peak / step - 1e-9))
@@ -142,7 +160,7 @@ def _column_chart(label: str, columns: list[tuple[str, dict[str, float], str, st
     for name, values, value_label, short_label in columns:
         total = sum(values.values())
         segs = "".join(f'<i class="seg" style="flex:{v / total:.6f} 1 0;background:{colors.get(k, PALETTE[0])}"'
-                       f' title="{escape(_day_label(name))} {escape(k)}: {escape(fmt(v))}"></i>'
+                       f' title="{"week of " if unit == "week" else ""}{escape(_day_label(name))} {escape(k)}: {escape(fmt(v))}"></i>'
                        for k, v in sorted(values.items()) if v > 0)
         shown = (f'<b class="val"><span class="full">{escape(value_label)}</span>'
                  f'<span class="short">{escape(short_label)}</span></b>' if value_label else "")
@@ -165,7 +183,8 @@ def _column_chart(label: str, columns: list[tuple[str, dict[str, float], str, st
             f"@container (max-width:{count * short_px + 52}px){{#{chart_id} .val{{display:none}}}}"
             f"#{chart_id} .l2{{display:none}}@container (max-width:{count * tick_px + 52:.0f}px)"
             f"{{#{chart_id} .l1{{display:none}} #{chart_id} .l2{{display:inline}}}}</style>")
-    return (f'{hide}<figure class="bars panel" id="{chart_id}" role="img" aria-label="{escape(label)}">'
+    per = f'<figcaption class="note">One column per {unit}.</figcaption>' if unit != "day" else ""
+    return (f'{hide}<figure class="bars panel" id="{chart_id}" role="img" aria-label="{escape(label)}">{per}'
             f'<div class="plot">{grid}<div class="cols" style="{template}">{"".join(cols)}</div></div>'
             f'<div class="xl" style="{template}">{ticks}</div></figure>')
 
@@ -211,7 +230,7 @@ def _by_model(report: dict[str, Any], costs: dict[str, float], colors: dict[str,
                       " (<code>mcp-router install</code>) or <code>mcp-router ingest</code>.")
     total_cost = sum(costs.values())
     legend = "".join(f'<li><span style="background:{colors[m]}"></span>{escape(m)} {format_usd(c)}'
-                     f" ({format_share(c / total_cost)})</li>" for m, c in sorted(costs.items(), key=lambda kv: -kv[1]))
+                     f" ({escape(format_share(c / total_cost))})</li>" for m, c in sorted(costs.items(), key=lambda kv: -kv[1]))
     donut = _donut(costs, colors) if total_cost > 0 else _empty("No priced usage in this period.")
     peak, total = max(requests.values()), sum(requests.values())
     rows = [(m, n, f"{n:,} ({format_share(n / total)})", colors.get(m, PALETTE[-1])) for m, n in requests.items()]
@@ -239,7 +258,7 @@ def _quality_heat(quality: dict[str, Any]) -> str:
             tint = GOOD if counts["bad"] / counts["rated"] <= quality["target_bad_rate"] else BAD
             cells.append(f'<td class="c" style="background:{tint}{int(40 + 160 * (1 - good if tint == BAD else good)):02x}"'
                          f' title="{escape(category)}, {p["period"]}: {counts["rated"] - counts["bad"]} of'
-                         f' {counts["rated"]} rated good">{format_share(good)}</td>')
+                         f' {counts["rated"]} rated good">{escape(format_share(good))}</td>')
         rows.append(f"<tr><th>{escape(category)}</th>{''.join(cells)}</tr>")
     return (f'<div class="scroll panel"><table class="heat" aria-label="quality by category over time">'
             f"<tr><th>category</th>{head}</tr>{''.join(rows)}</table></div>")
@@ -289,7 +308,7 @@ def _groups(report: dict[str, Any]) -> str:
         "<tr>" + "".join(f"<td>{escape(str(g[k]))}</td>" for k in keys)
         + f"<td class='n wide'>{g['input_tokens'] + g['cache_read_tokens'] + g['cache_creation_tokens']:,}</td>"
         f"<td class='n wide'>{g['output_tokens']:,}</td><td class=n>{format_cost(g['cost_usd'])}</td>"
-        f"<td class=n>{format_share(g['share'])}</td></tr>"
+        f"<td class=n>{escape(format_share(g['share']))}</td></tr>"
         for g in report["groups"]
     )
     if not rows:
@@ -320,10 +339,12 @@ def render_html(report: dict[str, Any]) -> str:
     period = f"{report['since']} and {report['until']}"
     unpriced_legend = "".join(f"<li><span></span>{escape(m)} unpriced ({plural(n, 'response')})</li>"
                               for m, n in report["unpriced_models"].items() if m not in costs)
+    unit, cost_columns = _buckets([(d["day"], {m: c for m, c in d["cost_by_model"].items() if c})
+                                   for d in report["daily"]])
     if costs:
         daily = _column_chart("daily cost by model", [
-            (d["day"], {m: c for m, c in d["cost_by_model"].items() if c}, _money(total), _whole_dollars(total))
-            for d in report["daily"] for total in [sum(c for c in d["cost_by_model"].values() if c)]], colors)
+            (name, values, _money(total), _whole_dollars(total))
+            for name, values in cost_columns for total in [sum(values.values())]], colors, unit=unit)
         legend = "".join(f'<li><span style="background:{colors[m]}"></span>{escape(m)}</li>' for m in models
                          if m in costs)
         daily = f'<ul class="legend">{legend}{unpriced_legend}</ul>{daily}'
@@ -333,10 +354,12 @@ def render_html(report: dict[str, Any]) -> str:
             daily = f'<ul class="legend">{unpriced_legend}</ul>{daily}'
     delegations = report["delegations"]
     if delegations["count"]:
+        saved_unit, saved_columns = _buckets([(d["day"], {"saved": d["saved_usd"]})
+                                              for d in delegations["saved_by_day"]])
         saved = _column_chart("delegation savings per day", [
-            (d["day"], {"saved": d["saved_usd"]}, *((_money(d["saved_usd"]), _whole_dollars(d["saved_usd"]))
-                                                    if d["saved_usd"] else ("", "")))
-            for d in delegations["saved_by_day"]], {"saved": GOOD})
+            (name, values, *((_money(values["saved"]), _whole_dollars(values["saved"])) if values["saved"]
+                             else ("", "")))
+            for name, values in saved_columns], {"saved": GOOD}, unit=saved_unit)
     else:
         saved = _empty(f"No delegation between {period}. Work handed to Haiku (<code>/delegate</code>) shows"
                        " here as what it saved, per day.")
@@ -359,7 +382,7 @@ def render_html(report: dict[str, Any]) -> str:
 <div class="cards">
 <div class="card">Spent<b>{format_cost(totals['cost_usd'])}</b>{plural(totals['messages'], 'response')}{excludes}</div>
 <div class="card">Saved by delegation<b>{format_usd(delegations['saved_usd'])}</b>{plural(delegations['count'], 'delegation')}</div>
-<div class="card">From cache<b>{format_share(cache['share_from_cache'])}</b>saved {format_usd(cache['saved_usd'])}</div>
+<div class="card">From cache<b>{escape(format_share(cache['share_from_cache']))}</b>saved {format_usd(cache['saved_usd'])}</div>
 <div class="card">As the router would route it<b>{format_usd(what_if['as_routed_usd'])}</b>all Opus {format_usd(what_if['all_opus_usd'])}, all Sonnet {format_usd(what_if['all_sonnet_usd'])}</div>
 <div class="card">Month to date<b>{format_usd(budget['month_to_date_usd'])}</b>{cap}, pace {format_usd(budget['projected_month_usd'])}</div>
 </div>

@@ -45,6 +45,9 @@ MODEL_BIN, MODEL_META, POLICY = (os.path.join(DATA, name) for name in (
 # A character n-gram sees at most this much of the start and of the end of a long request (a pasted log):
 # the ask is usually at either end, and the decision stays under a millisecond.
 HEAD_CHARS, TAIL_CHARS = 1500, 500
+# The router reads at most the first READ_HEAD and last READ_TAIL characters of a task (a pasted megabyte
+# would take seconds to read whole); shorter tasks are read whole, so their decisions do not change.
+READ_HEAD, READ_TAIL = 48_000, 16_000
 _WORD = re.compile(r"\w+(?:['.-]\w+)*")
 _STRUCTURE = (
     ("fence", re.compile(r"```")),
@@ -185,7 +188,7 @@ class Router:
 
     def classify(self, task: str) -> str:
         """The most probable category of the task."""
-        probabilities = self.model.probabilities(task)
+        probabilities = self.model.probabilities(readable(task))
         return self.model.classes[max(range(len(probabilities)), key=lambda k: (probabilities[k], -k))]
 
     def route(self, task: str, context_tokens: int = 0) -> Decision:
@@ -193,7 +196,7 @@ class Router:
             raise ValueError("context_tokens must be 0 or more")
         if not task.strip():
             raise ValueError("the task is empty: describe the work to route, e.g. 'summarise this build log'")
-        return self.decide(task, context_tokens, self.model.probabilities(task))
+        return self.decide(task, context_tokens, self.model.probabilities(readable(task)))
 
     def decide(self, task: str, context_tokens: int, probabilities: list[float]) -> Decision:
         """The decision, given the model's probability of each class (in ``model.classes`` order)."""
@@ -211,7 +214,7 @@ class Router:
                            f"the higher tier")
         confidence = by_tier[tier]
         for rule in self.rules:
-            if _rank(rule.tier) > _rank(tier) and (hit := rule.match(task)):
+            if _rank(rule.tier) > _rank(tier) and (hit := rule.match(readable(task))):
                 tier, confidence = rule.tier, 1.0  # policy, not a reading: right by definition
                 reasons.append(f"{rule.name} ({hit!r}): {tier}")
         if (_rank(tier) < _rank("sonnet") and context_tokens >= self.large_context_tokens
@@ -245,6 +248,13 @@ class Router:
                 note = "" if candidate == tier else f"{context_tokens:,} tokens exceed {tier}'s window"
                 return candidate, note
         return tier, f"{context_tokens:,} tokens exceed every model's window: split the input"
+
+
+def readable(task: str) -> str:
+    """What the router reads of a task: all of it, or its first ``READ_HEAD`` and last ``READ_TAIL`` characters."""
+    if len(task) <= READ_HEAD + READ_TAIL:
+        return task
+    return f"{task[:READ_HEAD]}\n…\n{task[-READ_TAIL:]}"
 
 
 def load_policy() -> dict[str, Any]:

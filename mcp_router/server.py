@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, StrictInt, ValidationError
 
 from .config import Config
 from .errors import MCPRouterError
@@ -106,7 +106,8 @@ def argument_errors(tool: str, error: ValidationError) -> str:
                         "less_than_equal": "at most", "less_than": "less than"}[kind]
             problems.append(f"`{field}` must be {relation} {bound}, got {given}")
         elif kind.startswith("int_"):
-            problems.append(f"`{field}` must be a whole number, got {given}")
+            strict = " (a JSON integer, not a string or boolean)" if isinstance(item.get("input"), (bool, str)) else ""
+            problems.append(f"`{field}` must be a whole number{strict}, got {given}")
         elif kind.startswith(("string_", "str_")):
             problems.append(f"`{field}` must be a string, got {given}")
         elif kind.startswith("list_"):
@@ -175,12 +176,13 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
         content: Annotated[str, Field(description="Text to work on, if not in files.")] = "",
         max_tokens: Annotated[int, Field(ge=1, le=64000, description="Longest answer wanted.")] = 1024,
         model: Annotated[str, Field(description="Model id or alias.")] = "haiku",
+        force: Annotated[bool, Field(description="Send it even if it looks above Haiku.")] = False,
     ) -> DelegationResult:
-        """Run a reading task on Haiku: summarise logs, diffs, docs or command output; extract fields, errors
-        or names; reformat or convert; classify; answer a question about files. The server reads `paths` itself,
-        so their contents never enter your context: prefer this to reading large files. Not for design, tricky
-        debugging or writing code. Returns the answer, its cost and what it saved."""
+        """Run a reading task on Haiku: summarise logs, diffs, docs or output; extract, reformat, classify;
+        answer a question about files. The server reads `paths` itself, so their contents never enter your
+        context: prefer this to reading large files. Not for design, tricky debugging or writing code."""
         from .delegate import Delegator, out_of_time, time_budget_seconds, tool_timeout_seconds
+        from .guard import guard_delegation
 
         deadline = time.monotonic() + time_budget_seconds()  # from the call's arrival: Claude Code's clock runs
         outcome: dict[str, Any] = {}
@@ -188,7 +190,7 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
         def work() -> None:
             db = conn()
             try:
-                category = router(db).classify(task)
+                category = guard_delegation(db, router(db), task, force)
                 outcome["result"] = Delegator(db, config, catalog, workdir).delegate(
                     task, paths, content, max_tokens, model, category=category, deadline=deadline)
             except BaseException as exc:  # handed to the caller's thread below
@@ -212,13 +214,12 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
     @_tool_errors
     def track_cost(
         model: Annotated[str, Field(description="Model id or alias.")],
-        input_tokens: Annotated[int, Field(ge=0)],
-        output_tokens: Annotated[int, Field(ge=0)],
-        cache_read_tokens: Annotated[int, Field(ge=0)] = 0,
-        cache_creation_tokens: Annotated[int, Field(ge=0)] = 0,
+        input_tokens: Annotated[StrictInt, Field(ge=0)],
+        output_tokens: Annotated[StrictInt, Field(ge=0)],
+        cache_read_tokens: Annotated[StrictInt, Field(ge=0)] = 0,
+        cache_creation_tokens: Annotated[StrictInt, Field(ge=0)] = 0,
         task_type: Annotated[str, Field(description="A label for the report.")] = "",
-        requests: Annotated[int, Field(ge=1, description="How many API calls these tokens add up (each is checked "
-                                                         "against the model's context window and output limit).")] = 1,
+        requests: Annotated[int, Field(ge=1, description="API calls these tokens add up.")] = 1,
     ) -> CostResult:
         """Record API spend that Claude Code's own logs do not show (e.g. a script's calls) and check the monthly
         budget. If `allowed` is false, the cap is reached: stop spending and tell the user."""

@@ -12,16 +12,19 @@ early copies of a streamed response can carry a partial ``output_tokens``.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import StoreError
 
-SCHEMA_VERSION = 9  # the number of migrations in migrations.py
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+SCHEMA_VERSION = 11  # the number of migrations in migrations.py
 
 USAGE_COLUMNS = (
     "message_id", "request_id", "ts", "timestamp", "session_id", "project", "cwd", "git_branch",
@@ -54,7 +57,11 @@ def connect(path: str | Path, *, timeout: float = 30.0, migrate: bool = True) ->
     """
     path = Path(path).expanduser()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+            # SQLite gives the -wal and -shm files the database file's mode: creating it private keeps all three so.
+            with suppress(OSError):  # where it cannot be made, SQLite's own attempt below says why
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
         conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot open the database {path}: {_reason(exc)}") from None

@@ -6,9 +6,10 @@ engines, against it. The schema is an append-only list of migrations recorded by
 ``schema_migrations``; a database with a migration this version does not know is refused, so an old
 client never writes rows a newer schema reads differently.
 
-What the team database receives: usage numbers, delegation outcomes, cost records, ratings and routing
-decisions, each row with the ``user`` and ``machine`` it came from. Never prompt text, delegated task
-text, notes, error messages, file content or local paths (see README, "Teams").
+What the team database receives: usage numbers, delegation outcomes, cost records, ratings, routing
+decisions and routing advice (categories, and a ``/model`` change as the tier it names), each row with the
+``user`` and ``machine`` it came from. Never prompt text, delegated task text, notes, error messages, file
+content or local paths (see README, "Teams").
 """
 
 from __future__ import annotations
@@ -81,6 +82,17 @@ MIGRATIONS: list[tuple[str, str]] = [
     ALTER TABLE cost_records ADD COLUMN expires_ts double precision, ADD COLUMN void_ts double precision;
     ALTER TABLE prompts ADD COLUMN tier text, ADD COLUMN category text, ADD COLUMN confidence double precision,
         ADD COLUMN chars bigint;
+    """),
+    ("m003_create_advice_events", f"""
+    -- As in SQLite (its m008): routing advice given, /model changes (the tier only) and guarded delegations.
+    CREATE TABLE advice_events ({_OWNER}, uuid text PRIMARY KEY, session_id text, ts double precision, kind text,
+        category text);
+    CREATE INDEX advice_events_ts ON advice_events (ts);
+    CREATE INDEX advice_events_session ON advice_events (session_id, ts);
+    -- What the report's advice and haiku-reader figures look up per session (SQLite makes these on the fly).
+    CREATE INDEX usage_events_session ON usage_events (session_id, ts);
+    CREATE INDEX usage_events_agents ON usage_events (ts) WHERE agent_type IS NOT NULL;
+    CREATE INDEX tool_results_session ON tool_results (session_id, ts);
     """),
 ]
 
@@ -179,7 +191,7 @@ class TeamConnection:
         self.pg = pg
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Rows:
-        cursor = self.pg.execute(sql.replace("?", "%s"), tuple(params))
+        cursor = self.pg.execute(sql.replace("%", "%%").replace("?", "%s"), tuple(params))  # LIKE '%…' stays
         return _Rows(cursor.fetchall() if cursor.description else ())  # in one call: far fewer round trips in Python
 
     def close(self) -> None:

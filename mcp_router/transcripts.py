@@ -7,7 +7,9 @@ decoded, because most of a transcript's bytes are tool results and attachments:
   every copy repeating ``message.id``, ``requestId`` and the usage);
 - ``type: "cost-state"``: Claude Code's own cost of the session so far;
 - ``type: "user"`` carrying ``tool_result`` blocks: what the main model had to read;
-- ``type: "user"`` with a ``promptId`` and text: what the user typed (the report routes it).
+- ``type: "user"`` with a ``promptId`` and text: what the user typed (the report routes it);
+- mcp-router's own per-prompt advice (an ``attachment`` of the UserPromptSubmit hook's output) and the
+  user's ``/model`` changes (``system`` / ``local_command``): the report measures whether advice is followed.
 
 ``parse_line`` raises ``MalformedLine`` for a line that is not a JSON object or whose usage is not
 what the Messages API writes (a string or negative token count, a missing message id); callers count
@@ -87,22 +89,38 @@ class Prompt:
     text: str
 
 
+@dataclass(slots=True)
+class Advice:
+    """Advice the session was given (``kind`` "delegate" or "model", with its routing category), or a
+    ``/model`` change the user made (``kind`` "model_change", ``category`` the model as typed)."""
+
+    uuid: str
+    session_id: str
+    ts: float
+    kind: str
+    category: str
+
+
 _EARLIEST, _LATEST = 946_684_800.0, 7_258_118_400.0  # 2000-01-01 and 2200-01-01, UTC
 PROMPT_CHARS = 2000  # enough for the router; a pasted log need not be kept whole
-Parsed = UsageEvent | CostState | list[ToolResult] | Prompt | None
+Parsed = UsageEvent | CostState | list[ToolResult] | Prompt | Advice | None
+# advice.ADVICE_LINE, repeated: the ledger must not import the router's module to read a transcript.
+_ADVICE_LINE = re.compile(r"^mcp-router advice \((\w+), (haiku|sonnet|opus)-tier\)")
 
 
 # The markers of the lines parse_line keeps. One regex pass over a line that has none of them (attachments,
 # most of a transcript's lines) costs less than one substring search per marker.
-_MARKERS = re.compile(rb'"(?:tool_result|usage|cost-state|promptId)"')
+_MARKERS = re.compile(rb'"(?:tool_result|usage|cost-state|promptId|commandRun)"|"mcp-router advice \(')
+_NOT_USAGE = re.compile(rb'"(?:tool_result|cost-state|promptId|commandRun)"|"mcp-router advice \(')
 
 
 def lines_to_parse(block: bytes) -> tuple[int, list[tuple[int, bytes]]]:
     """The number of lines in ``block`` (complete lines, each ending in a newline) and those of them that
-    ``parse_line`` could keep, as (line number within the block from 1, line).
+    ``parse_line`` could keep, as (line number within the block from 1, line). A line kept that starts with
+    "{" holds the markers ``decode_line`` looks for: ``decode_object`` reads it as ``decode_line`` would.
 
-    A line is sliced out, which copies it, only when it holds one of the markers or does not start like a
-    JSON object; the rest, most of the bytes of a transcript, are only searched in place.
+    A line is sliced out, which copies it, only when it holds the markers or does not start like a JSON
+    object; the rest, most of the bytes of a transcript, are only searched in place.
     """
     find, search = block.find, _MARKERS.search
     start, number, size = 0, 0, len(block)
@@ -110,8 +128,14 @@ def lines_to_parse(block: bytes) -> tuple[int, list[tuple[int, bytes]]]:
     while start < size:
         stop = find(b"\n", start)
         number += 1
-        if start < stop and (block[start] != 0x7B or search(block, start, stop)):  # 0x7B: "{"
-            lines.append((number, block[start:stop]))
+        if start < stop:
+            if block[start] != 0x7B:  # "{"
+                lines.append((number, block[start:stop]))
+            elif (match := search(block, start, stop)) is not None:
+                if match.end() - match.start() == 7 and find(b'"assistant"', start, stop) < 0:  # "usage" alone
+                    match = _NOT_USAGE.search(block, match.end(), stop)
+                if match is not None:
+                    lines.append((number, block[start:stop]))
         start = stop + 1
     return number, lines
 
@@ -135,21 +159,38 @@ def bulk_loads(data: bytes) -> Any:
 
 def parse_line(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> Parsed:
     """Parse one complete line (without its newline); ``None`` for lines that carry nothing we keep."""
-    stripped = line.strip()
+    record = decode_line(line, loads)
+    return None if record is None else parse_record(record)
+
+
+def decode_line(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> dict[str, Any] | None:
+    """The JSON object of a line that may carry something we keep; ``None`` for the others, undecoded."""
+    stripped = line.strip().removeprefix(b"\xef\xbb\xbf")  # a byte order mark, written by some editors
     if not stripped:
         return None
     if not stripped.startswith(b"{"):
         raise MalformedLine("not a JSON object")
     # Tool results first: they are most of the bytes, and the marker comes early in their lines.
     if not (b'"tool_result"' in line or (b'"usage"' in line and b'"assistant"' in line) or b'"cost-state"' in line
-            or b'"promptId"' in line):
+            or b'"promptId"' in line or b'"mcp-router advice (' in line or b'"commandRun"' in line):
         return None
+    return decode_object(stripped, loads)
+
+
+def decode_object(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> dict[str, Any]:
+    """The JSON object of a line that holds the markers (see ``lines_to_parse``)."""
+    stripped = line.strip()
     try:
         record = loads(stripped)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise MalformedLine(f"invalid JSON: {exc}") from None
     if not isinstance(record, dict):
         raise MalformedLine("not a JSON object")
+    return record
+
+
+def parse_record(record: dict[str, Any]) -> Parsed:
+    """What a decoded line carries (see ``parse_line``)."""
     kind = record.get("type")
     if kind == "assistant":
         return _usage_event(record)
@@ -157,7 +198,32 @@ def parse_line(line: bytes, loads: Callable[[bytes], Any] = json.loads) -> Parse
         return _cost_state(record)
     if kind == "user":
         return _tool_results(record) or _prompt(record)
+    if kind in ("attachment", "system"):
+        return _advice(record)
     return None
+
+
+def repeats(record: dict[str, Any], kept: UsageEvent, kept_usage: dict[str, Any]) -> bool:
+    """Whether ``record`` is another copy of the response ``kept`` (parsed from a line whose usage object was
+    ``kept_usage``) that ``parse_record`` would read exactly as ``kept`` but for its content block: the same
+    ids, model, timestamp, chain and usage, so it neither fails where ``kept`` did not nor beats it.
+
+    Claude Code writes a response once per content block; the copies need only their tool names read.
+    """
+    message = record.get("message")
+    if (record.get("type") != "assistant" or type(message) is not dict or message.get("usage") != kept_usage
+            or message.get("id") != kept.message_id):
+        return False
+    request_id = record.get("requestId")
+    return ((request_id if type(request_id) is str else "") == kept.request_id
+            and message.get("model") == kept.raw_model and record.get("timestamp") == kept.timestamp
+            and (record.get("isSidechain") is True) == (kept.is_sidechain == 1))
+
+
+def tool_uses(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """(id, name) of the tool_use blocks of an assistant line's content."""
+    message = record.get("message")
+    return _tool_uses(message.get("content")) if type(message) is dict else []
 
 
 # No response has a billion tokens of one kind (context windows are a few million); a larger count is damage,
@@ -203,7 +269,10 @@ def _timestamp(record: dict[str, Any]) -> tuple[float, str]:
 
 def _usage_event(record: dict[str, Any]) -> UsageEvent | None:
     message = record.get("message")
-    if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
+    if not isinstance(message, dict):
+        return None
+    usage = message.get("usage")
+    if not isinstance(usage, dict):
         return None
     model = message.get("model")
     if model == SYNTHETIC_MODEL:
@@ -213,25 +282,44 @@ def _usage_event(record: dict[str, Any]) -> UsageEvent | None:
         raise MalformedLine("assistant message without an id")
     if not isinstance(model, str) or not model:
         raise MalformedLine("assistant message without a model")
-    usage = message["usage"]
     ts, timestamp = _timestamp(record)
-    cache_creation = usage.get("cache_creation")
-    split = cache_creation if isinstance(cache_creation, dict) else {}
-    server_tools = usage.get("server_tool_use")
-    searches = _count(server_tools, "web_search_requests") if isinstance(server_tools, dict) else 0
-    agent_id, agent_type = record.get("agentId"), record.get("attributionAgent")
-    # Arguments in field order, not by keyword: this runs for every copy of every response, and keywords
-    # cost a quarter of it.
+    # This runs for every copy of every response: plain lookups, and the checks of _count only when a value
+    # is not a whole number from 0 to MAX_COUNT.
+    get, split, server_tools = usage.get, usage.get("cache_creation"), usage.get("server_tool_use")
+    counts: tuple[Any, ...] = (get("input_tokens"), get("output_tokens"), get("cache_read_input_tokens", 0),
+              get("cache_creation_input_tokens", 0),
+              split.get("ephemeral_5m_input_tokens", 0) if type(split) is dict else 0,
+              split.get("ephemeral_1h_input_tokens", 0) if type(split) is dict else 0,
+              server_tools.get("web_search_requests", 0) if type(server_tools) is dict else 0)
+    for value in counts:
+        if type(value) is not int or not 0 <= value <= MAX_COUNT:
+            counts = _checked_counts(usage, split, server_tools)
+            break
+    inputs, outputs, reads, writes, writes_5m, writes_1h, searches = counts
+    record_get = record.get
+    request_id, session_id, cwd, branch = (record_get("requestId"), record_get("sessionId"), record_get("cwd"),
+                                           record_get("gitBranch"))
+    agent_id, agent_type = record_get("agentId"), record_get("attributionAgent")
+    geo, tier, speed = get("inference_geo"), get("service_tier"), get("speed")
+    # Arguments in field order, not by keyword: keywords cost a quarter of it.
     return UsageEvent(
-        message_id, _text(record, "requestId"), ts, timestamp, _text(record, "sessionId"), _text(record, "cwd"),
-        _text(record, "gitBranch"), 1 if record.get("isSidechain") is True else 0,
-        agent_id if isinstance(agent_id, str) else None, agent_type if isinstance(agent_type, str) else None,
-        model, _count(usage, "input_tokens", required=True), _count(usage, "output_tokens", required=True),
-        _count(usage, "cache_read_input_tokens"), _count(usage, "cache_creation_input_tokens"),
-        _count(split, "ephemeral_5m_input_tokens"), _count(split, "ephemeral_1h_input_tokens"), searches,
-        _text(usage, "inference_geo"), _text(usage, "service_tier"), _text(usage, "speed"),
-        _tool_uses(message.get("content")), _iterations(usage.get("iterations")),
+        message_id, request_id if type(request_id) is str else "", ts, timestamp,
+        session_id if type(session_id) is str else "", cwd if type(cwd) is str else "",
+        branch if type(branch) is str else "", 1 if record_get("isSidechain") is True else 0,
+        agent_id if type(agent_id) is str else None, agent_type if type(agent_type) is str else None,
+        model, inputs, outputs, reads, writes, writes_5m, writes_1h, searches,
+        geo if type(geo) is str else "", tier if type(tier) is str else "",
+        speed if type(speed) is str else "", _tool_uses(message.get("content")), _iterations(usage.get("iterations")),
     )
+
+
+def _checked_counts(usage: dict[str, Any], split: Any, server_tools: Any) -> tuple[int, ...]:
+    """The token counts of a usage object whose counts are not all plain: MalformedLine names the first bad one."""
+    searches = _count(server_tools, "web_search_requests") if isinstance(server_tools, dict) else 0
+    split = split if isinstance(split, dict) else {}
+    return (_count(usage, "input_tokens", required=True), _count(usage, "output_tokens", required=True),
+            _count(usage, "cache_read_input_tokens"), _count(usage, "cache_creation_input_tokens"),
+            _count(split, "ephemeral_5m_input_tokens"), _count(split, "ephemeral_1h_input_tokens"), searches)
 
 
 def _iterations(value: Any) -> tuple[tuple[int, int, int, int, int], ...]:
@@ -315,3 +403,25 @@ def _prompt(record: dict[str, Any]) -> Prompt | None:
         return None
     ts, _ = _timestamp(record)
     return Prompt(uuid, _text(record, "sessionId"), ts, content[:PROMPT_CHARS])
+
+
+def _advice(record: dict[str, Any]) -> Advice | None:
+    """Our advice as Claude Code recorded the hook's answer, or the user's ``/model`` change."""
+    uuid = record.get("uuid")
+    if not isinstance(uuid, str) or record.get("isSidechain") is True:
+        return None
+    attachment = record.get("attachment")
+    command = record.get("commandRun")
+    if isinstance(attachment, dict) and attachment.get("hookEvent") == "UserPromptSubmit":
+        content = attachment.get("content")
+        text = content[0] if isinstance(content, list) and content else content
+        kinds = {"hook_additional_context": "delegate", "hook_system_message": "model"}
+        if not isinstance(text, str) or attachment.get("type") not in kinds or not (match := _ADVICE_LINE.match(text)):
+            return None
+        kind, category = kinds[attachment["type"]], match.group(1)
+    elif isinstance(command, dict) and command.get("command") == "model" and isinstance(command.get("args"), str):
+        kind, category = "model_change", command["args"].strip()
+    else:
+        return None
+    ts, _ = _timestamp(record)
+    return Advice(uuid, _text(record, "sessionId"), ts, kind, category)

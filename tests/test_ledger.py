@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -151,7 +152,7 @@ from mcp_router.store import connect
 import mcp_router.ledger as ledger
 ledger.CHUNK_BYTES = ledger.COMMIT_BYTES = 64 * 1024  # many small transactions, so the kill lands mid-run
 conn = connect(sys.argv[1])
-ingest_tree(conn, Path(sys.argv[2]), Catalog.load(), progress=lambda path, n: print(path, flush=True))
+ingest_tree(conn, Path(sys.argv[2]), Catalog.load(), progress=lambda files, *_: files == 3 and print(files, flush=True))
 """
 
 
@@ -165,8 +166,7 @@ def test_kill_9_mid_ingest_then_rerun_equals_one_clean_run(tmp_path: Path) -> No
     process = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(killed_db), str(tmp_path / "projects")],
                                stdout=subprocess.PIPE)
     assert process.stdout is not None
-    for _ in range(3):  # three files done: the fourth is being read, in 64 KiB transactions
-        assert process.stdout.readline()
+    assert process.stdout.readline()  # three files done: the fourth is being read, in 64 KiB transactions
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     conn = connect(killed_db)
@@ -215,3 +215,50 @@ def test_parallel_ingest_writes_exactly_what_one_process_writes(tmp_path: Path) 
         )
     assert results[0][0].malformed_lines == 4 and results[0][0].new_responses > 100
     assert results[0] == results[2]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_ingest_progress_bar_on_a_terminal_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                terminal: bool) -> None:
+    from mcp_router import cli
+
+    generate(tmp_path / "projects", sessions=6, turns=4, filler=200_000)
+    stderr = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    monkeypatch.setattr(cli._IngestBar, "DELAY", 0.0)  # as if the ingest had run two seconds already
+    summary = cli._ingest_with_progress(connect(tmp_path / "usage.db"), tmp_path / "projects", CATALOG)
+    assert summary.files_read == 8
+    if terminal:
+        shown = stderr.getvalue()
+        assert "ingesting" in shown and "/8 files" in shown and "MB" in shown
+    else:
+        assert stderr.getvalue() == ""
+
+
+def test_ingest_progress_waits_two_seconds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcp_router import cli
+
+    generate(tmp_path / "projects", sessions=3, turns=2, filler=100)
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    cli._ingest_with_progress(connect(tmp_path / "usage.db"), tmp_path / "projects", CATALOG)
+    assert sys.stderr.getvalue() == ""
+
+
+def test_transcripts_are_listed_as_the_glob_patterns_list_them(tmp_path: Path) -> None:
+    from mcp_router.ledger import transcript_files
+
+    projects = tmp_path / "projects"
+    for name in ("a/s.jsonl", "a-b/s.jsonl", "a/z.jsonl", "a/s/subagents/agent-2.jsonl", "a/s/subagents/agent-1.jsonl",
+                 "a-b/t/subagents/agent-1.jsonl", ".hidden/s.jsonl", "a/notes.txt", "a/s/subagents/meta.json",
+                 "B/s.jsonl", "a/x.jsonl/subagents/agent-3.jsonl", "a/deep/er/s.jsonl"):
+        (projects / name).parent.mkdir(parents=True, exist_ok=True)
+        (projects / name).write_text("")
+    (projects / "loose.jsonl").write_text("")
+    expected = sorted(projects.glob("*/*.jsonl")) + sorted(projects.glob("*/*/subagents/*.jsonl"))
+    assert transcript_files(projects) == expected
+    assert transcript_files(tmp_path / "missing") == []

@@ -176,7 +176,7 @@ def test_m006_turns_stored_prompts_into_decisions(db_path: Path, keep: bool, mon
     (Usage(100, 10**12), 1, "output tokens is more than 1 call"),
     (Usage(1, 0, CATALOG.get("haiku").context_window // 2, CATALOG.get("haiku").context_window // 2), 1,
      "input + cache read + cache write"),
-    (Usage(10**18, 0), 10**9, "requests must be between 1 and 100,000"),
+    (Usage(10**18, 0), 10**9, "requests must be between 1 and 1,000"),
     (Usage(100, 10, 0, 5, 10), 1, "cache_creation_1h_tokens cannot exceed"),
 ])
 def test_track_cost_refuses_what_the_model_could_not_have_used(db_path: Path, usage: Usage, requests: int,

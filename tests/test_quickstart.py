@@ -47,6 +47,7 @@ def test_quick_start_is_two_commands() -> None:
     assert len(quick_start_commands()) == 2
 
 
+@pytest.mark.timeout(1800)  # its two commands get 600 s + 900 s
 @pytest.mark.skipif(_externally_managed_python() is None and os.environ.get("CI") != "true",
                     reason="no Python >= 3.11 marked EXTERNALLY-MANAGED here (Debian's python3 is one)")
 def test_quick_start_on_an_externally_managed_python(tmp_path: Path, isolated_user: Path) -> None:

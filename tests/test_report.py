@@ -13,14 +13,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mcp_router.cli import cli
 from mcp_router.config import Config
 from mcp_router.ledger import PromptDecider
 from mcp_router.pricing import Catalog, Usage
-from mcp_router.projects import choose, encode, short_path
+from mcp_router.projects import choose, encode, project_paths, short_path
 from mcp_router.report import ReportSpec, _ratio, build_report, format_share, plural, render
 from mcp_router.store import USAGE_COLUMNS, connect, transaction, upsert_usage
 
@@ -221,7 +221,8 @@ def test_short_paths_keep_every_folder_distinct() -> None:
     assert short_path("/home/me/code/api", home="/home/me") == "~/code/api"
     assert short_path("/home/me", home="/home/me/") == "~"
     assert short_path("/home/meow/x", home="/home/me") == "~meow/x"  # another user's home, not a prefix of mine
-    assert short_path("/Users/alice/code/api", home="/home/me") == "~alice/code/api"
+    assert short_path("/Users/alice/code/api", home="/home/me") == "/Users/alice/code/api"  # not ~alice: a Linux one
+    assert short_path("/Users/alice/code/api", home="/Users/me") == "~alice/code/api"
     assert short_path("/srv/app", home="/home/me") == "/srv/app"
     assert choose("-home-me-a-b", ["/home/me/a-b/sub", "/home/me/a/b", "/home/me/a-b"]) == "/home/me/a-b"
     assert choose("-gone", ["/x/yy", "/x/y"]) == "/x/y"
@@ -257,3 +258,91 @@ def test_a_share_reads_zero_or_whole_only_when_it_is(part: float, rest: float) -
     shown = format_share(_ratio(part, whole))
     assert shown not in ("0%", "100%") or (part / whole == 0 or part / whole == 1)
     assert format_share(_ratio(whole, whole)) == "100%"
+
+
+# The review of issue 16 (report half).
+AT = datetime(2026, 11, 18, 12, tzinfo=UTC)
+
+
+def _week_report(db_path: Path, group_by: str = "project") -> dict:
+    return build_report(connect(db_path), ReportSpec.parse("2026-11-16", "2026-11-22", "UTC", group_by),
+                        Catalog.load(), Config.load())
+
+
+def _week_report(db_path: Path, group_by: str = "project") -> dict:
+    return build_report(connect(db_path), ReportSpec.parse("2026-11-16", "2026-11-22", "UTC", group_by),
+                        Catalog.load(), Config.load())
+
+
+def test_two_users_folders_never_shorten_alike() -> None:
+    # projects.short_path promises "two folders never look alike"; a team ledger with a Mac and a Linux user
+    # of the same name shows both as "~bob/api" (seen in table, CSV, Markdown and HTML).
+    assert short_path("/Users/bob/api", home="/home/me") != short_path("/home/bob/api", home="/home/me")
+
+
+def test_cost_by_project_view_shows_the_same_folder_as_the_week_report(db_path: Path) -> None:
+    # The view's SQL encoding replaces only / . _ and space; Claude Code (and projects.encode) replace every
+    # non-alphanumeric character. A session started in a folder with "+" (or "@", "~", non-ASCII...) that
+    # later ran in a shorter folder: the report shows the starting folder, Datasette's view the other one.
+    start = "/home/me/c++/app"
+    _insert(connect(db_path), [
+        {"at": AT, "project": encode(start), "cwd": start},
+        {"at": AT, "project": encode(start), "cwd": "/home/me/x"},
+    ])
+    report = _week_report(db_path)
+    assert report["groups"][0]["project_path"] == start
+    conn = connect(db_path)
+    (view_path,) = conn.execute("SELECT project_path FROM cost_by_project").fetchone()
+    assert view_path == start
+
+
+def test_html_report_says_how_many_responses_had_no_price(db_path: Path) -> None:
+    # Failed on the issue-16 merge (the page showed "Spent $x" with no hint that 9 of 10 responses had no
+    # price); passes since main merged issue-12 ("unpriced everywhere"). Kept as a regression test.
+    _insert(connect(db_path), [{"at": AT}, *({"at": AT, "model": "claude-unknown-9"} for _ in range(9))])
+    page = render(_week_report(db_path, "model"), "html")
+    assert "unpriced" in page or "no price" in page
+
+
+def test_markdown_table_survives_a_pipe_in_a_project_path(db_path: Path) -> None:
+    path = "/home/me/a|b"
+    _insert(connect(db_path), [{"at": AT, "project": encode(path), "cwd": path}])
+    markdown = render(_week_report(db_path), "markdown").splitlines()
+    lines = [line for line in markdown if line.startswith("| ~")]
+    header = next(line for line in markdown if line.startswith("| project"))
+    assert lines and lines[0].count("|") - lines[0].count("\\|") == header.count("|")
+
+
+def test_markdown_does_not_pass_html_in_a_project_path_through(db_path: Path) -> None:
+    # Many Markdown renderers pass inline HTML through: a folder named <script>... lands in the page as code.
+    path = "/home/me/<img src=x onerror=alert(1)>"
+    _insert(connect(db_path), [{"at": AT, "project": encode(path), "cwd": path}])
+    assert "<img" not in render(_week_report(db_path), "markdown")
+
+
+def test_encode_matches_claude_code_for_long_paths_and_emoji() -> None:
+    # Claude Code 2.1.328 (bin/claude.exe): w(e)=e.replace(/[^a-zA-Z0-9]/g,"-") on UTF-16 code units, and
+    # rL(e) cuts a key longer than 200 to slice(0,200) + "-" + base-36 hash. projects.encode does neither, so
+    # choose() cannot recognise the starting folder of such a project and falls back to the shortest cwd.
+    assert encode("/a/\N{UNICORN FACE}") == "-a---"
+    long = "/home/me/" + "deep-folder/" * 20 + "app"
+    key = encode(long)[:200] + "-1x2y3z"  # the real key's shape; the hash suffix is Claude Code's
+    assert choose(key, [long, "/home/me"]) == long
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60)
+@given(st.lists(st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=12)
+                .map(lambda tail: "/home/me/" + tail), min_size=1, max_size=4),
+       st.booleans(), st.integers(0, 3))
+def test_project_folders_view_chooses_as_projects_does(db_path: Path, paths: list[str], long: bool,
+                                                        start: int) -> None:
+    # The Datasette view spells projects.encode out in SQL: both must pick the same folder for every key,
+    # including Claude Code's cut keys over 200 characters and emoji (two UTF-16 units).
+    paths = [("/x" * 110 if long else "") + p for p in paths]
+    key = encode(paths[start % len(paths)])
+    key = key[:200] + "-1x2y3z" if len(key) > 200 else key
+    conn = connect(db_path)
+    with transaction(conn):
+        conn.execute("DELETE FROM project_paths")
+        conn.executemany("INSERT OR IGNORE INTO project_paths VALUES (?, ?)", [(key, p) for p in paths])
+    assert dict(conn.execute("SELECT project, path FROM project_folders").fetchall()) == project_paths(conn)

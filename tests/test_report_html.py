@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import math
 import os
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -19,7 +20,7 @@ from mcp_router.store import connect
 
 from .conftest import CHROMIUM
 from .devtools import Chromium, PageLoad
-from .test_report import _insert
+from .test_report import AT, UTC, _insert, _week_report
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 needs_chromium = pytest.mark.skipif(CHROMIUM is None and os.environ.get("CI") != "true",
@@ -136,3 +137,48 @@ def test_the_value_axis_covers_the_peak_in_round_steps(peak: float) -> None:
     assert step < peak  # at least two gridlines above zero: the axis says something
     mantissa = step / 10 ** math.floor(math.log10(step) + 1e-9)
     assert any(math.isclose(mantissa, m) for m in (1, 2, 2.5, 5))
+
+
+# The review of issue 16 (report half).
+
+
+def test_html_share_below_one_percent_is_escaped(db_path: Path) -> None:
+    # "<1%" is written raw into the HTML (<td class=n><1%</td>): invalid markup, and fragile.
+    _insert(connect(db_path), [{"at": AT, "input": 1_000_000, "project": "big"}, {"at": AT, "project": "small"}])
+    page = render(_week_report(db_path), "html")
+    assert "><1%<" not in page and "&lt;1%" in page
+
+
+@needs_chromium
+@pytest.mark.parametrize(("days", "width"), [(400, 1280), (90, 390)])
+def test_daily_chart_of_a_long_period_shows_its_bars(chromium: Chromium, db_path: Path, tmp_path: Path,
+                                                      days: int, width: int) -> None:
+    # One grid column a day with a fixed 3 px gap: 400 days need 1,197 px of gaps alone, so at 1280 px every
+    # bar is 0 px wide (the chart looks empty though $32 was spent) and the axis labels run out of the panel.
+    end = datetime(2026, 11, 22, 12, tzinfo=UTC)
+    _insert(connect(db_path), [{"at": end - timedelta(days=d)} for d in range(days)])
+    since = (end - timedelta(days=days - 1)).date().isoformat()
+    report = build_report(connect(db_path), ReportSpec.parse(since, "2026-11-22", "UTC", "model"),
+                          Catalog.load(), Config.load())
+    page = tmp_path / "long.html"
+    page.write_text(render(report, "html"))
+    size = {"width": width} if width > 500 else {"phone_width": width}
+    load = chromium.load(page, {
+        "bar_widths": "[...document.querySelectorAll('[aria-label=\"daily cost by model\"] .seg')]"
+                      ".map(e => e.getBoundingClientRect().width)",
+        "cols_overflow": "(e => e.scrollWidth - e.clientWidth)(document.querySelector("
+                         "'[aria-label=\"daily cost by model\"] .cols'))",
+    }, **size)
+    assert min(load.values["bar_widths"]) >= 1, "bars too thin to see"
+    assert load.values["cols_overflow"] <= 0, "the chart's columns run out of its panel"
+
+
+def test_daily_chart_axis_labels_are_evenly_spaced(db_path: Path) -> None:
+    # A peak of $0.08 gets gridlines every $0.025, written "$0, $0.03, $0.05, $0.08, $0.10": the $0.08 bar
+    # then stands above the line labelled "$0.08", and the steps read as uneven.
+    _insert(connect(db_path), [{"at": AT, "input": 20_000}])
+    page = render(_week_report(db_path, "model"), "html")
+    daily = page[page.index('aria-label="daily cost by model"'):]
+    labels = re.findall(r'<div class="grid" style="bottom:[0-9.]+%"><span>\$([0-9.]+)</span>', daily)[:5]
+    steps = {round(float(b) - float(a), 6) for a, b in zip(labels, labels[1:], strict=False)}
+    assert len(labels) >= 3 and len(steps) == 1, labels

@@ -69,7 +69,7 @@ def test_tools_are_listed_small_and_route_model_answers(api: StandinAPI, db_path
     by_name = {tool.name: tool for tool in tools.tools}
     assert set(by_name) == {"route_model", "delegate_to_haiku", "track_cost", "rate_delegation"}
     assert set(by_name["delegate_to_haiku"].input_schema["properties"]) == {"task", "paths", "content", "max_tokens",
-                                                                           "model"}
+                                                                           "model", "force"}
     assert by_name["route_model"].annotations.read_only_hint is True
     definitions = json.dumps([tool.model_dump(exclude_none=True) for tool in tools.tools])
     assert len(definitions) / 4 <= 1500, f"tool definitions cost ~{len(definitions) // 4} tokens of every session"

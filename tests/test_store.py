@@ -43,8 +43,10 @@ def test_connect_creates_the_file_in_wal_mode_with_the_full_schema(tmp_path: Pat
     assert set(db.table_names()) >= {
         "usage_events", "tool_results", "ingest_files", "session_costs", "delegations", "cost_records",
         "feedback", "category_overrides", "budget_alerts", "settings", "_sqlite_migrations", "usage_rollup",
-        "prompts",
+        "prompts", "advice_events",
     }
+    assert db["advice_events"].columns_dict == {"uuid": str, "session_id": str, "ts": float, "kind": str,
+                                                "category": str}
     assert tuple(c for c in db["usage_events"].columns_dict if c != "id") == store.USAGE_COLUMNS
     assert db["delegations"].columns_dict == {
         "id": str, "ts": float, "session_id": str, "category": str, "task": str, "model": str,

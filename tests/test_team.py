@@ -26,6 +26,7 @@ from mcp_router.store import connect
 from mcp_router.sync import TABLES, sync
 from mcp_router.team import MIGRATIONS, TeamConnection
 from mcp_router.team import connect as team_connect
+from tests.test_advice_report import SESSION, T0, session  # noqa: F401  (the fixture: a session with advice)
 
 CATALOG = Catalog.load()
 PERIOD = dict(since="2026-11-01", until="2026-11-30", timezone="UTC")
@@ -154,6 +155,29 @@ def test_nothing_but_numbers_and_decisions_reach_the_team_database(tmp_path: Pat
     assert "d1" in dump and "dev0@example.com" in dump
     for secret in ("SECRET TASK TEXT", "SECRET ERROR", "SECRET NOTE", prompt, "/home/user/code"):
         assert secret not in dump
+
+
+@pytest.mark.usefixtures("session")
+def test_routing_advice_and_the_haiku_reader_are_the_same_in_the_team_report(tmp_path: Path, db_path: Path,
+                                                                             team_db_url: str) -> None:
+    conn = connect(db_path)
+    ingest_tree(conn, tmp_path / "projects", CATALOG)
+    conn.execute("INSERT INTO advice_events VALUES ('g1', ?, ?, 'guarded', 'architecture')", (SESSION, T0 + 60))
+    conn.execute("INSERT INTO advice_events VALUES ('m9', ?, ?, 'model_change', 'Opus, SECRET TYPED')",
+                 (SESSION, T0 + 70))
+    config = Config(team_db_url=team_db_url, user="dev9@example.com", machine="laptop9")
+    assert sync(conn, config).sent["advice_events"] == 8
+    spec = ReportSpec.parse("2026-11-29", "2026-11-30", "UTC", "model")
+    local = build_report(conn, spec, CATALOG, Config())
+    shared = build_report(TeamConnection(team_connect(config)), spec, CATALOG, Config())
+    assert local["advice"]["given"] == 4 and local["advice"]["guarded"] == {"architecture": 1}
+    assert shared["advice"] == local["advice"]
+    reader = local["delegations"]["haiku_reader"]
+    assert reader["runs"] == 1 and reader["saved_usd"] > 0
+    assert shared["delegations"]["haiku_reader"] == pytest.approx(reader, abs=1e-6)
+    with psycopg.connect(team_db_url) as pg:  # what the user typed after /model stays here: only its tier goes
+        changes = pg.execute("SELECT category FROM advice_events WHERE kind = 'model_change'").fetchall()
+    assert sorted(c[0] for c in changes) == ["opus", "opus", "opus"]
 
 
 def test_a_newer_team_schema_is_refused_and_a_missing_server_is_one_clear_line(team_db_url: str) -> None:

@@ -8,7 +8,19 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_router.transcripts import CostState, MalformedLine, Prompt, UsageEvent, bulk_loads, lines_to_parse, parse_line
+from mcp_router.transcripts import (
+    CostState,
+    MalformedLine,
+    Prompt,
+    UsageEvent,
+    bulk_loads,
+    decode_object,
+    lines_to_parse,
+    parse_line,
+    parse_record,
+    repeats,
+    tool_uses,
+)
 
 from .conftest import REAL_CLAUDE_CODE
 
@@ -23,6 +35,13 @@ ASSISTANT = next(line for line in REAL_LINES if b'"assistant"' in line and b'"us
 def _outcome(line: bytes, loads=json.loads) -> object:
     try:
         return parse_line(line, loads)
+    except MalformedLine:
+        return MalformedLine
+
+
+def _decoded(line: bytes) -> object:
+    try:
+        return parse_record(decode_object(line))
     except MalformedLine:
         return MalformedLine
 
@@ -79,9 +98,48 @@ def test_block_scanner_keeps_every_line_the_parser_would_keep(lines: list[bytes]
         if _outcome(line) is not None:
             assert number in kept_numbers
     assert all(lines[number - 1] == line for number, line in kept)
+    for _, line in kept:  # a line kept that starts like an object passed decode_line's marker test
+        if line.startswith(b"{"):
+            assert _outcome(line) == _decoded(line)
 
 
 def test_prompts_are_what_the_user_typed_not_claude_codes_own_messages() -> None:
     prompts = [parsed for line in REAL_LINES if isinstance(parsed := parse_line(line), Prompt)]
     assert [p.text[:15] for p in prompts] == ["go. CALL:Agent:", "please run it. "]
     assert all(p.session_id and p.uuid and p.ts > 0 for p in prompts)
+
+
+_VALUES = st.sampled_from([None, True, 1, -1, "", "x", "2026-11-22T21:07:29.891Z", [], {}, 10**30,
+                           [{"type": "tool_use", "id": "toolu_x", "name": "Bash"}]])
+_PLACES = st.sampled_from([(), ("message",), ("message", "usage"), ("message", "usage", "cache_creation")])
+_KEYS = st.sampled_from(["id", "model", "usage", "timestamp", "requestId", "isSidechain", "input_tokens",
+                         "output_tokens", "content", "ephemeral_1h_input_tokens", "type", "message", "agentId"])
+
+
+def _changed(record: dict, changes: list) -> dict:
+    record = json.loads(json.dumps(record))
+    for place, key, value in changes:
+        target = record
+        for step in place:
+            target = target.get(step) if isinstance(target, dict) else None
+        if isinstance(target, dict):
+            target[key] = value
+    return record
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(_PLACES, _KEYS, _VALUES), max_size=3))
+def test_a_repeated_copy_reads_as_the_kept_response_but_for_its_tool_uses(changes: list) -> None:
+    kept_record = json.loads(ASSISTANT)
+    kept = parse_record(kept_record)
+    assert isinstance(kept, UsageEvent)
+    record = _changed(kept_record, changes)
+    if not repeats(record, kept, kept_record["message"]["usage"]):
+        return
+    parsed = parse_record(record)  # a repeat never raises where the kept copy did not
+    assert isinstance(parsed, UsageEvent)
+    assert parsed.tool_uses == tool_uses(record)
+    parsed.tool_uses = kept.tool_uses
+    assert parsed.total_tokens == kept.total_tokens and parsed.is_sidechain == kept.is_sidechain
+    assert (parsed.message_id, parsed.request_id, parsed.raw_model, parsed.ts) == (
+        kept.message_id, kept.request_id, kept.raw_model, kept.ts)
