@@ -164,7 +164,7 @@ class Delegator:
         return {"result": text, "model": priced.id, "input_tokens": prompt,
                 "output_tokens": answer.usage.output_tokens, "cost_usd": round(cost, 9),
                 "saved_usd": round(saved, 9), "delegation_id": delegation_id,
-                **({"budget_note": budget_note} if budget_note else {})}
+                **({"note": budget_note} if budget_note else {})}
 
     def backend_name(self) -> str:
         if os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"):

@@ -49,7 +49,7 @@ class DelegationResult(BaseModel):
     cost_usd: float
     saved_usd: float
     delegation_id: str
-    budget_note: str = Field("", description="Set when the team cap could not be checked (this machine's applied).")
+    note: str = ""  # set when the team cap could not be checked; it says so itself (no description: tokens)
 
 
 class CostResult(BaseModel):

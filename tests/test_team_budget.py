@@ -95,7 +95,7 @@ def test_with_the_team_database_down_the_hook_and_delegation_work_locally_and_sy
     config = Config(team_db_url=DOWN, user=config.user, machine=config.machine, delegate_model="claude-haiku-4-5",
                     monthly_cap_usd=50)
     result = Delegator(conn, config, CATALOG, tmp_path).delegate("summarize", content="word " * 50)
-    note = result["budget_note"]
+    note = result["note"]
     assert result["result"].startswith("OK") and "team cap not checked" in note
     assert "127.0.0.1:1/team unreachable" in note and "this machine's cap applied" in note
 
