@@ -259,7 +259,7 @@ def _quality_heat(quality: dict[str, Any]) -> str:
     categories = sorted({c for p in periods for c in p["by_category"]})
     if not categories:
         return _empty("No delegation of this period has been rated yet. Each rating (<code>mcp-router feedback"
-                      " ID good|bad</code>) fills a cell: the share of a category's delegations rated good.")
+                      " ID good|bad</code>) fills a tile: the share of a category's delegations rated good.")
     # Tiles that wrap rather than a table that scrolls sideways on a phone: every row's tiles share one width,
     # so they wrap alike and a period stays in the same place in every row.
     tile_px = CHAR_PX * max(len(_day_label(p["period"])) for p in periods) + 6
@@ -278,7 +278,7 @@ def _quality_heat(quality: dict[str, Any]) -> str:
                          f' title="{escape(category)}, {p["period"]}: {counts["rated"] - counts["bad"]} of'
                          f' {counts["rated"]} rated good">{label}{escape(format_share(good))}</li>')
         rows.append(f'<b class="hname">{escape(category)}</b><ul class="tiles" style="{columns}">{"".join(cells)}</ul>')
-    return f'<div class="heat panel" aria-label="quality by category over time">{"".join(rows)}</div>'
+    return f'<div class="heat panel" role="group" aria-label="quality by category over time">{"".join(rows)}</div>'
 
 
 def _override_chart(quality: dict[str, Any]) -> str:
