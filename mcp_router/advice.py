@@ -22,12 +22,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 from pathlib import Path
-from typing import Any
 
 from .config import Config
 from .errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+    from typing import Any
 
 # How much of the transcript's end is read to find the session's model and context size: the last
 # response is near the end, and a tool result line is rarely longer than this.
@@ -162,6 +165,8 @@ def _read_only(db_path: Path) -> sqlite3.Connection | None:
     creates or migrates it: the Stop hook does)."""
     if not db_path.is_file():
         return None
+    import sqlite3
+
     try:
         conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=0.5)
     except sqlite3.Error:
