@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from pathlib import Path
 
 from .config import Config
@@ -58,14 +59,20 @@ def tier_of(model: str) -> str | None:
 def session_state(transcript: Path) -> tuple[str | None, int]:
     """The session's current model (the newer of its last main-chain response and its last ``/model``) and
     its context size in tokens (what that response's request held plus what it wrote)."""
+    try:  # non-blocking, and regular files only: a FIFO would stall the prompt, /dev/zero never ends
+        fd = os.open(transcript, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError):
+        return None, 0
     try:
-        with transcript.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - TAIL_BYTES))
-            block = handle.read()
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            return None, 0
+        os.lseek(fd, max(0, status.st_size - TAIL_BYTES), os.SEEK_SET)
+        block = os.read(fd, TAIL_BYTES)
     except OSError:
         return None, 0
+    finally:
+        os.close(fd)
     model, context_tokens = None, 0
     for line in reversed(block.split(b"\n")):
         if model is None and b'"local_command"' in line and (switch := _MODEL_LINE.search(line)):
