@@ -26,7 +26,6 @@ import stat
 from pathlib import Path
 
 from .config import Config
-from .errors import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -137,9 +136,6 @@ def advise(payload: dict[str, Any], config: Config, db_path: Path,
     finally:
         if conn is not None:
             conn.close()
-    if unknown := sorted(set(config.advice_skip) - set(router.tiers)):
-        raise ConfigError(f"{config.source}: advice_skip: unknown category {unknown[0]!r} "
-                          f"(known: {', '.join(sorted(router.tiers))})")
     # The prompt joins the context it is routed with; its head is what is asked (a pasted log is not).
     decision = router.route(prompt[:ROUTED_CHARS], context_tokens + len(prompt) // 4)
     if (decision.uncertain or decision.confidence < MIN_CONFIDENCE
