@@ -89,7 +89,8 @@ def features(text: str, bits: int) -> list[int]:
     grams += [f"s{name}" for name, pattern in _STRUCTURE if pattern.search(text)]
     grams.append(f"slength{len(text).bit_length()}")
     mask = (1 << bits) - 1
-    return list(dict.fromkeys(crc32(gram.encode()) & mask for gram in grams))
+    # surrogatepass: a non-UTF-8 byte in a shell argument arrives as a lone surrogate; valid text hashes the same
+    return list(dict.fromkeys(crc32(gram.encode("utf-8", "surrogatepass")) & mask for gram in grams))
 
 
 class Model:
