@@ -160,3 +160,17 @@ def test_concurrent_advice_hooks_beside_an_ingest_all_answer(tmp_path: Path) -> 
         thread.join()
     assert all(done.returncode == 0 and not done.stderr for _, done in results), [d.stderr for _, d in results]
     assert sum("mcp-router advice (summarize" in done.stdout for _, done in results) == 6
+
+
+def test_the_hook_exits_0_when_claude_code_has_closed_its_stdout(tmp_path: Path) -> None:
+    """The hook now skips the interpreter's teardown: a closed pipe must still end in exit 0, not a traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {**os.environ, "HOME": str(tmp_path), "MCP_ROUTER_DB": str(tmp_path / "usage.db"), "ANTHROPIC_API_KEY": "x"}
+    script = "import sys; sys.argv = ['mcp-router', 'hook']; from mcp_router import main; main()"
+    try:
+        done = subprocess.run([sys.executable, "-c", script], input=json.dumps(_payload(READING, tmp_path / "t.jsonl")),
+                              stdout=write_end, stderr=subprocess.PIPE, env=env, text=True, timeout=30)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
