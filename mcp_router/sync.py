@@ -62,11 +62,12 @@ TABLES = (
     _Table("feedback", ("local_id", "delegation_id", "ts", "category", "rating"), ("ledger_id", "local_id"),
            ("id", "delegation_id", "ts", "category", "rating")),
     _Table("prompts", ("uuid", "session_id", "ts", "tier", "category", "confidence", "chars"), ("uuid",)),
-    # A /model change's category is what the user typed: only the tier it names leaves the machine.
+    # A /model change as its tier (as transcripts.py now records it): a ledger written before that kept the
+    # typed text, which must not leave the machine.
     _Table("advice_events", ("uuid", "session_id", "ts", "kind", "category"), ("uuid",),
            ("uuid", "session_id", "ts", "kind", "CASE WHEN kind <> 'model_change' THEN category"
-            " WHEN category LIKE '%opus%' THEN 'opus' WHEN category LIKE '%sonnet%' THEN 'sonnet'"
-            " WHEN category LIKE '%haiku%' THEN 'haiku' ELSE 'other' END")),
+            " WHEN category LIKE '%haiku%' THEN 'haiku' WHEN category LIKE '%sonnet%' THEN 'sonnet'"
+            " WHEN category LIKE '%opus%' THEN 'opus' ELSE 'other' END")),
 )
 
 # The team rollup's key and sums of a usage_events row, as the SQLite rollup computes them (migrations.py).
