@@ -123,13 +123,15 @@ def describe(url: str) -> str:
     return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
-def connect(config: Config, *, timeout: int = 10) -> Any:
+def connect(config: Config, *, timeout: int = 10, bounded: bool = False) -> Any:
     """An autocommit psycopg connection to the team database, schema up to date; ``TeamDBError`` if it
-    cannot be had."""
+    cannot be had. ``bounded``: no statement or lock wait longer than ``timeout``, and a peer gone silent is
+    noticed as soon (a delegation must not wait on the team database)."""
     psycopg = require_driver()
     url = team_url(config)
     try:
-        conn = psycopg.connect(url, connect_timeout=timeout, autocommit=True)
+        conn = psycopg.connect(url, connect_timeout=timeout, autocommit=True,
+                               **(_bounds(url, timeout) if bounded else {}))
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TeamDBError(f"team database {describe(url)} unreachable: {_scrub(reason, url)}") from None
@@ -140,6 +142,21 @@ def connect(config: Config, *, timeout: int = 10) -> Any:
         conn.close()
         raise
     return conn
+
+
+def _bounds(url: str, timeout: int) -> dict[str, Any]:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        options = str(conninfo_to_dict(url).get("options") or "")
+    except Exception:  # psycopg.connect says what is wrong with it
+        options = ""
+    ms = timeout * 1000
+    # idle_in_transaction: a client stalled while holding the budget lock loses it (and its hold) on the server.
+    return {"options": f"{options} -c statement_timeout={ms} -c lock_timeout={ms}"
+                       f" -c idle_in_transaction_session_timeout={2 * ms}".strip(),
+            "keepalives": 1, "keepalives_idle": 1, "keepalives_interval": 1, "keepalives_count": timeout,
+            "tcp_user_timeout": ms}
 
 
 def _scrub(text: str, url: str) -> str:

@@ -45,7 +45,7 @@ class TeamBudget:
         from .team import BUDGET_LOCK, TeamConnection, connect, identity
 
         try:
-            self.pg = connect(self.config, timeout=CONNECT_TIMEOUT_SECONDS)
+            self.pg = connect(self.config, timeout=CONNECT_TIMEOUT_SECONDS, bounded=True)
             user, machine = identity(self.config)
             self.key = (ledger_id(self.conn), record_id)
             with self.pg.transaction():
