@@ -180,10 +180,12 @@ def budget(set_monthly: float | None, team: bool, as_json: bool, db_path: Path |
     from . import budget as budget_core
 
     config = Config.load()
-    conn = open_team(config) if team else open_store(db_path)
+    team_db = open_team(config) if team else None
+    conn = team_db or open_store(db_path)
     if set_monthly is not None:
         budget_core.set_monthly_cap(conn, set_monthly)
-    status = budget_core.status(conn, Config() if team else config)  # the team's cap is only the one it set
+    # The team's cap is only the one it set; its month is the server's UTC month.
+    status = budget_core.status(conn, Config(), team_db.now()) if team_db else budget_core.status(conn, config)
     if as_json:
         click.echo(json.dumps({
             "month": status.month, "month_to_date_usd": round(status.month_to_date_usd, 6),

@@ -18,6 +18,7 @@ import getpass
 import socket
 import subprocess
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from .config import Config
@@ -123,15 +124,15 @@ def describe(url: str) -> str:
     return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
-def connect(config: Config, *, timeout: int = 10, bounded: bool = False) -> Any:
+def connect(config: Config, *, timeout: int = 10, wait_seconds: int = 0) -> Any:
     """An autocommit psycopg connection to the team database, schema up to date; ``TeamDBError`` if it
-    cannot be had. ``bounded``: no statement or lock wait longer than ``timeout``, and a peer gone silent is
-    noticed as soon (a delegation must not wait on the team database)."""
+    cannot be had. ``wait_seconds``: no statement or lock wait longer, and a peer gone silent noticed as soon
+    (a delegation must not wait on the team database without bound)."""
     psycopg = require_driver()
     url = team_url(config)
     try:
         conn = psycopg.connect(url, connect_timeout=timeout, autocommit=True,
-                               **(_bounds(url, timeout) if bounded else {}))
+                               **(_bounds(url, wait_seconds) if wait_seconds else {}))
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TeamDBError(f"team database {describe(url)} unreachable: {_scrub(reason, url)}") from None
@@ -144,18 +145,18 @@ def connect(config: Config, *, timeout: int = 10, bounded: bool = False) -> Any:
     return conn
 
 
-def _bounds(url: str, timeout: int) -> dict[str, Any]:
+def _bounds(url: str, seconds: int) -> dict[str, Any]:
     from psycopg.conninfo import conninfo_to_dict
 
     try:
         options = str(conninfo_to_dict(url).get("options") or "")
     except Exception:  # psycopg.connect says what is wrong with it
         options = ""
-    ms = timeout * 1000
+    ms = seconds * 1000
     # idle_in_transaction: a client stalled while holding the budget lock loses it (and its hold) on the server.
     return {"options": f"{options} -c statement_timeout={ms} -c lock_timeout={ms}"
                        f" -c idle_in_transaction_session_timeout={2 * ms}".strip(),
-            "keepalives": 1, "keepalives_idle": 1, "keepalives_interval": 1, "keepalives_count": timeout,
+            "keepalives": 1, "keepalives_idle": 1, "keepalives_interval": 1, "keepalives_count": seconds,
             "tcp_user_timeout": ms}
 
 
@@ -210,6 +211,11 @@ class TeamConnection:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Rows:
         cursor = self.pg.execute(sql.replace("%", "%%").replace("?", "%s"), tuple(params))  # LIKE '%…' stays
         return _Rows(cursor.fetchall() if cursor.description else ())  # in one call: far fewer round trips in Python
+
+    def now(self) -> datetime:
+        """The team's clock: the server's, in UTC. The team month is the UTC month, the same on every machine
+        whatever its zone or clock."""
+        return self.pg.execute("SELECT now()").fetchone()[0].astimezone(UTC)
 
     def close(self) -> None:
         self.pg.close()

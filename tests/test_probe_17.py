@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -37,7 +42,7 @@ def test_a_delegation_does_not_wait_on_a_team_budget_lock_someone_holds(tmp_path
     finally:
         release.cancel()
         holder.close()
-    assert elapsed < 15
+    assert elapsed < 30
     assert "team cap not checked" in note and "this machine's cap applied" in note
 
 
@@ -53,3 +58,30 @@ def test_a_team_database_that_accepts_and_never_answers_does_not_stall_a_delegat
         silent.close()
     assert elapsed < 10
     assert "team cap not checked" in note
+
+
+def _team_budget_json(tmp_path: Path, url: str, tz: str) -> dict:
+    config = tmp_path / "config.toml"
+    config.touch()
+    env = {**os.environ, "TZ": tz, "MCP_ROUTER_TEAM_DB_URL": url, "MCP_ROUTER_CONFIG": str(config),
+           "MCP_ROUTER_DB": str(tmp_path / "usage.db")}
+    done = subprocess.run([sys.executable, "-m", "mcp_router", "budget", "--team", "--json"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_team_month_is_one_month_whatever_each_machines_time_zone(tmp_path: Path, team_db_url: str) -> None:
+    # Each machine used its own zone's month: at a month's turn, a team in Berlin and San Francisco saw two
+    # different month-to-dates, so the cap held for neither (and `budget --team` depended on who ran it).
+    team_connect(Config(team_db_url=team_db_url)).close()
+    now = time.time()
+    with psycopg.connect(team_db_url, autocommit=True) as pg:
+        pg.cursor().executemany(
+            'INSERT INTO cost_records ("user", machine, ledger_id, local_id, ts, source, cost_usd, state)'
+            " VALUES ('dev@example.com', 'laptop', 'l', %s, %s, 'delegation', 1, 'settled')",
+            [(hour, now - hour * 3600) for hour in range(1, 40 * 24)])
+    east, west = (_team_budget_json(tmp_path, team_db_url, tz) for tz in ("Etc/GMT-14", "Etc/GMT+11"))
+    assert east == west
+    utc_month_start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+    assert east["month_to_date_usd"] == sum(1 for hour in range(1, 40 * 24) if now - hour * 3600 >= utc_month_start)
