@@ -27,6 +27,7 @@ from .errors import TeamDBError
 INSTALL_HINT = "team features need the PostgreSQL driver: pip install 'mcp-router[team]'"
 MIGRATE_LOCK = 0x6D6372_01  # pg_advisory_xact_lock keys: one for migrating, one for the team budget
 BUDGET_LOCK = 0x6D6372_02
+STALLED_CLIENT_SECONDS = 60  # far above any pause of a live client inside a transaction
 
 _USAGE = """
     message_id text NOT NULL, request_id text NOT NULL DEFAULT '', ts double precision NOT NULL, session_id text,
@@ -131,8 +132,7 @@ def connect(config: Config, *, timeout: int = 10, wait_seconds: int = 0) -> Any:
     psycopg = require_driver()
     url = team_url(config)
     try:
-        conn = psycopg.connect(url, connect_timeout=timeout, autocommit=True,
-                               **(_bounds(url, wait_seconds) if wait_seconds else {}))
+        conn = psycopg.connect(url, connect_timeout=timeout, autocommit=True, **_bounds(url, wait_seconds))
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TeamDBError(f"team database {describe(url)} unreachable: {_scrub(reason, url)}") from None
@@ -145,18 +145,25 @@ def connect(config: Config, *, timeout: int = 10, wait_seconds: int = 0) -> Any:
     return conn
 
 
-def _bounds(url: str, seconds: int) -> dict[str, Any]:
+def _bounds(url: str, wait_seconds: int) -> dict[str, Any]:
+    """Connection settings so that a client stalled mid-transaction (a laptop put to sleep, a partition) loses
+    its transaction and locks on the server within about a minute, not when TCP notices hours later, and,
+    with ``wait_seconds``, so that this client waits no longer than that on a statement, a lock or a silent
+    server."""
     from psycopg.conninfo import conninfo_to_dict
 
     try:
         options = str(conninfo_to_dict(url).get("options") or "")
     except Exception:  # psycopg.connect says what is wrong with it
         options = ""
-    ms = seconds * 1000
-    # idle_in_transaction: a client stalled while holding the budget lock loses it (and its hold) on the server.
-    return {"options": f"{options} -c statement_timeout={ms} -c lock_timeout={ms}"
-                       f" -c idle_in_transaction_session_timeout={2 * ms}".strip(),
-            "keepalives": 1, "keepalives_idle": 1, "keepalives_interval": 1, "keepalives_count": seconds,
+    idle = STALLED_CLIENT_SECONDS
+    options += (f" -c idle_in_transaction_session_timeout={idle * 1000} -c tcp_keepalives_idle={idle}"
+                f" -c tcp_keepalives_interval={idle} -c tcp_keepalives_count=1")
+    if not wait_seconds:
+        return {"options": options.strip()}
+    ms = wait_seconds * 1000
+    return {"options": f"{options} -c statement_timeout={ms} -c lock_timeout={ms}".strip(),
+            "keepalives": 1, "keepalives_idle": 1, "keepalives_interval": 1, "keepalives_count": wait_seconds,
             "tcp_user_timeout": ms}
 
 

@@ -16,6 +16,7 @@ import psycopg
 
 from mcp_router.config import Config
 from mcp_router.store import connect
+from mcp_router.sync import ledger_id, sync
 from mcp_router.team import BUDGET_LOCK
 from mcp_router.team import connect as team_connect
 from mcp_router.team_budget import TeamBudget
@@ -85,3 +86,34 @@ def test_the_team_month_is_one_month_whatever_each_machines_time_zone(tmp_path: 
     assert east == west
     utc_month_start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
     assert east["month_to_date_usd"] == sum(1 for hour in range(1, 40 * 24) if now - hour * 3600 >= utc_month_start)
+
+
+_STALLED_SYNC = """
+import os, signal, sys
+from mcp_router import team
+from mcp_router.config import Config
+team.STALLED_CLIENT_SECONDS = 2
+pg = team.connect(Config(team_db_url=sys.argv[1]))
+pg.execute("BEGIN")
+pg.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (sys.argv[2],))  # as a sync of that ledger, mid-chunk
+print("holding", flush=True)
+os.kill(os.getpid(), signal.SIGSTOP)  # a laptop put to sleep mid-sync
+"""
+
+
+def test_a_sync_stalled_mid_transaction_does_not_block_the_next_syncs(tmp_path: Path, team_db_url: str) -> None:
+    # The server kept a stalled client's transaction, and its ledger lock, until TCP noticed (hours): every
+    # later sync of the ledger waited behind it, one more process and connection every 5 minutes from the hook.
+    conn = connect(tmp_path / "usage.db")
+    config = Config(team_db_url=team_db_url, user="dev@example.com", machine="laptop")
+    stalled = subprocess.Popen([sys.executable, "-c", _STALLED_SYNC, team_db_url, ledger_id(conn)],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert stalled.stdout is not None and stalled.stdout.readline() == "holding\n"
+        finished = threading.Event()
+        threading.Thread(target=lambda: (sync(connect(tmp_path / "usage.db"), config), finished.set()),
+                         daemon=True).start()
+        assert finished.wait(45)
+    finally:
+        stalled.kill()
+        stalled.wait()
