@@ -58,7 +58,9 @@ TABLES = (
     _Table("delegations", ("id", "ts", "session_id", "category", "model", "main_model", "backend", "input_tokens",
                            "output_tokens", "cache_read_tokens", "cache_creation_tokens", "cost_usd", "saved_usd",
                            "latency_ms", "outcome"), ("id",)),
-    _Table("cost_records", ("local_id", *_COST_RECORD), ("ledger_id", "local_id"), ("id", *_COST_RECORD)),
+    # track_cost's label is whatever the model wrote (the team report does not use it): it stays here.
+    _Table("cost_records", ("local_id", *_COST_RECORD), ("ledger_id", "local_id"),
+           ("id", *("NULL" if c == "task_type" else c for c in _COST_RECORD))),
     _Table("feedback", ("local_id", "delegation_id", "ts", "category", "rating"), ("ledger_id", "local_id"),
            ("id", "delegation_id", "ts", "category", "rating")),
     _Table("prompts", ("uuid", "session_id", "ts", "tier", "category", "confidence", "chars"), ("uuid",)),

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import psycopg
 
+from mcp_router.budget import record_cost
 from mcp_router.config import Config
+from mcp_router.pricing import Catalog, Usage
 from mcp_router.store import connect
 from mcp_router.sync import ledger_id, sync
 from mcp_router.team import BUDGET_LOCK
@@ -91,6 +93,7 @@ def test_the_team_month_is_one_month_whatever_each_machines_time_zone(tmp_path: 
 _STALLED_SYNC = """
 import os, signal, sys
 from mcp_router import team
+from mcp_router.budget import record_cost
 from mcp_router.config import Config
 team.STALLED_CLIENT_SECONDS = 2
 pg = team.connect(Config(team_db_url=sys.argv[1]))
@@ -117,3 +120,20 @@ def test_a_sync_stalled_mid_transaction_does_not_block_the_next_syncs(tmp_path: 
     finally:
         stalled.kill()
         stalled.wait()
+
+
+def test_a_track_cost_label_never_reaches_the_team_database(tmp_path: Path, team_db_url: str) -> None:
+    # track_cost's task_type is whatever the model writes ("a label for the report"), prompt text included;
+    # the team report does not use it, so it stays on the machine like the other free text.
+    conn = connect(tmp_path / "usage.db")
+    marker = "summarise the Acme merger memo, password hunter2"
+    record_cost(conn, Config(), Catalog.load(), "claude-haiku-4-5", Usage(input_tokens=10, output_tokens=5),
+                task_type=marker)
+    assert sync(conn, Config(team_db_url=team_db_url, user="dev@example.com", machine="laptop")).sent[
+        "cost_records"] == 1
+    with psycopg.connect(team_db_url) as pg:
+        tables = [row[0] for row in pg.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        dumps = [pg.execute(f"SELECT COALESCE(string_agg(t::text, '|'), '') FROM {table} t").fetchone()[0]
+                 for table in tables]
+        assert pg.execute("SELECT cost_usd FROM cost_records").fetchone()[0] > 0
+    assert "cost_records" in tables and not any("hunter2" in dump or "Acme" in dump for dump in dumps)
