@@ -186,20 +186,27 @@ def migrate(conn: Any, where: str = "the team database") -> None:
             return set()
         return {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
 
+    import psycopg
+
     done = applied()
     if not set(known) - done:
         _refuse_newer(done - set(known), where)
         return
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations"
-                     " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-        done = applied()
-        _refuse_newer(done - set(known), where)
-        for name, sql in MIGRATIONS:
-            if name not in done:
-                conn.execute(sql)
-                conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations"
+                         " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+            done = applied()
+            _refuse_newer(done - set(known), where)
+            for name, sql in MIGRATIONS:
+                if name not in done:
+                    conn.execute(sql)
+                    conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
+    except psycopg.errors.InsufficientPrivilege:  # a writer role (README, "Teams"): migrating is the owner's
+        pending = ", ".join(name for name in known if name not in done)
+        raise TeamDBError(f"{where} needs migrating to this mcp-router's schema ({pending}), which this role may"
+                          " not do: run `mcp-router sync` once as the role that owns the tables") from None
 
 
 def _refuse_newer(unknown: set[str], where: str) -> None:

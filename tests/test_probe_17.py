@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -137,3 +138,39 @@ def test_a_track_cost_label_never_reaches_the_team_database(tmp_path: Path, team
                  for table in tables]
         assert pg.execute("SELECT cost_usd FROM cost_records").fetchone()[0] > 0
     assert "cost_records" in tables and not any("hunter2" in dump or "Acme" in dump for dump in dumps)
+
+
+_NEWER_CLIENT = """
+import sys
+from mcp_router import team
+from mcp_router.cli import cli
+team.MIGRATIONS.append(("m999_probe", "CREATE TABLE probe_future (x int)"))  # this client is newer than the DB
+cli(["sync"])
+"""
+
+
+def test_a_writer_with_a_newer_client_than_the_team_schema_gets_one_line_not_a_traceback(
+        tmp_path: Path, team_db_url: str) -> None:
+    # The README's roles leave migrating to the owner: a developer upgrading first met a psycopg traceback.
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    team_connect(Config(team_db_url=team_db_url)).close()
+    writer = f"probe17_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(team_db_url, autocommit=True) as owner:
+        owner.execute(f"CREATE ROLE {writer} LOGIN PASSWORD 'pw'")
+        owner.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {writer}")
+    try:
+        config = tmp_path / "config.toml"
+        config.touch()
+        url = make_conninfo(**{**conninfo_to_dict(team_db_url), "user": writer, "password": "pw"})
+        env = {**os.environ, "MCP_ROUTER_TEAM_DB_URL": url, "MCP_ROUTER_CONFIG": str(config),
+               "MCP_ROUTER_DB": str(tmp_path / "usage.db"), "MCP_ROUTER_USER": writer}
+        done = subprocess.run([sys.executable, "-c", _NEWER_CLIENT], env=env, capture_output=True, text=True,
+                              timeout=60)
+    finally:
+        with psycopg.connect(team_db_url, autocommit=True) as owner:
+            owner.execute(f"DROP OWNED BY {writer}")
+            owner.execute(f"DROP ROLE {writer}")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "m999_probe" in done.stderr and "owns the tables" in done.stderr
