@@ -167,6 +167,10 @@ def _bounds(url: str, wait_seconds: int) -> dict[str, Any]:
             "tcp_user_timeout": ms}
 
 
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def _scrub(text: str, url: str) -> str:
     from psycopg.conninfo import conninfo_to_dict
 
@@ -223,8 +227,13 @@ class TeamConnection:
         self.pg = pg
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Rows:
-        cursor = self.pg.execute(sql.replace("%", "%%").replace("?", "%s"), tuple(params))  # LIKE '%…' stays
-        return _Rows(cursor.fetchall() if cursor.description else ())  # in one call: far fewer round trips in Python
+        import psycopg
+
+        try:
+            cursor = self.pg.execute(sql.replace("%", "%%").replace("?", "%s"), tuple(params))  # LIKE '%…' stays
+            return _Rows(cursor.fetchall() if cursor.description else ())  # in one call: far fewer round trips
+        except psycopg.Error as exc:  # e.g. a writer role setting the team cap, or the server gone mid-report
+            raise TeamDBError(f"the team database refused: {_first_line(exc)}") from None
 
     def now(self) -> datetime:
         """The team's clock: the server's, in UTC. The team month is the UTC month, the same on every machine

@@ -174,3 +174,29 @@ def test_a_writer_with_a_newer_client_than_the_team_schema_gets_one_line_not_a_t
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert "m999_probe" in done.stderr and "owns the tables" in done.stderr
+
+
+def test_a_refused_team_statement_is_one_line_not_a_traceback(tmp_path: Path, team_db_url: str) -> None:
+    # The README: only the owner sets the team cap. A writer trying met a psycopg traceback.
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    team_connect(Config(team_db_url=team_db_url)).close()
+    writer = f"probe17_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(team_db_url, autocommit=True) as owner:
+        owner.execute(f"CREATE ROLE {writer} LOGIN PASSWORD 'pw'")
+        owner.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {writer}")
+    try:
+        config = tmp_path / "config.toml"
+        config.touch()
+        env = {**os.environ, "MCP_ROUTER_CONFIG": str(config), "MCP_ROUTER_DB": str(tmp_path / "usage.db"),
+               "MCP_ROUTER_TEAM_DB_URL": make_conninfo(**{**conninfo_to_dict(team_db_url), "user": writer,
+                                                          "password": "pw"})}
+        done = subprocess.run([sys.executable, "-m", "mcp_router", "budget", "--team", "--set-monthly", "5"],
+                              env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        with psycopg.connect(team_db_url, autocommit=True) as owner:
+            owner.execute(f"DROP OWNED BY {writer}")
+            owner.execute(f"DROP ROLE {writer}")
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: ") and len(done.stderr.strip().splitlines()) == 1
+    assert "permission denied for table settings" in done.stderr
