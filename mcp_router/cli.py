@@ -334,9 +334,13 @@ def report(since: str | None, until: str | None, week: bool, all_days: bool, gro
             click.echo(f"mcp-router: no Claude Code projects folder at {folder} (set CLAUDE_CONFIG_DIR or pass"
                        " --projects-dir); reporting on the database as it is", err=True)
         if team:
+            from .errors import TeamSyncRefused
             from .sync import sync as sync_ledger
 
-            sync_ledger(conn, config)
+            try:
+                sync_ledger(conn, config)
+            except TeamSyncRefused as exc:  # e.g. the README's reader role: the report is still what it wants
+                click.echo(f"mcp-router: {exc}; reporting on the team database as it is", err=True)
     result = build_report(open_team(config) if team else conn, spec, catalog, config)
     if fmt == "table" and output is None:
         print_table(result)

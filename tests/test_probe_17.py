@@ -200,3 +200,34 @@ def test_a_refused_team_statement_is_one_line_not_a_traceback(tmp_path: Path, te
     assert done.returncode == 1
     assert done.stderr.startswith("Error: ") and len(done.stderr.strip().splitlines()) == 1
     assert "permission denied for table settings" in done.stderr
+
+
+def test_the_readme_reader_role_gets_the_team_report(tmp_path: Path, team_db_url: str) -> None:
+    # `report --team` syncs this machine first: as the README's reader role that sync is refused, and the reader
+    # got that error instead of the report it exists for.
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from benchmarks.corpus import generate
+
+    team_connect(Config(team_db_url=team_db_url)).close()
+    reader = f"probe17_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(team_db_url, autocommit=True) as owner:
+        owner.execute(f"CREATE ROLE {reader} LOGIN PASSWORD 'pw'")
+        owner.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader}")
+    generate(tmp_path / "projects", sessions=1, turns=2, filler=20, seed=17)
+    try:
+        config = tmp_path / "config.toml"
+        config.touch()
+        env = {**os.environ, "MCP_ROUTER_CONFIG": str(config), "MCP_ROUTER_DB": str(tmp_path / "usage.db"),
+               "MCP_ROUTER_TEAM_DB_URL": make_conninfo(**{**conninfo_to_dict(team_db_url), "user": reader,
+                                                          "password": "pw"})}
+        done = subprocess.run([sys.executable, "-m", "mcp_router", "report", "--team", "--all", "--format", "json",
+                               "--projects-dir", str(tmp_path / "projects")],
+                              env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        with psycopg.connect(team_db_url, autocommit=True) as owner:
+            owner.execute(f"DROP OWNED BY {reader}")
+            owner.execute(f"DROP ROLE {reader}")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["totals"]["messages"] == 0  # nothing synced: the team database as it is
+    assert "refused the sync" in done.stderr and "reporting on the team database as it is" in done.stderr
