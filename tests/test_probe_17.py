@@ -14,9 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from mcp_router.budget import record_cost
 from mcp_router.config import Config
+from mcp_router.errors import TeamSyncRefused
 from mcp_router.pricing import Catalog, Usage
 from mcp_router.store import connect
 from mcp_router.sync import ledger_id, sync
@@ -96,6 +98,7 @@ import os, signal, sys
 from mcp_router import team
 from mcp_router.budget import record_cost
 from mcp_router.config import Config
+from mcp_router.errors import TeamSyncRefused
 team.STALLED_CLIENT_SECONDS = 2
 pg = team.connect(Config(team_db_url=sys.argv[1]))
 pg.execute("BEGIN")
@@ -231,3 +234,38 @@ def test_the_readme_reader_role_gets_the_team_report(tmp_path: Path, team_db_url
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["totals"]["messages"] == 0  # nothing synced: the team database as it is
     assert "refused the sync" in done.stderr and "reporting on the team database as it is" in done.stderr
+
+
+@pytest.mark.xfail(strict=True, raises=TeamSyncRefused, reason="not fixed: a writer can take another writer's (ledger_id, local_id) first;"
+                   " the owner's row then fails the other's sync under the README's policies. Needs keys or"
+                   " policies tying a ledger to its first user (a team migration), beyond this probe")
+def test_a_writer_cannot_block_another_writers_sync(tmp_path: Path, team_db_url: str) -> None:
+    import re
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    block = re.search(r"<!-- team-roles:start -->\n```sql\n(.*?)```",
+                      (Path(__file__).resolve().parents[1] / "README.md").read_text(), re.S)
+    assert block is not None
+    suffix = uuid.uuid4().hex[:8]
+    alice, bob = f"alice_{suffix}@example.com", f"bob_{suffix}@example.com"
+    sql = (block.group(1).replace("mcp_writer", f"mcp_writer_{suffix}").replace("mcp_reader", f"mcp_reader_{suffix}")
+           .replace('"alice@example.com"', f'"{alice}"').replace("ROLE reports", f"ROLE reports_{suffix}")
+           + f"""CREATE ROLE "{bob}" LOGIN PASSWORD 'change me' IN ROLE mcp_writer_{suffix};""")
+    team_connect(Config(team_db_url=team_db_url)).close()
+    with psycopg.connect(team_db_url, autocommit=True) as owner:
+        owner.execute(sql)
+    as_role = {name: make_conninfo(**{**conninfo_to_dict(team_db_url), "user": name, "password": "change me"})
+               for name in (alice, bob)}
+    roles = f'"{alice}", "{bob}", reports_{suffix}, mcp_writer_{suffix}, mcp_reader_{suffix}'
+    try:
+        conn = connect(tmp_path / "bob.db")
+        with psycopg.connect(as_role[alice], autocommit=True) as pg:  # bob's ledger id is visible to every writer
+            pg.execute('INSERT INTO cost_records ("user", machine, ledger_id, local_id, ts, state)'
+                       " VALUES (%s, 'laptop', %s, 1, 0, 'settled')", (alice, ledger_id(conn)))
+        record_cost(conn, Config(), Catalog.load(), "claude-haiku-4-5", Usage(input_tokens=10, output_tokens=5))
+        assert sync(conn, Config(team_db_url=as_role[bob], user=bob, machine="laptop")).sent["cost_records"] == 1
+    finally:
+        with psycopg.connect(team_db_url, autocommit=True) as owner:
+            owner.execute(f"DROP OWNED BY {roles}")
+            owner.execute(f"DROP ROLE {roles}")
