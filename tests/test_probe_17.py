@@ -236,9 +236,10 @@ def test_the_readme_reader_role_gets_the_team_report(tmp_path: Path, team_db_url
     assert "refused the sync" in done.stderr and "reporting on the team database as it is" in done.stderr
 
 
-@pytest.mark.xfail(strict=True, raises=TeamSyncRefused, reason="not fixed: a writer can take another writer's (ledger_id, local_id) first;"
-                   " the owner's row then fails the other's sync under the README's policies. Needs keys or"
-                   " policies tying a ledger to its first user (a team migration), beyond this probe")
+@pytest.mark.xfail(strict=True, raises=TeamSyncRefused,
+                   reason="not fixed: a writer can take another writer's (ledger_id, local_id) first; the row then"
+                   " fails the other's sync under the README's policies. Needs keys or policies tying a ledger to"
+                   " its first user (a team migration), beyond this probe")
 def test_a_writer_cannot_block_another_writers_sync(tmp_path: Path, team_db_url: str) -> None:
     import re
 
