@@ -267,14 +267,16 @@ def _load_numbers_as_sqlite_does(conn: Any) -> None:
 
 
 def identity(config: Config) -> tuple[str, str]:
-    """(user, machine): the config's, else git's user.email and the host name."""
+    """(user, machine): the config's, else git's global user.email and the host name: the same whichever project
+    the sync starts in (a repository's own user.email is not this person's team identity)."""
     user = config.user or _git_email() or f"{getpass.getuser()}@{socket.gethostname()}"
     return user, config.machine or socket.gethostname()
 
 
 def _git_email() -> str:
     try:
-        done = subprocess.run(["git", "config", "--get", "user.email"], capture_output=True, text=True, timeout=5)
+        done = subprocess.run(["git", "config", "--global", "--get", "user.email"], capture_output=True, text=True,
+                              timeout=5)
     except (OSError, subprocess.SubprocessError):
         return ""
     return done.stdout.strip()

@@ -22,7 +22,7 @@ from mcp_router.errors import TeamSyncRefused
 from mcp_router.pricing import Catalog, Usage
 from mcp_router.store import connect
 from mcp_router.sync import ledger_id, sync
-from mcp_router.team import BUDGET_LOCK
+from mcp_router.team import BUDGET_LOCK, identity
 from mcp_router.team import connect as team_connect
 from mcp_router.team_budget import TeamBudget
 
@@ -270,3 +270,19 @@ def test_a_writer_cannot_block_another_writers_sync(tmp_path: Path, team_db_url:
         with psycopg.connect(team_db_url, autocommit=True) as owner:
             owner.execute(f"DROP OWNED BY {roles}")
             owner.execute(f"DROP ROLE {roles}")
+
+
+def test_the_default_user_is_the_same_from_every_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The default user was `git config user.email` in the current directory: a sync started by the hook in a
+    # repository with its own user.email sent this machine's rows as someone else (and, under the README's
+    # roles, was refused), so one person was split across users by project.
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    (home / ".gitconfig").write_text("[user]\n\temail = dev@example.com\n")
+    repo = tmp_path / "side-project"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "config", "user.email", "dev@personal.example"], check=True)
+    monkeypatch.chdir(repo)
+    assert identity(Config())[0] == "dev@example.com"
