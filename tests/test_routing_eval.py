@@ -54,15 +54,15 @@ def test_leave_one_writer_out(prepared: Prepared, by_writer) -> None:
                                      scores=by_writer)
     # The target for sure decisions is met: >= 98% right, covering >= 80% of requests.
     assert result.sure_accuracy >= 0.98 and result.sure_coverage >= 0.80, result.summary()
-    # Not met (95% overall, no Opus task to Haiku); these are the figures at the freeze (abf202a), kept from
-    # getting worse: 88.3%, 14 Opus->Haiku of 1,913 Opus tasks, the weakest writer 84.8%.
-    assert result.accuracy >= 0.88 and result.opus_to_haiku <= 14, result.summary()
-    assert min(w.accuracy for w in writers.values()) >= 0.84, [w.summary() for w in writers.values()]
+    # Not met (95% overall, no Opus task to Haiku); these are the figures at the freeze (6837a9e), kept from
+    # getting worse: 92.0%, 23 Opus->Haiku of 3,291 Opus tasks, the weakest writer (w9, other languages) 79.9%.
+    assert result.accuracy >= 0.92 and result.opus_to_haiku <= 23, result.summary()
+    assert min(w.accuracy for w in writers.values()) >= 0.79, [w.summary() for w in writers.values()]
 
 
-# Scored after the freeze at abf202a, on the requests whose two labels agree on the tier:
+# Scored after the freeze at 6837a9e, on the requests whose two labels agree on the tier:
 # (requests, right, Opus->Haiku) per set.
-HELDOUT_AT_FREEZE = {"ha": (199, 180, 0), "hb": (200, 186, 1), "hc": (199, 175, 0)}
+HELDOUT_AT_FREEZE = {"hd": (200, 189, 0), "he": (200, 187, 0), "hf": (200, 189, 0)}
 
 
 def test_held_out_sets_as_scored_at_the_freeze() -> None:
