@@ -30,9 +30,12 @@ import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 from .errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 ENV_PREFIX = "MCP_ROUTER_"
 TIERS = ("haiku", "sonnet", "opus")
@@ -100,6 +103,13 @@ class Config:
                     close = catalog.suggest(checked[name])
                     hint = f"; closest known: {', '.join(close)}" if close else " (see mcp-router pricing)"
                     raise ConfigError(f"{sources[name]}: {name}: unknown model {checked[name]!r}{hint}")
+        if checked.get("advice_skip"):  # checked here, not only by the advice hook, whose errors nobody sees
+            from .routing import load_policy
+
+            categories = sorted(load_policy()["categories"])
+            if unknown := [name for name in checked["advice_skip"] if name not in categories]:
+                raise ConfigError(f"{sources['advice_skip']}: advice_skip: unknown category {unknown[0]!r} "
+                                  f"(known: {', '.join(categories)})")
         return cls(**checked, source=where)
 
 
