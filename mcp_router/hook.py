@@ -100,7 +100,12 @@ def run(stdin_text: str, db_path: Path) -> str | None:
         agent_transcript = payload.get("agent_transcript_path")
         if isinstance(agent_transcript, str) and agent_transcript:
             ingest_file(conn, Path(agent_transcript).expanduser(), catalog, decider)
-        return budget_alert(conn, config)
+        alert = budget_alert(conn, config)
+        if config.team_db_url:
+            from .sync import start_in_background
+
+            start_in_background(conn, config, db_path)
+        return alert
     finally:
         conn.close()
         decider.decide_in_background(db_path)
