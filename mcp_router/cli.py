@@ -285,7 +285,8 @@ def report(since: str | None, until: str | None, week: bool, all_days: bool, gro
            projects_dir: Path | None, db_path: Path | None) -> None:
     """The usage report: cost by model, day, project and session; delegation savings; advice."""
     from .pricing import Catalog
-    from .report import ReportSpec, build_report, no_activity_note, print_table, render
+    from .report import ReportSpec, budget_section, build_report, no_activity_note, print_table, render
+    from .report_cache import cached_report
 
     if sum((week, all_days, bool(since or until))) > 1:
         raise click.UsageError("--week, --all and --since/--until each choose the period: give one of them")
@@ -308,7 +309,8 @@ def report(since: str | None, until: str | None, week: bool, all_days: bool, gro
         else:
             click.echo(f"mcp-router: no Claude Code projects folder at {folder} (set CLAUDE_CONFIG_DIR or pass"
                        " --projects-dir); reporting on the database as it is", err=True)
-    result = build_report(conn, spec, catalog, config)
+    result = cached_report(conn, spec, config, lambda: build_report(conn, spec, catalog, config),
+                           lambda: budget_section(conn, config))
     if fmt == "table" and output is None:
         print_table(result)
     else:

@@ -464,6 +464,11 @@ def _delegations(conn: sqlite3.Connection, start: float, end: float, zone: ZoneI
     }
 
 
+def budget_section(conn: sqlite3.Connection, config: Config, now: datetime | None = None) -> dict[str, Any]:
+    """The report's budget section: month to date, its projection to the month's end, the cap."""
+    return _budget(conn, config, now)
+
+
 def _budget(conn: sqlite3.Connection, config: Config, now: datetime | None) -> dict[str, Any]:
     current = budget_status(conn, config, now)
     moment = (now or datetime.now()).astimezone()
