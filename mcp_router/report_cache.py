@@ -7,8 +7,9 @@ that into one small file read. What a report is built from, and so the cache key
   appends to the log; a checkpoint rewrites the file). The log is checkpointed first, so the key a report is
   stored under is the one the next run sees, not one the closing connection's checkpoint changes;
 - the period, grouping and time zone as parsed, today's date there (a period is cut at today), the machine's
-  time zone (session start times are shown in it), the configuration as loaded, and the code and data files
-  of this package (an upgrade or an edited price changes them).
+  time zone (session start times are shown in it), the home folder (paths under it are shown as ~), the
+  configuration as loaded, and the code and data files of this package (an upgrade or an edited price
+  changes them).
 
 The budget section depends on the time of day (its month projection), so it is computed fresh every time.
 A report is stored only when the database did not change while it was built.
@@ -94,7 +95,8 @@ def _key(db: str, spec: Any, config: Config) -> list[Any]:
             code.extend(sorted((entry.name, entry.stat().st_mtime_ns, entry.stat().st_size) for entry in entries
                                if entry.is_file() and not entry.name.endswith(".pyc")))
     return [_database_state(db), _FORMAT, repr(spec), datetime.now(zone).date().isoformat(),
-            [os.environ.get("TZ"), time.tzname, time.timezone, time.altzone], repr(config), code]
+            [os.environ.get("TZ"), time.tzname, time.timezone, time.altzone, os.path.expanduser("~")], repr(config),
+            code]
 
 
 def _read(cache: Path, key: list[Any]) -> dict[str, Any] | None:
