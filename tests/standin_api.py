@@ -79,6 +79,17 @@ class StandinAPI:
         self.server.shutdown()
         self.server.server_close()
 
+    def sent_text(self) -> str:
+        """Everything this server received, as the strings themselves (not JSON-escaped) and as JSON."""
+        texts = []
+        for request in self.requests:
+            texts.append(json.dumps(request))
+            for message in request.get("messages", []):
+                content = message["content"]
+                texts.extend([content] if isinstance(content, str) else [b.get("text", "") for b in content])
+            texts.extend(block.get("text", "") for block in request.get("system", []) if isinstance(block, dict))
+        return "\n".join(texts)
+
     def usage_for(self, request: dict[str, Any]) -> dict[str, int]:
         """Input split into cache reads, cache writes and plain input, from the cache_control markers."""
         prefix: list[Any] = []

@@ -41,14 +41,6 @@ def rnd(n: int, alphabet: str = A) -> str:
     return "".join(_RNG.choice(alphabet) for _ in range(n))
 
 
-def _sent(api: StandinAPI) -> str:
-    texts = []
-    for request in api.requests:
-        texts.append(json.dumps(request))
-        for message in request.get("messages", []):
-            content = message["content"]
-            texts.extend([content] if isinstance(content, str) else [b.get("text", "") for b in content])
-    return "\n".join(texts)
 
 
 def _call(api_url: str, db_path: Path, cwd: Path, calls: list[tuple[str, dict[str, Any]]], **env: str) -> list[Any]:
@@ -119,7 +111,7 @@ def test_finding_2_through_mcp_stdio_a_credentials_csv_and_a_vault_token_reach_t
     with StandinAPI() as api:
         [result] = _call(api.url, tmp_path / "u.db", project, [("delegate_to_haiku", {
             "task": "what is in this file?", "paths": ["export.csv"], "content": f"vault login {vault}"})])
-        sent = _sent(api)
+        sent = api.sent_text()
     assert not result.is_error, result.content
     assert aws_secret not in sent
     assert vault not in sent
@@ -155,7 +147,7 @@ def test_finding_9_a_secret_in_a_path_does_not_reach_the_api(tmp_path: Path) -> 
     with StandinAPI() as api:
         [result] = _call(api.url, tmp_path / "u.db", project, [("delegate_to_haiku", {
             "task": "summarise", "paths": [f"{token}/notes.txt"]})])
-        sent = _sent(api)
+        sent = api.sent_text()
     assert not result.is_error, result.content
     assert token not in sent
 
@@ -260,7 +252,7 @@ def test_finding_6_a_password_in_the_task_text_neither_leaves_nor_is_stored(tmp_
         [result] = _call(api.url, tmp_path / "u.db", tmp_path, [("delegate_to_haiku", {
             "task": f"the staging db password is {password}; say which notes mention staging",
             "paths": ["notes.txt"]})])
-        sent = _sent(api)
+        sent = api.sent_text()
     assert not result.is_error, result.content
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("u.db*"))
     assert password not in sent
@@ -325,7 +317,7 @@ def test_finding_1_through_mcp_stdio_a_tls_secret_manifest_sends_the_key(tmp_pat
     with StandinAPI() as api:
         [result] = _call(api.url, tmp_path / "u.db", tmp_path, [("delegate_to_haiku", {
             "task": "which kind of Secret is this?", "paths": ["k8s/ingress-tls.yaml"]})])
-        sent = _sent(api)
+        sent = api.sent_text()
     assert not result.is_error, result.content
     assert key[16:80] not in sent
 

@@ -19,6 +19,7 @@ from mcp_router.pricing import Catalog, Usage, cost_usd
 from mcp_router.report import ReportSpec, build_report
 from mcp_router.store import connect
 
+from .fuzz_lines import usages
 from .reference import FAST_MODELS, REFERENCE, reference_cost
 
 CATALOG = Catalog.load()
@@ -94,37 +95,7 @@ def test_long_prompt_threshold_per_iteration(iterations: tuple[Usage, ...], expe
     assert cost_usd(HAIKU_55, usage) == pytest.approx(expected, abs=1e-12)
 
 
-counts = st.integers(0, 300_000)
-
-
-@st.composite
-def raw_usages(draw: st.DrawFn) -> dict[str, Any]:
-    """A transcript's ``message.usage``, sometimes fast, sometimes with iterations that add up."""
-    n = draw(st.integers(0, 3))
-    parts = []
-    for _ in range(n):
-        writes = draw(counts)
-        parts.append({"type": "message", "input_tokens": draw(counts), "output_tokens": draw(counts),
-                      "cache_read_input_tokens": draw(counts), "cache_creation_input_tokens": writes,
-                      "cache_creation": {"ephemeral_1h_input_tokens": draw(st.integers(0, writes))}})
-    if parts and draw(st.booleans()):
-        usage = {k: sum(p[k] for p in parts) for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
-                                                       "cache_creation_input_tokens")}
-        usage["cache_creation"] = {"ephemeral_1h_input_tokens": sum(
-            p["cache_creation"]["ephemeral_1h_input_tokens"] for p in parts)}
-    else:
-        writes = draw(counts)
-        usage = {"input_tokens": draw(counts), "output_tokens": draw(counts), "cache_read_input_tokens": draw(counts),
-                 "cache_creation_input_tokens": writes,
-                 "cache_creation": {"ephemeral_1h_input_tokens": draw(st.integers(0, writes))}}
-    usage["iterations"] = parts
-    usage["speed"] = draw(st.sampled_from(["fast", "standard", ""]))
-    usage["inference_geo"] = draw(st.sampled_from(["us", "global", ""]))
-    usage["server_tool_use"] = {"web_search_requests": draw(st.integers(0, 5))}
-    return usage
-
-
-@given(st.sampled_from(sorted(REFERENCE)), raw_usages())
+@given(st.sampled_from(sorted(REFERENCE)), usages())
 def test_cost_equals_the_reference_formula(model: str, usage: dict[str, Any]) -> None:
     assert cost_usd(CATALOG.get(model), _usage(usage)) == pytest.approx(reference_cost(model, usage), rel=1e-12,
                                                                          abs=1e-12)

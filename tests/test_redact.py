@@ -40,16 +40,6 @@ def _fragments(secret: str) -> list[str]:
     return [secret, *lines]
 
 
-def _sent(api: StandinAPI) -> str:
-    """Everything the stand-in received, as the strings themselves (not JSON-escaped) and as JSON."""
-    texts = []
-    for request in api.requests:
-        texts.append(json.dumps(request))
-        for message in request.get("messages", []):
-            content = message["content"]
-            texts.extend([content] if isinstance(content, str) else [b.get("text", "") for b in content])
-        texts.extend(block.get("text", "") for block in request.get("system", []) if isinstance(block, dict))
-    return "\n".join(texts)
 
 
 def _call(api: StandinAPI, db_path: Path, cwd: Path, calls: list[tuple[str, dict[str, Any]]],
@@ -116,7 +106,7 @@ def test_no_secret_reaches_the_api_and_the_ordinary_text_beside_each_does(
     calls.append(("delegate_to_haiku", {"task": "summarise", "paths": sorted(files), "max_tokens": 200}))
     results = _call(api, db_path, project, calls, MCP_ROUTER_MAX_INPUT_TOKENS="4000")
     assert all(not result.is_error for result in results), [r.content[0].text for r in results if r.is_error]
-    sent = _sent(api)
+    sent = api.sent_text()
     assert len(api.requests) > len(calls)  # the last call was split into parts and combined
     assert any("part 2 of" in json.dumps(request) for request in api.requests)
     for number, form in enumerate(FORMS):
