@@ -20,6 +20,7 @@ PALETTE = ["#d97757", "#6a9bcc", "#788c5d", "#c4a35a", "#8e6fb5", "#5aa6a0", "#b
 GOOD, BAD = "#788c5d", "#bf4d43"
 CHAR_PX = 7  # about the width of a 12 px character: bars narrower than their value labels hide them
 MAX_TICK_LABELS = 8
+LABEL_GAP = 0.08  # a 12 px axis label is about 8% of the 190 px plot
 MAX_DAY_COLUMNS = 31  # more days than this are drawn per week, more weeks than this per month
 
 CSS = """
@@ -40,7 +41,7 @@ ul.legend span{display:inline-block;width:12px;height:12px;margin-right:5px;bord
 .grid span{position:absolute;right:100%;margin-right:6px;transform:translateY(-50%);font-size:12px;color:#555;
  white-space:nowrap}
 .target{border-top:2px dashed #bf4d43;z-index:1} .target span{color:#bf4d43;font-weight:600}
-.target em{position:absolute;right:0;bottom:2px;font-size:12px;color:#bf4d43;font-style:normal;background:#fffc}
+.dash{display:inline-block;width:18px;margin-right:6px;border-top:2px dashed #bf4d43;vertical-align:middle}
 .cols{position:absolute;inset:0;display:grid;gap:3px}
 .col{position:relative;display:flex;flex-direction:column;justify-content:flex-end}
 .stack{position:relative;display:flex;flex-direction:column-reverse;min-height:1px}
@@ -60,10 +61,14 @@ table{border-collapse:collapse;width:100%;background:#fff;font-size:14px}
 td,th{padding:4px 8px;border-bottom:1px solid #eee;text-align:left;white-space:nowrap} td.n,th.n{text-align:right}
 .scroll{overflow-x:auto} .empty{color:#666;background:#fff;border-radius:8px;padding:10px 12px;margin:0;
  border:1px dashed #ccc}
-.heat td.c{text-align:center;font-variant-numeric:tabular-nums} .heat td.none{color:#aaa}
+.heat{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:10px 12px;align-items:start;font-size:13px}
+.tiles{list-style:none;margin:0;padding:0;display:grid;gap:3px}
+.tile{text-align:center;border-radius:3px;padding:2px 0;line-height:1.3;font-variant-numeric:tabular-nums}
+.tile small{display:block;font-size:11px;color:#555} .tile.none,.tile.none small{color:#aaa}
 code{font-size:13px}
 @media (max-width:500px){body{padding:10px;font-size:14px} h1{font-size:1.2em} .donut{width:160px;height:160px}
- table{font-size:13px} td,th{padding:4px 5px} .heat td,.heat th{padding:4px 2px} .wide{display:none}}
+ table{font-size:13px} td,th{padding:4px 5px} .heat{grid-template-columns:minmax(0,1fr);gap:4px}
+ .hname{margin-top:6px} .wide{display:none}}
 """
 
 
@@ -150,11 +155,16 @@ def _column_chart(label: str, columns: list[tuple[str, dict[str, float], str, st
     peak = max([sum(c[1].values()) for c in columns] + [peak_at_least, target[0] if target else 0])
     step = _nice_step(peak)
     top = step * max(1, math.ceil(peak / step - 1e-9))
-    grid = "".join(f'<div class="grid" style="bottom:{100 * n * step / top:.3f}%"><span>{escape(fmt(n * step))}</span></div>'
-                   for n in range(round(top / step) + 1))
+    # A gridline label closer to the target line than a label's height would overlap the target's own label.
+    near = [abs(n * step - target[0]) / top < LABEL_GAP if target else False for n in range(round(top / step) + 1)]
+    grid = "".join(f'<div class="grid" style="bottom:{100 * n * step / top:.3f}%">'
+                   + ("" if near[n] else f"<span>{escape(fmt(n * step))}</span>") + "</div>"
+                   for n in range(len(near)))
+    caption = ""
     if target:
         grid += (f'<div class="grid target" style="bottom:{100 * target[0] / top:.3f}%"><span>{escape(fmt(target[0]))}</span>'
-                 f"<em>{escape(target[1])}</em></div>")
+                 "</div>")
+        caption = f'<i class="dash"></i>{escape(target[1])}'
     count = len(columns)
     cols = []
     for name, values, value_label, short_label in columns:
@@ -183,7 +193,8 @@ def _column_chart(label: str, columns: list[tuple[str, dict[str, float], str, st
             f"@container (max-width:{count * short_px + 52}px){{#{chart_id} .val{{display:none}}}}"
             f"#{chart_id} .l2{{display:none}}@container (max-width:{count * tick_px + 52:.0f}px)"
             f"{{#{chart_id} .l1{{display:none}} #{chart_id} .l2{{display:inline}}}}</style>")
-    per = f'<figcaption class="note">One column per {unit}.</figcaption>' if unit != "day" else ""
+    notes = " ".join(note for note in (f"One column per {unit}." if unit != "day" else "", caption) if note)
+    per = f'<figcaption class="note">{notes}</figcaption>' if notes else ""
     return (f'{hide}<figure class="bars panel" id="{chart_id}" role="img" aria-label="{escape(label)}">{per}'
             f'<div class="plot">{grid}<div class="cols" style="{template}">{"".join(cols)}</div></div>'
             f'<div class="xl" style="{template}">{ticks}</div></figure>')
@@ -226,8 +237,11 @@ def _donut(costs: dict[str, float], colors: dict[str, str]) -> str:
 def _by_model(report: dict[str, Any], costs: dict[str, float], colors: dict[str, str]) -> str:
     requests = report["requests_by_model"]
     if not requests:
-        return _empty("No Claude Code usage in this period. It fills from your transcripts: through the hooks"
-                      " (<code>mcp-router install</code>) or <code>mcp-router ingest</code>.")
+        return (_empty("No Claude Code usage in this period. It fills from your transcripts: through the hooks"
+                       " (<code>mcp-router install</code>) or <code>mcp-router ingest</code>.")
+                + '<h2>Requests by model</h2><div id="requests">'
+                + _empty("No API response in this period. Each model's count of responses shows here as a bar,"
+                         " with its share of all of them.") + "</div>")
     total_cost = sum(costs.values())
     legend = "".join(f'<li><span style="background:{colors[m]}"></span>{escape(m)} {format_usd(c)}'
                      f" ({escape(format_share(c / total_cost))})</li>" for m, c in sorted(costs.items(), key=lambda kv: -kv[1]))
@@ -235,8 +249,9 @@ def _by_model(report: dict[str, Any], costs: dict[str, float], colors: dict[str,
     peak, total = max(requests.values()), sum(requests.values())
     rows = [(m, n, f"{n:,} ({format_share(n / total)})", colors.get(m, PALETTE[-1])) for m, n in requests.items()]
     return (f'<div class="row" id="by-model">{donut}<ul class="legend">{legend}</ul></div>'
-            f'<h2>Requests by model</h2><p class="note">API responses per model ({plural(total, "response")}).</p>'
-            + _hbars("requests by model", rows, peak, ("0", f"{peak:,}")))
+            f'<h2>Requests by model</h2><div id="requests"><p class="note">API responses per model'
+            f' ({plural(total, "response")}).</p>' + _hbars("requests by model", rows, peak, ("0", f"{peak:,}"))
+            + "</div>")
 
 
 def _quality_heat(quality: dict[str, Any]) -> str:
@@ -244,24 +259,26 @@ def _quality_heat(quality: dict[str, Any]) -> str:
     categories = sorted({c for p in periods for c in p["by_category"]})
     if not categories:
         return _empty("No delegation of this period has been rated yet. Each rating (<code>mcp-router feedback"
-                      " ID good|bad</code>) fills a cell: the share of a category's delegations rated good.")
-    head = "".join(f'<th class="n">{escape(text)}</th>' for text in _axis_labels([p["period"] for p in periods]))
+                      " ID good|bad</code>) fills a tile: the share of a category's delegations rated good.")
+    # Tiles that wrap rather than a table that scrolls sideways on a phone: every row's tiles share one width,
+    # so they wrap alike and a period stays in the same place in every row.
+    tile_px = CHAR_PX * max(len(_day_label(p["period"])) for p in periods) + 6
+    columns = f"grid-template-columns:repeat(auto-fit,minmax({tile_px}px,1fr))"
     rows = []
     for category in categories:
         cells = []
         for p in periods:
-            counts = p["by_category"].get(category)
+            counts, label = p["by_category"].get(category), f"<small>{escape(_day_label(p['period']))}</small>"
             if not counts:
-                cells.append('<td class="c none">–</td>')
+                cells.append(f'<li class="tile none">{label}–</li>')
                 continue
             good = 1 - counts["bad"] / counts["rated"]
             tint = GOOD if counts["bad"] / counts["rated"] <= quality["target_bad_rate"] else BAD
-            cells.append(f'<td class="c" style="background:{tint}{int(40 + 160 * (1 - good if tint == BAD else good)):02x}"'
+            cells.append(f'<li class="tile" style="background:{tint}{int(40 + 160 * (1 - good if tint == BAD else good)):02x}"'
                          f' title="{escape(category)}, {p["period"]}: {counts["rated"] - counts["bad"]} of'
-                         f' {counts["rated"]} rated good">{escape(format_share(good))}</td>')
-        rows.append(f"<tr><th>{escape(category)}</th>{''.join(cells)}</tr>")
-    return (f'<div class="scroll panel"><table class="heat" aria-label="quality by category over time">'
-            f"<tr><th>category</th>{head}</tr>{''.join(rows)}</table></div>")
+                         f' {counts["rated"]} rated good">{label}{escape(format_share(good))}</li>')
+        rows.append(f'<b class="hname">{escape(category)}</b><ul class="tiles" style="{columns}">{"".join(cells)}</ul>')
+    return f'<div class="heat panel" role="group" aria-label="quality by category over time">{"".join(rows)}</div>'
 
 
 def _override_chart(quality: dict[str, Any]) -> str:

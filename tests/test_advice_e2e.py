@@ -15,7 +15,7 @@ import pytest
 from mcp_router.store import connect
 
 from .standin_api import Reply, StandinAPI
-from .test_e2e_claude_code import CLAUDE, REPO
+from .test_e2e_claude_code import CLAUDE, PLUGIN
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +31,7 @@ def _claude(home: Path, project: Path, api: StandinAPI, db_path: Path, prompt: s
     env = {"HOME": str(home), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "ANTHROPIC_BASE_URL": api.url, "ANTHROPIC_API_KEY": "test", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
            "DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1", "MCP_ROUTER_DB": str(db_path)}
-    done = subprocess.run([CLAUDE, "-p", prompt, "--plugin-dir", str(REPO), "--output-format", "stream-json",
+    done = subprocess.run([CLAUDE, "-p", prompt, "--plugin-dir", str(PLUGIN), "--output-format", "stream-json",
                            "--verbose", *extra], cwd=project, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")], done

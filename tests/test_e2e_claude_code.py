@@ -23,6 +23,7 @@ from mcp_router.store import connect
 from .standin_api import Reply, StandinAPI
 
 REPO = Path(__file__).resolve().parents[1]
+PLUGIN = REPO / "plugin"  # the folder the marketplace entry points at
 MARKER = "QUOKKA-5521-only-in-the-file"
 LOCAL_CLAUDE = REPO / ".ci" / "npm" / "node_modules" / ".bin" / "claude"
 CLAUDE = str(LOCAL_CLAUDE) if LOCAL_CLAUDE.exists() else shutil.which("claude")
@@ -115,7 +116,7 @@ def test_plugin_delegates_and_logs_the_session(setup) -> None:
     home, project, db_path = setup
     tool = "mcp__plugin_mcp-router_mcp-router__delegate_to_haiku"
     with StandinAPI(MainModel(tool)) as api:
-        result = _run_claude(home, project, api, db_path, ["--plugin-dir", str(REPO)], tool)
+        result = _run_claude(home, project, api, db_path, ["--plugin-dir", str(PLUGIN)], tool)
         _check(result, api, home, db_path)
 
 

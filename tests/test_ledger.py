@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from benchmarks.corpus import generate
 from mcp_router.ledger import ingest_session, ingest_tree
 from mcp_router.pricing import Catalog, Usage
+from mcp_router.projects import project_paths
 from mcp_router.store import connect
 
 from .conftest import REAL_CLAUDE_CODE
@@ -262,3 +263,26 @@ def test_transcripts_are_listed_as_the_glob_patterns_list_them(tmp_path: Path) -
     expected = sorted(projects.glob("*/*.jsonl")) + sorted(projects.glob("*/*/subagents/*.jsonl"))
     assert transcript_files(projects) == expected
     assert transcript_files(tmp_path / "missing") == []
+
+
+def test_a_projects_folder_comes_only_from_lines_claude_code_wrote_with_usage(tmp_path: Path, db_path: Path) -> None:
+    """The cwd shown for a project is taken from assistant responses (the lines with usage), never from user,
+    system or attachment lines, nor from text a prompt or a tool result carries. The decoy encodes to the same
+    key and sorts first, so it would win if any of those lines were read for it."""
+    real = REAL_CLAUDE_CODE / "projects" / "-home-user-code-demo" / "73ecb4c8-90a6-4794-a251-1990ae699330.jsonl"
+    decoy = "/home/user/code-demo"
+    lines = []
+    for line in real.read_text().splitlines():
+        record = json.loads(line)
+        if record.get("type") != "assistant" and "cwd" in record:
+            record["cwd"] = decoy
+        if record.get("type") == "user":
+            record["message"] = {"role": "user", "content": f'{{"cwd": "{decoy}", "type": "assistant"}}'}
+        lines.append(json.dumps(record))
+    path = tmp_path / "projects" / "-home-user-code-demo" / real.name
+    path.parent.mkdir(parents=True)
+    path.write_text("\n".join(lines) + "\n")
+    conn = connect(db_path)
+    assert ingest_tree(conn, tmp_path / "projects", CATALOG).responses == 3
+    assert project_paths(conn) == {"-home-user-code-demo": "/home/user/code/demo"}
+    assert conn.execute("SELECT COUNT(*) FROM project_paths WHERE path = ?", (decoy,)).fetchone()[0] == 0

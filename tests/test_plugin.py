@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from .standin_api import StandinAPI
-from .test_e2e_claude_code import CLAUDE, REPO, MainModel, _check, _run_claude
+from .test_e2e_claude_code import CLAUDE, PLUGIN, REPO, MainModel, _check, _run_claude
 
 pytestmark = pytest.mark.e2e
 
@@ -34,16 +34,34 @@ def _checkout(dest: Path) -> Path:
     return dest
 
 
-def test_plugin_validates_without_warning_or_advice(isolated_user: Path) -> None:
+def _validate(path: Path, home: Path) -> str:
     assert CLAUDE
-    result = subprocess.run([CLAUDE, "plugin", "validate", str(REPO)], capture_output=True, text=True, timeout=60,
-                            env=_claude_env(isolated_user, os.environ["PATH"]))
+    result = subprocess.run([CLAUDE, "plugin", "validate", "--strict", str(path)], capture_output=True, text=True,
+                            timeout=60, env=_claude_env(home, os.environ["PATH"]))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Validation passed" in output
-    assert "⚠" not in output and "warning" not in output.lower(), output
+    assert "⚠" not in output and "✘" not in output and "warning" not in output.lower(), output
     assert "Advice" not in output, output
-    assert "api.anthropic.com (declared)" in output
+    return output
+
+
+def test_plugin_validates_without_warning_or_advice(isolated_user: Path) -> None:
+    output = _validate(PLUGIN, isolated_user)
+    assert "Validating plugin manifest" in output and "api.anthropic.com (declared)" in output
+    assert "found nothing to report" in output, output  # the plugin directory's checks (README, ...)
+
+
+def test_marketplace_validates_and_points_at_the_plugin_folder(isolated_user: Path) -> None:
+    """The repository root is the marketplace; its one plugin is the plugin/ folder, so an install copies only
+    that folder (Claude Code copies a relative-path source whole)."""
+    output = _validate(REPO, isolated_user)
+    assert "Validating marketplace manifest" in output
+    assert not (REPO / ".claude-plugin" / "plugin.json").exists()
+    entries = json.loads((REPO / ".claude-plugin" / "marketplace.json").read_text())["plugins"]
+    assert [(e["name"], (REPO / e["source"]).resolve()) for e in entries] == [("mcp-router", PLUGIN)]
+    manifest = json.loads((PLUGIN / ".claude-plugin" / "plugin.json").read_text())
+    assert entries[0]["version"] == manifest["version"]
 
 
 def test_marketplace_install_gives_a_session_the_server_and_hooks(tmp_path: Path, isolated_user: Path) -> None:
@@ -75,7 +93,7 @@ def test_a_missing_command_is_one_clear_line_for_the_user(tmp_path: Path, isolat
     path = os.pathsep.join([str(Path(CLAUDE).parent), "/usr/bin", "/bin"])
     with StandinAPI() as api:
         env = _claude_env(isolated_user, path, ANTHROPIC_BASE_URL=api.url, ANTHROPIC_API_KEY="test")
-        result = subprocess.run([CLAUDE, "-p", "hello", "--plugin-dir", str(REPO), "--output-format", "stream-json",
+        result = subprocess.run([CLAUDE, "-p", "hello", "--plugin-dir", str(PLUGIN), "--output-format", "stream-json",
                                  "--verbose"], cwd=project, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
@@ -87,7 +105,7 @@ def test_a_missing_command_is_one_clear_line_for_the_user(tmp_path: Path, isolat
 
 
 def test_launcher_runs_the_installed_command(tmp_path: Path) -> None:
-    launch = REPO / "scripts" / "launch"
+    launch = PLUGIN / "scripts" / "launch"
     env = {"HOME": str(tmp_path), "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"])}
     done = subprocess.run(["sh", str(launch), "--version"], capture_output=True, text=True, env=env, timeout=30)
     assert done.returncode == 0 and done.stdout.startswith("mcp-router, version")

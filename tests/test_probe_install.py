@@ -19,7 +19,7 @@ from .test_e2e_claude_code import CLAUDE
 from .test_plugin import _checkout, _claude_env
 
 REPO = Path(__file__).resolve().parents[1]
-LAUNCH = REPO / "scripts" / "launch"
+LAUNCH = REPO / "plugin" / "scripts" / "launch"
 SYSTEM_BIN = os.pathsep.join(["/usr/bin", "/bin"])
 
 
@@ -150,20 +150,19 @@ def test_launcher_reports_an_install_that_cannot_run(tmp_path: Path) -> None:
 
 
 def test_missing_command_message_names_the_folder_to_run_install_in(tmp_path: Path) -> None:
-    """From a marketplace, 'the mcp-router plugin folder' is ~/.claude/plugins/cache/...: say which."""
+    """Run from a checkout (`claude --plugin-dir <checkout>/plugin`), the fix names the checkout, where install.sh
+    is."""
     checkout = _checkout(tmp_path / "plugin root")
-    done = subprocess.run(["sh", str(checkout / "scripts" / "launch"), "check"], env=_user_env(tmp_path / "h"),
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(["sh", str(checkout / "plugin" / "scripts" / "launch"), "check"],
+                          env=_user_env(tmp_path / "h"), capture_output=True, text=True, timeout=30)
     message = json.loads(done.stdout)["systemMessage"]
     assert str(checkout) in message, message
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(strict=True, reason="not fixed yet: Claude Code 2.1.328 copies a relative-path plugin source "
-                   "whole (only .git skipped); needs the plugin moved to a subfolder")
 def test_marketplace_install_copies_only_the_plugin(tmp_path: Path, isolated_user: Path) -> None:
-    """After the quick start's `bash .ci/run`, the checkout holds .venv and .ci/npm (about 600 MB); the README's
-    `claude plugin marketplace add /path/to/mcp-router` + install copies all of it into the plugin cache."""
+    """After the quick start's `bash .ci/run`, the checkout holds .venv and .ci/npm (about 1 GB); Claude Code copies
+    a relative-path plugin source whole, so the marketplace entry names the plugin/ folder, not the root."""
     assert CLAUDE
     checkout = _checkout(tmp_path / "checkout")
     for junk in (".venv/lib/big.bin", ".ci/npm/node_modules/big.bin", ".mypy_cache/3.11/big.json"):
@@ -173,9 +172,20 @@ def test_marketplace_install_copies_only_the_plugin(tmp_path: Path, isolated_use
     for command in (["plugin", "marketplace", "add", str(checkout)], ["plugin", "install", "mcp-router@mcp-router"]):
         done = subprocess.run([CLAUDE, *command], capture_output=True, text=True, timeout=120, env=env)
         assert done.returncode == 0, done.stdout + done.stderr
-    cache = isolated_user / ".claude" / "plugins" / "cache"
-    copied = sorted(str(p.relative_to(cache)) for p in cache.rglob("big.*"))
-    assert copied == [], f"the working tree's build folders went into the plugin cache: {copied}"
+    installed = json.loads((isolated_user / ".claude" / "plugins" / "installed_plugins.json").read_text())
+    root = Path(installed["plugins"]["mcp-router@mcp-router"][0]["installPath"])
+    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert files == sorted(str(p.relative_to(checkout / "plugin")) for p in (checkout / "plugin").rglob("*")
+                           if p.is_file()), files
+    assert not [f for f in files if f.startswith((".venv", ".ci", "mcp_router", "tests", "benchmarks"))
+                or f.endswith(".py")], files
+    assert sum((root / f).stat().st_size for f in files) < 200_000, "the plugin is a few small files"
+
+    # The copy has no install.sh: a missing command is reported with the repository the marketplace came from.
+    told = subprocess.run(["sh", str(root / "scripts" / "launch"), "check"], env=_user_env(isolated_user),
+                          capture_output=True, text=True, timeout=30)
+    message = json.loads(told.stdout)["systemMessage"]
+    assert f"run 'sh install.sh' in {checkout}," in message, message
 
 
 @pytest.mark.e2e

@@ -114,7 +114,7 @@ def test_html_report_of_an_empty_period_says_what_would_fill_each_chart(
     page.write_text(render(report, "html"))
     load = _looked_at(chromium, page, "report-empty", width)
     sections = {section for section, _, _ in load.values["empty_states"]}
-    assert {"daily", "savings", "overrides", "quality-over-time", "quality"} <= sections
+    assert {"requests", "daily", "savings", "overrides", "quality-over-time", "quality"} <= sections
     for section, height, text in load.values["empty_states"]:
         assert height < 120, f"{section}: a large empty box"
         assert len(text) > 20, f"{section}: the empty state says nothing"
@@ -182,3 +182,53 @@ def test_daily_chart_axis_labels_are_evenly_spaced(db_path: Path) -> None:
     labels = re.findall(r'<div class="grid" style="bottom:[0-9.]+%"><span>\$([0-9.]+)</span>', daily)[:5]
     steps = {round(float(b) - float(a), 6) for a, b in zip(labels, labels[1:], strict=False)}
     assert len(labels) >= 3 and len(steps) == 1, labels
+
+
+OVERLAPPING_LABELS = """(() => {
+  const boxes = [...document.querySelectorAll(
+      '#overrides .grid span, #overrides .val span, #overrides .xl i, #overrides figcaption')]
+    .filter(e => e.getClientRects().length).map(e => [e.textContent, e.getBoundingClientRect()]);
+  const hits = [];
+  boxes.forEach(([t, a], i) => boxes.slice(i + 1).forEach(([u, b]) => {
+    if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1) hits.push([t, u]);
+  }));
+  return hits; })()"""
+
+
+@needs_chromium
+@pytest.mark.parametrize("width", WIDTHS)
+def test_quality_charts_of_two_weeks_fit_without_scrolling_or_overlapping_labels(
+    chromium: Chromium, db_path: Path, tmp_path: Path, width: str
+) -> None:
+    # The probe: the override chart's "5%" target label sat on the "5%" gridline label, and its "target < 5%"
+    # caption on the last day's value label; the per-category table scrolled sideways inside its panel at 390 px.
+    conn = connect(db_path)
+    categories = ["summarize", "extract", "classify", "read_file", "reformat"]
+    for day in range(9, 23):
+        category = categories[day % len(categories)]
+        conn.execute("INSERT INTO delegations (id, ts, category, model, outcome, cost_usd, saved_usd) VALUES"
+                     " (?, ?, ?, 'claude-haiku-5-5', 'ok', 0.01, 0.2)",
+                     (f"d{day}", datetime(2026, 11, day, 9, tzinfo=UTC).timestamp(), category))
+        bad = {13: 4, 22: 1}.get(day, 0)  # 20% on the 13th (the axis goes to 20%); 5% on the last day
+        for index in range(20):
+            record_feedback(conn, f"d{day}", "bad" if index < bad else "good")
+    report = build_report(conn, ReportSpec.parse("2026-11-09", "2026-11-22", "UTC", "model"), Catalog.load(),
+                          Config.load())
+    page = tmp_path / "quality.html"
+    page.write_text(render(report, "html"))
+    load = _looked_at(chromium, page, "report-quality", width)
+    assert not {"overrides", "quality-over-time", "quality"} & {e[0] for e in load.values["empty_states"]}
+    sideways = chromium.load(page, {
+        "scrolled": "[...document.querySelectorAll('body *')].filter(e => e.scrollWidth > e.clientWidth + 1"
+                    " && getComputedStyle(e).overflowX !== 'visible').map(e => e.className)",
+        "overlaps": OVERLAPPING_LABELS,
+        # Each period's tile sits at the same x in every category's row, however the rows wrap.
+        "tile_columns": "[...document.querySelectorAll('.tiles')].map(row => [...row.children].map(t =>"
+                        " Math.round(t.getBoundingClientRect().left)))",
+        "tiles": "document.querySelectorAll('.tile:not(.none)').length",
+    }, **WIDTHS[width])
+    assert sideways.values["scrolled"] == [], "something scrolls sideways"
+    assert sideways.values["overlaps"] == [], "labels drawn over each other"
+    rows = sideways.values["tile_columns"]
+    assert len(rows) == len(categories) and all(row == rows[0] and len(row) == 14 for row in rows), rows
+    assert sideways.values["tiles"] == 14
