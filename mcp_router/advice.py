@@ -22,12 +22,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
+import stat
 from pathlib import Path
-from typing import Any
 
 from .config import Config
-from .errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+    from typing import Any
 
 # How much of the transcript's end is read to find the session's model and context size: the last
 # response is near the end, and a tool result line is rarely longer than this.
@@ -55,14 +58,20 @@ def tier_of(model: str) -> str | None:
 def session_state(transcript: Path) -> tuple[str | None, int]:
     """The session's current model (the newer of its last main-chain response and its last ``/model``) and
     its context size in tokens (what that response's request held plus what it wrote)."""
+    try:  # non-blocking, and regular files only: a FIFO would stall the prompt, /dev/zero never ends
+        fd = os.open(transcript, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError):
+        return None, 0
     try:
-        with transcript.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - TAIL_BYTES))
-            block = handle.read()
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            return None, 0
+        os.lseek(fd, max(0, status.st_size - TAIL_BYTES), os.SEEK_SET)
+        block = os.read(fd, TAIL_BYTES)
     except OSError:
         return None, 0
+    finally:
+        os.close(fd)
     model, context_tokens = None, 0
     for line in reversed(block.split(b"\n")):
         if model is None and b'"local_command"' in line and (switch := _MODEL_LINE.search(line)):
@@ -127,9 +136,6 @@ def advise(payload: dict[str, Any], config: Config, db_path: Path,
     finally:
         if conn is not None:
             conn.close()
-    if unknown := sorted(set(config.advice_skip) - set(router.tiers)):
-        raise ConfigError(f"{config.source}: advice_skip: unknown category {unknown[0]!r} "
-                          f"(known: {', '.join(sorted(router.tiers))})")
     # The prompt joins the context it is routed with; its head is what is asked (a pasted log is not).
     decision = router.route(prompt[:ROUTED_CHARS], context_tokens + len(prompt) // 4)
     if (decision.uncertain or decision.confidence < MIN_CONFIDENCE
@@ -162,6 +168,8 @@ def _read_only(db_path: Path) -> sqlite3.Connection | None:
     creates or migrates it: the Stop hook does)."""
     if not db_path.is_file():
         return None
+    import sqlite3
+
     try:
         conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=0.5)
     except sqlite3.Error:

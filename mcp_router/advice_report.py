@@ -9,11 +9,11 @@ cost on the session's main model (the model of most of its main-chain responses)
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import replace
 from typing import Any
 
 from .pricing import Catalog, Usage, cost_usd
+from .store import Queryable
 
 READER = "%haiku-reader"  # the plugin's agent is "mcp-router:haiku-reader"; copied by hand, "haiku-reader"
 _NEXT_PROMPT = ("COALESCE((SELECT MIN(p.ts) FROM prompts p WHERE p.session_id = a.session_id AND p.ts > a.ts),"
@@ -25,7 +25,7 @@ WHEN 'delegate' THEN EXISTS (
     AND t.tool_name LIKE '%delegate_to_haiku')
   OR EXISTS (
     SELECT 1 FROM usage_events u WHERE u.session_id = a.session_id AND u.ts > a.ts AND u.ts < {_NEXT_PROMPT}
-    AND u.agent_type LIKE '{READER}')
+    AND u.agent_type IS NOT NULL AND u.agent_type LIKE '{READER}')
 ELSE EXISTS (  -- the /model line is itself the next prompt: at most one prompt between the advice and it
     SELECT 1 FROM advice_events m WHERE m.session_id = a.session_id AND m.kind = 'model_change'
     AND m.category LIKE '%opus%' AND m.ts > a.ts
@@ -33,10 +33,10 @@ ELSE EXISTS (  -- the /model line is itself the next prompt: at most one prompt 
 END"""
 
 
-def measured_advice(conn: sqlite3.Connection, start: float, end: float) -> dict[str, Any]:
+def measured_advice(conn: Queryable, start: float, end: float) -> dict[str, Any]:
     """``{"given", "followed", "by_category": [{category, kind, given, followed}], "guarded": {category: n}}``."""
     rows = conn.execute(
-        f"SELECT a.category, a.kind, COUNT(*), TOTAL({_FOLLOWED}) FROM advice_events a"
+        f"SELECT a.category, a.kind, COUNT(*), SUM(CASE WHEN {_FOLLOWED} THEN 1 ELSE 0 END) FROM advice_events a"
         " WHERE a.kind IN ('delegate', 'model') AND a.ts >= ? AND a.ts < ? GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2",
         (start, end)).fetchall()
     guarded = conn.execute("SELECT category, COUNT(*) FROM advice_events WHERE kind = 'guarded' AND ts >= ?"
@@ -48,14 +48,15 @@ def measured_advice(conn: sqlite3.Connection, start: float, end: float) -> dict[
     }
 
 
-def haiku_reader(conn: sqlite3.Connection, start: float, end: float, catalog: Catalog) -> dict[str, Any]:
+def haiku_reader(conn: Queryable, start: float, end: float, catalog: Catalog) -> dict[str, Any]:
     """Runs of the haiku-reader agent, their cost and what they saved against each session's main model."""
     rows = conn.execute(
-        "SELECT r.session_id, COUNT(DISTINCT r.agent_id), TOTAL(r.cost_usd), SUM(r.input_tokens),"
+        "SELECT r.session_id, COUNT(DISTINCT r.agent_id), COALESCE(SUM(r.cost_usd), 0.0), SUM(r.input_tokens),"
         " SUM(r.output_tokens), SUM(r.cache_read_tokens), SUM(r.cache_creation_tokens),"
-        " SUM(r.cache_creation_1h_tokens), (SELECT m.model FROM usage_events m WHERE m.session_id = r.session_id"
-        "  AND m.is_sidechain = 0 GROUP BY m.model ORDER BY COUNT(*) DESC, m.model LIMIT 1)"
-        " FROM usage_events r WHERE r.agent_type LIKE ? AND r.ts >= ? AND r.ts < ? GROUP BY r.session_id",
+        " SUM(r.cache_creation_1h_tokens), (SELECT m.model FROM usage_rollup m WHERE m.session_id = r.session_id"
+        "  AND m.agent = 'main' GROUP BY m.model ORDER BY SUM(m.messages) DESC, m.model LIMIT 1)"
+        " FROM usage_events r WHERE r.agent_type IS NOT NULL AND r.agent_type LIKE ? AND r.ts >= ? AND r.ts < ?"
+        " GROUP BY r.session_id",
         (READER, start, end)).fetchall()
     runs, cost, saved = 0, 0.0, 0.0
     for _, session_runs, session_cost, *tokens, main_model in rows:

@@ -21,7 +21,7 @@ from typing import Any
 from .config import MAX_CAP_USD, Config
 from .errors import BudgetExceeded, ConfigError
 from .pricing import Catalog, ModelInfo, Usage, cost_usd
-from .store import get_setting, set_setting, transaction
+from .store import Queryable, get_setting, set_setting, transaction
 
 CAP_SETTING = "monthly_cap_usd"
 MIN_CAP_USD = 0.01  # a cap below a cent cannot be shown or compared in the cents we print
@@ -49,24 +49,25 @@ def month_start(now: datetime | None = None) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def month_to_date_usd(conn: sqlite3.Connection, now: datetime | None = None) -> float:
+def month_to_date_usd(conn: Queryable, now: datetime | None = None) -> float:
     since = month_start(now).timestamp()
-    ledger = conn.execute("SELECT TOTAL(cost_usd) FROM usage_rollup WHERE bucket >= ?", (since // 900,)).fetchone()[0]
+    ledger = conn.execute("SELECT COALESCE(SUM(cost_usd), 0.0) FROM usage_rollup WHERE bucket >= ?",
+                          (since // 900,)).fetchone()[0]
     server = conn.execute(
-        "SELECT TOTAL(CASE WHEN state = 'reserved' AND COALESCE(expires_ts, ts + 120) > ? THEN reserved_usd"
-        " WHEN state = 'settled' THEN cost_usd ELSE 0 END) FROM cost_records WHERE ts >= ? AND void_ts IS NULL",
+        "SELECT COALESCE(SUM(CASE WHEN state = 'reserved' AND COALESCE(expires_ts, ts + 120) > ? THEN reserved_usd"
+        " WHEN state = 'settled' THEN cost_usd ELSE 0 END), 0.0) FROM cost_records WHERE ts >= ? AND void_ts IS NULL",
         (time.time(), since),
     ).fetchone()[0]
     return float(ledger + server)
 
 
-def unpriced_messages(conn: sqlite3.Connection, now: datetime | None = None) -> int:
+def unpriced_messages(conn: Queryable, now: datetime | None = None) -> int:
     since = month_start(now).timestamp()
-    return int(conn.execute("SELECT TOTAL(unpriced_messages) FROM usage_rollup WHERE bucket >= ?",
+    return int(conn.execute("SELECT COALESCE(SUM(unpriced_messages), 0) FROM usage_rollup WHERE bucket >= ?",
                             (since // 900,)).fetchone()[0])
 
 
-def monthly_cap_usd(conn: sqlite3.Connection, config: Config) -> float:
+def monthly_cap_usd(conn: Queryable, config: Config) -> float:
     stored = get_setting(conn, CAP_SETTING)
     if stored is None:
         return config.monthly_cap_usd
@@ -80,7 +81,7 @@ def monthly_cap_usd(conn: sqlite3.Connection, config: Config) -> float:
     return cap
 
 
-def set_monthly_cap(conn: sqlite3.Connection, usd: float) -> None:
+def set_monthly_cap(conn: Queryable, usd: float) -> None:
     if not 0 <= usd <= MAX_CAP_USD:  # NaN too
         raise ValueError(f"the monthly cap must be 0 (no cap) to {MAX_CAP_USD:,.0f} USD, got {usd}")
     if 0 < usd < MIN_CAP_USD:
@@ -88,7 +89,7 @@ def set_monthly_cap(conn: sqlite3.Connection, usd: float) -> None:
     set_setting(conn, CAP_SETTING, repr(float(usd)))
 
 
-def status(conn: sqlite3.Connection, config: Config, now: datetime | None = None) -> BudgetStatus:
+def status(conn: Queryable, config: Config, now: datetime | None = None) -> BudgetStatus:
     return BudgetStatus(
         month=month_start(now).strftime("%Y-%m"),
         month_to_date_usd=month_to_date_usd(conn, now),

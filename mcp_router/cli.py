@@ -77,6 +77,12 @@ def open_store(db_path: Path | None) -> sqlite3.Connection:
     return connect(db_path or default_db_path())
 
 
+def open_team(config: Config) -> Any:
+    from .team import TeamConnection, connect
+
+    return TeamConnection(connect(config))
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="mcp-router")
 def cli() -> None:
@@ -166,17 +172,18 @@ def pricing(model: str | None, batch: bool, as_json: bool, db_path: Path | None)
 @cli.command()
 @click.option("--set-monthly", "set_monthly", type=float, default=None, metavar="USD",
               help="Set the monthly cap in USD (0 removes it).")
+@click.option("--team", is_flag=True, help="The team's month to date and cap, in the team database.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @db_option
-def budget(set_monthly: float | None, as_json: bool, db_path: Path | None) -> None:
-    """Month-to-date spend against the monthly cap."""
+def budget(set_monthly: float | None, team: bool, as_json: bool, db_path: Path | None) -> None:
+    """Month-to-date spend against the monthly cap (this machine's, or with --team the team's)."""
     from . import budget as budget_core
 
     config = Config.load()
-    conn = open_store(db_path)
+    conn = open_team(config) if team else open_store(db_path)
     if set_monthly is not None:
         budget_core.set_monthly_cap(conn, set_monthly)
-    status = budget_core.status(conn, config)
+    status = budget_core.status(conn, Config() if team else config)  # the team's cap is only the one it set
     if as_json:
         click.echo(json.dumps({
             "month": status.month, "month_to_date_usd": round(status.month_to_date_usd, 6),
@@ -256,6 +263,19 @@ def ingest(projects_dir: Path | None, db_path: Path | None) -> None:
 
 
 @cli.command()
+@click.option("--quiet", is_flag=True, help="Print nothing unless it fails (the hook's background sync).")
+@db_option
+def sync(quiet: bool, db_path: Path | None) -> None:
+    """Send this machine's ledger to the team database (team_db_url); incremental, safe to interrupt."""
+    from .sync import sync as sync_ledger
+
+    summary = sync_ledger(open_store(db_path), Config.load())
+    if not quiet:
+        sent = ", ".join(f"{count:,} {table.replace('_', ' ')}" for table, count in summary.sent.items())
+        click.echo(f"synced to {summary.where} as {summary.user} on {summary.machine}: {sent}")
+
+
+@cli.command()
 @db_option
 def hook(db_path: Path | None) -> None:
     """Claude Code hook: routing advice on UserPromptSubmit, else ingests the session; always exits 0."""
@@ -270,7 +290,10 @@ def hook(db_path: Path | None) -> None:
 @click.option("--week", is_flag=True, help="The last 7 days ending today (the default period).")
 @click.option("--all", "all_days", is_flag=True, help="Every day the database holds.")
 @click.option("--group-by", default="model", show_default=True,
-              help="Comma list of day, week, month, model, project, session, agent, branch.")
+              help="Comma list of day, week, month, model, project, session, agent, branch; with --team also "
+                   "user, machine.")
+@click.option("--team", is_flag=True, help="Report on the team database (after syncing this machine, unless "
+                                           "--no-ingest).")
 @click.option("--timezone", "timezone_name", metavar="TZ", help="IANA time zone for days [default: the system's]")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown", "html"]), default="table",
               show_default=True)
@@ -280,7 +303,7 @@ def hook(db_path: Path | None) -> None:
 @click.option("--projects-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Claude Code projects folder to ingest first [default: as for ingest]")
 @db_option
-def report(since: str | None, until: str | None, week: bool, all_days: bool, group_by: str,
+def report(since: str | None, until: str | None, week: bool, all_days: bool, group_by: str, team: bool,
            timezone_name: str | None, fmt: str, output: Path | None, open_file: bool, no_ingest: bool,
            projects_dir: Path | None, db_path: Path | None) -> None:
     """The usage report: cost by model, day, project and session; delegation savings; advice."""
@@ -309,8 +332,15 @@ def report(since: str | None, until: str | None, week: bool, all_days: bool, gro
         else:
             click.echo(f"mcp-router: no Claude Code projects folder at {folder} (set CLAUDE_CONFIG_DIR or pass"
                        " --projects-dir); reporting on the database as it is", err=True)
-    result = cached_report(conn, spec, config, lambda: build_report(conn, spec, catalog, config),
-                           lambda: budget_section(conn, config))
+        if team:
+            from .sync import sync as sync_ledger
+
+            sync_ledger(conn, config)
+    if team:  # the team database is not a local file: built every time
+        result = build_report(open_team(config), spec, catalog, config)
+    else:
+        result = cached_report(conn, spec, config, lambda: build_report(conn, spec, catalog, config),
+                               lambda: budget_section(conn, config))
     if fmt == "table" and output is None:
         print_table(result)
     else:

@@ -16,6 +16,9 @@ hook, which must start in a few milliseconds, reads it too.
     api_timeout_seconds = 50.0
     api_max_retries = 3
     keep_prompts = false               # true: keep the text of each prompt, not only its routing decision
+    team_db_url = ""                   # postgresql://… of the team database (password: ~/.pgpass or PGPASSWORD)
+    user = ""                          # who this machine's rows belong to there; default: git user.email
+    machine = ""                       # this machine's name there; default: the host name
     advice = "on"                      # per-prompt routing advice: "on", "quiet" (the model only), "off"
     advice_skip = []                   # categories never advised on, e.g. ["summarize", "hard_debugging"]
     [routing]                          # category = "haiku" | "sonnet" | "opus"
@@ -30,9 +33,12 @@ import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 from .errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 ENV_PREFIX = "MCP_ROUTER_"
 TIERS = ("haiku", "sonnet", "opus")
@@ -53,6 +59,9 @@ class Config:
     api_timeout_seconds: float = 50.0
     api_max_retries: int = 3
     keep_prompts: bool = False
+    team_db_url: str = ""
+    user: str = ""
+    machine: str = ""
     advice: str = "on"
     advice_skip: tuple[str, ...] = ()
     routing: dict[str, Any] = field(default_factory=dict)
@@ -100,6 +109,13 @@ class Config:
                     close = catalog.suggest(checked[name])
                     hint = f"; closest known: {', '.join(close)}" if close else " (see mcp-router pricing)"
                     raise ConfigError(f"{sources[name]}: {name}: unknown model {checked[name]!r}{hint}")
+        if checked.get("advice_skip"):  # checked here, not only by the advice hook, whose errors nobody sees
+            from .routing import load_policy
+
+            categories = sorted(load_policy()["categories"])
+            if unknown := [name for name in checked["advice_skip"] if name not in categories]:
+                raise ConfigError(f"{sources['advice_skip']}: advice_skip: unknown category {unknown[0]!r} "
+                                  f"(known: {', '.join(categories)})")
         return cls(**checked, source=where)
 
 
@@ -188,6 +204,10 @@ def _check(name: str, value: Any, where: str) -> Any:
         if not value.strip() and name != "fallback_model":  # an empty fallback is the default: none
             raise ConfigError(f"{where}: {name}: is empty: give a model id or alias (see mcp-router pricing),"
                               " or remove it for the default")
+        return value
+    if name in ("team_db_url", "user", "machine"):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {name}: expected a string")
         return value
     if name == "alert_thresholds":
         if not isinstance(value, list):

@@ -43,9 +43,10 @@ from typing import Any
 
 from .budget import release, reserve, settle
 from .config import Config
-from .errors import DelegationError, MCPRouterError, PathRefused
+from .errors import BudgetExceeded, DelegationError, MCPRouterError, PathRefused
 from .files import read_files
 from .pricing import Catalog, ModelInfo, Usage, cost_usd
+from .team_budget import TeamBudget
 
 SYSTEM_PROMPT = (
     "You are a careful assistant doing a delegated task for a coding agent: reading, summarising, "
@@ -133,14 +134,20 @@ class Delegator:
         reserve_usd = cost_usd(info, Usage(int(prompt_chars / CHARS_PER_TOKEN * 1.5) + 1000, max_tokens))
         reservation = reserve(self.conn, self.config, reserve_usd, model=info.id, delegation_id=delegation_id,
                               ttl_seconds=2 * tool_timeout_seconds())
+        team = TeamBudget(self.conn, self.config)
         try:
+            budget_note = team.reserve(reservation, reserve_usd, model=info.id, delegation_id=delegation_id,
+                                       ttl_seconds=2 * tool_timeout_seconds())
             answer = self._answer(info, task, material, max_tokens, deadline, delegation_id)
         except MCPRouterError as exc:
             release(self.conn, reservation)
-            self._record(record, started, outcome="error", error=str(exc))
+            team.release()
+            if not isinstance(exc, BudgetExceeded):
+                self._record(record, started, outcome="error", error=str(exc))
             raise
         except BaseException:
             release(self.conn, reservation)
+            team.release()
             raise
         priced = self.catalog.get(answer.model)
         cost = cost_usd(priced, answer.usage)
@@ -148,6 +155,7 @@ class Delegator:
         saved = cost_usd(self.catalog.get(self.config.main_model), answer.usage) - cost
         prompt = answer.usage.prompt_tokens
         settle(self.conn, reservation, cost, answer.usage)
+        team.settle(cost, answer.usage)
         self._record(record | {"model": priced.id}, started, outcome="ok", usage=answer.usage, cost=cost,
                      saved=saved, backend=self.backend_name())
         text = answer.text
@@ -155,7 +163,8 @@ class Delegator:
             text = text[:MAX_RESULT_CHARS] + "\n[… answer cut at 40,000 characters]"
         return {"result": text, "model": priced.id, "input_tokens": prompt,
                 "output_tokens": answer.usage.output_tokens, "cost_usd": round(cost, 9),
-                "saved_usd": round(saved, 9), "delegation_id": delegation_id}
+                "saved_usd": round(saved, 9), "delegation_id": delegation_id,
+                **({"note": budget_note} if budget_note else {})}
 
     def backend_name(self) -> str:
         if os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"):

@@ -8,7 +8,8 @@
           ├── BudgetExceeded     the monthly cap is reached; the call must not spend more
           ├── PathRefused        a file delegate_to_haiku may not read (names the rule)
           ├── DelegationError    the delegate model could not answer (API down, no key, …)
-          └── DelegationGuarded  work the router is sure is above Haiku, sent without ``force``
+          ├── DelegationGuarded  work the router is sure is above Haiku, sent without ``force``
+          └── TeamDBError        the team database cannot be used (no driver, unreachable, newer schema)
 
 Bad arguments to a function raise plain ``ValueError``. The CLI turns every ``MCPRouterError``
 and ``ValueError`` into one ``Error: …`` line; the MCP server turns them into tool errors.
@@ -49,6 +50,10 @@ class PathRefused(MCPRouterError):
 
 class DelegationError(MCPRouterError):
     """The delegate model did not produce an answer."""
+
+
+class TeamDBError(MCPRouterError):
+    """The team database is not configured, cannot be reached, or has a schema this version does not know."""
 
 
 class DelegationGuarded(MCPRouterError):

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from .config import TIERS
-from .store import get_setting, set_setting, transaction
+from .store import Queryable, get_setting, set_setting, transaction
 
 WINDOW = 20
 MAX_BAD_RATE = 0.05
@@ -78,10 +78,11 @@ def reset(conn: sqlite3.Connection, category: str) -> bool:
     return conn.execute("DELETE FROM category_overrides WHERE category = ?", (category,)).rowcount > 0
 
 
-def category_quality(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def category_quality(conn: Queryable) -> list[dict[str, Any]]:
     """Per category: how many delegations were rated, how many bad, and any override in force."""
     overrides = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT category, tier, source FROM category_overrides")}
-    rows = conn.execute("SELECT category, COUNT(*), SUM(rating = 'bad') FROM feedback GROUP BY category").fetchall()
+    rows = conn.execute("SELECT category, COUNT(*), SUM(CASE WHEN rating = 'bad' THEN 1 ELSE 0 END) FROM feedback"
+                        " GROUP BY category ORDER BY category").fetchall()
     return [
         {"category": r[0], "rated": r[1], "bad": r[2] or 0, "bad_rate": round((r[2] or 0) / r[1], 4),
          "override_tier": overrides.get(r[0], (None,))[0]}

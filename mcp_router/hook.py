@@ -16,11 +16,16 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Any
+
+# typing and sqlite3 only for the type checker: importing them costs the advice hook a tenth of its time
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+    from typing import Any
+
 
 TIME_LIMIT_SECONDS = 10
 ADVICE_TIME_LIMIT_SECONDS = 3
@@ -95,7 +100,12 @@ def run(stdin_text: str, db_path: Path) -> str | None:
         agent_transcript = payload.get("agent_transcript_path")
         if isinstance(agent_transcript, str) and agent_transcript:
             ingest_file(conn, Path(agent_transcript).expanduser(), catalog, decider)
-        return budget_alert(conn, config)
+        alert = budget_alert(conn, config)
+        if config.team_db_url:
+            from .sync import start_in_background
+
+            start_in_background(conn, config, db_path)
+        return alert
     finally:
         conn.close()
         decider.decide_in_background(db_path)

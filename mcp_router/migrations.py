@@ -394,3 +394,26 @@ def m012_project_folders_encode_as_claude_code_does(db: Database) -> None:
             date(MAX(r.bucket) * 900, 'unixepoch', 'localtime') AS last_day
         FROM usage_rollup r LEFT JOIN project_folders f ON f.project = r.project
         GROUP BY r.project ORDER BY cost_usd DESC""")
+
+
+SYNCED_TABLES = ("usage_events", "tool_results", "delegations", "cost_records", "feedback", "prompts")
+
+
+@MIGRATIONS()
+def m011_log_updates_for_team_sync(db: Database) -> None:
+    # Team sync sends each table's new rows by rowid (a high-water mark) and, from this log, the older rows
+    # changed since (a reservation settled, a response replaced by a fuller copy). Only once this ledger has
+    # a team (the ``team_ledger_id`` setting), so a solo user's log stays empty.
+    db.execute("CREATE TABLE sync_changes (seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, row INTEGER NOT NULL)")
+    for table in SYNCED_TABLES:
+        db.execute(f"CREATE TRIGGER sync_changes_{table} AFTER UPDATE ON {table}"
+                   " WHEN EXISTS (SELECT 1 FROM settings WHERE key = 'team_ledger_id')"
+                   f" BEGIN INSERT INTO sync_changes (tbl, row) VALUES ('{table}', NEW.rowid); END")
+
+
+@MIGRATIONS()
+def m013_index_subagent_usage_by_time(db: Database) -> None:
+    # The report finds haiku-reader runs (and whether advice was followed) among subagent responses: without an
+    # index that was a scan of every response, 0.6 s -> 5.9 s on 10M. Subagent rows only, so ingest of main-chain
+    # responses keeps no extra index. Queries must say ``agent_type IS NOT NULL`` for SQLite to use it.
+    db.execute("CREATE INDEX usage_events_agents ON usage_events (ts) WHERE agent_type IS NOT NULL")

@@ -24,9 +24,12 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from .errors import UnknownModelError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 RATE_KEYS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
 US_GEO_MULTIPLIER = 1.1

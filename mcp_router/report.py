@@ -5,6 +5,11 @@ Markdown or HTML. Aggregation happens in SQL over the 15-minute UTC buckets of `
 real UTC offset is a multiple of 15 minutes): zoneinfo maps the buckets to local days, so day boundaries
 are right in any time zone, across DST changes too, and each local day is one indexed range scan summed
 by the other keys; days then roll up into weeks and months. A million rows never reach Python.
+
+The same code reports on the team database (``team.TeamConnection``): its SQL is written for both engines, and
+the team rollup adds ``user`` and ``machine`` keys. The as-routed what-if joins turns to buckets with SQLite
+functions and a temporary table, and project folders are local paths the team database never receives, so
+both are local reports' only.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from .config import Config
 from .feedback import MAX_BAD_RATE, category_quality
 from .pricing import Catalog, Usage, cost_usd, format_cost, format_usd
 from .projects import project_paths, short_path
+from .store import Queryable
 
-GROUP_KEYS = ("day", "week", "month", "model", "project", "session", "agent", "branch")
+GROUP_KEYS = ("day", "week", "month", "model", "project", "session", "agent", "branch", "user", "machine")
+TEAM_KEYS = ("user", "machine")
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 BUCKET_SECONDS = 900
 _TIER_ORDER = ("haiku", "sonnet", "opus")
@@ -38,7 +45,8 @@ PROMPT_LOOKBACK_SECONDS = 86_400  # a turn begun the day before the period still
 CHARS_PER_TOKEN = 4
 # A longer period is trimmed to the days the ledger holds, so --since 0001-01-01 reads no more than the data.
 LONG_PERIOD_DAYS = 366
-_SQL_KEYS = {"model": "model", "project": "project", "session": "session_id", "agent": "agent", "branch": "branch"}
+_SQL_KEYS = {"model": "model", "project": "project", "session": "session_id", "agent": "agent", "branch": "branch",
+             "user": '"user"', "machine": "machine"}
 
 
 @dataclass(frozen=True)
@@ -104,8 +112,13 @@ def _empty_totals() -> dict[str, Any]:
     return {**{f: 0 for f in TOKEN_FIELDS}, "cost_usd": 0.0, "messages": 0, "unpriced_messages": 0}
 
 
-def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, config: Config,
+def build_report(conn: Queryable, spec: ReportSpec, catalog: Catalog, config: Config,
                  now: datetime | None = None) -> dict[str, Any]:
+    """The report of ``conn``: this machine's SQLite ledger, or the team database (``team.TeamConnection``)."""
+    own = conn if isinstance(conn, sqlite3.Connection) else None  # this machine's ledger
+    local = own is not None
+    if local and set(spec.group_by) & set(TEAM_KEYS):
+        raise ValueError("--group-by user and machine are keys of the team report: add --team")
     zone = ZoneInfo(spec.timezone)
     first_day, last_day = _activity_span(conn, zone)
     spec = _trimmed(spec, first_day, last_day, (now or datetime.now(zone)).astimezone(zone).date())
@@ -114,11 +127,13 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
     sql_keys = [k for k in spec.group_by if k in _SQL_KEYS]
     if "model" not in sql_keys:
         sql_keys.append("model")  # cost by model, cache savings and what-if need it
+    if not local and "user" not in sql_keys:
+        sql_keys.append("user")  # the per-person totals
     select_keys = ", ".join(_SQL_KEYS[k] for k in sql_keys)
     runs = _day_runs(int(start // BUCKET_SECONDS), int(end // BUCKET_SECONDS), zone)
     rows = [(day, *row) for day, first, stop in runs for row in conn.execute(
         f"SELECT {select_keys}, SUM(input_tokens), SUM(output_tokens), SUM(cache_creation_tokens),"
-        " SUM(cache_read_tokens), TOTAL(cost_usd), SUM(messages), SUM(unpriced_messages),"
+        " SUM(cache_read_tokens), COALESCE(SUM(cost_usd), 0.0), SUM(messages), SUM(unpriced_messages),"
         " SUM(cache_creation_1h_tokens) FROM usage_rollup"
         f" WHERE bucket >= ? AND bucket < ? AND messages > 0 GROUP BY {select_keys}", (first, stop))]
     totals = _empty_totals()
@@ -127,6 +142,7 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
     by_day: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     priced_by_day: set[tuple[str, str]] = set()
     unpriced: dict[str, int] = defaultdict(int)
+    people: dict[str, dict[str, Any]] = defaultdict(_empty_totals)
     for row in rows:
         local_day = date.fromisoformat(row[0])
         values = dict(zip(sql_keys, row[1:1 + len(sql_keys)], strict=True))
@@ -139,7 +155,7 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
         key = tuple(time_keys[k] if k in time_keys else values[k] for k in spec.group_by)
         group = groups.setdefault(key, {**dict(zip(spec.group_by, key, strict=True)), **_empty_totals()})
         model = values["model"]
-        for target in (totals, group, by_model[model]):
+        for target in (totals, group, by_model[model], *([] if local else [people[values["user"]]])):
             _accumulate(target, numbers)
         by_model[model]["cache_creation_1h_tokens"] += numbers[7] or 0
         by_day[time_keys["day"]][model] += numbers[4]
@@ -147,7 +163,7 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
             priced_by_day.add((time_keys["day"], model))
         if numbers[6]:
             unpriced[model] += numbers[6]
-    paths = project_paths(conn)
+    paths = project_paths(own) if own else {}
     ordered_groups = sorted((_with_project_path(g, paths) for g in groups.values()),
                             key=lambda g: tuple(str(g[k]) for k in spec.group_by))
     if spec.group_by == ("model",):
@@ -158,14 +174,20 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
     totals["cost_usd"] = _priced_cost(totals)
     days = _days(spec.since, spec.until)
     # Everything else first: the as-routed what-if waits for the prompts' ranks.
-    turns = _turns(conn, start, end)
-    spans = _bucket_turns(conn, start, end, turns)
+    turns = _turns(own, start, end) if own else {}
+    spans = _bucket_turns(own, start, end, turns) if own else []
     top_sessions = [_with_project_path(s, paths) for s in _top_sessions(conn, start, end)]
     delegations = _delegations(conn, start, end, zone, days)
     delegations["haiku_reader"] = haiku_reader(conn, start, end, catalog)
-    budget, feedback = _budget(conn, config, now), category_quality(conn)
+    # The team's cap is only the one set in the team database, never this machine's config.
+    budget, feedback = _budget(conn, config if local else Config(), now), category_quality(conn)
     recommendations = _recommendations(conn, start, end, catalog, config)
-    return {
+    if own:
+        as_routed = _as_routed(own, start, catalog, turns, spans, _TIER_RANKS, totals["cost_usd"] or 0.0)
+    else:  # every response keeps its cost, as a local session with no routed prompt
+        as_routed = {"as_routed_usd": round(totals["cost_usd"] or 0.0, 6),
+                     "as_routed": {"prompts": 0, "responses": 0, "prompts_by_tier": dict.fromkeys(_TIER_ORDER, 0)}}
+    report: dict[str, Any] = {
         "since": spec.since.isoformat(), "until": spec.until.isoformat(), "timezone": spec.timezone,
         "group_by": list(spec.group_by),
         "totals": totals,
@@ -177,8 +199,7 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
         "requests_by_model": {m: n["messages"] for m, n in sorted(by_model.items(), key=lambda kv: -kv[1]["messages"])},
         "top_sessions": top_sessions,
         "cache": _cache_efficiency(by_model, catalog),
-        "what_if": {**_what_if(by_model, catalog, totals),
-                    **_as_routed(conn, start, catalog, turns, spans, _TIER_RANKS, totals["cost_usd"] or 0.0)},
+        "what_if": {**_what_if(by_model, catalog, totals), **as_routed},
         "delegations": delegations,
         "advice": measured_advice(conn, start, end),
         "budget": budget,
@@ -186,6 +207,10 @@ def build_report(conn: sqlite3.Connection, spec: ReportSpec, catalog: Catalog, c
         "quality_over_time": _quality_over_time(conn, start, end, zone, days),
         "recommendations": recommendations,
     }
+    if not local:
+        report["people"] = [{"user": user, **numbers, "cost_usd": _priced_cost(numbers)}
+                            for user, numbers in sorted(people.items(), key=lambda item: -item[1]["cost_usd"])]
+    return report
 
 
 def _ratio(part: float, whole: float) -> float:
@@ -219,7 +244,7 @@ def quality_step(days: int) -> str:
     return "day" if days <= 14 else "week" if days <= 183 else "month"
 
 
-def _quality_over_time(conn: sqlite3.Connection, start: float, end: float, zone: ZoneInfo,
+def _quality_over_time(conn: Queryable, start: float, end: float, zone: ZoneInfo,
                        days: list[str]) -> dict[str, Any]:
     """Ratings of the period's delegations by when the delegation ran: per step, how many were rated, how
     many rated bad (the user overriding the router's choice of a cheaper model), overall and per category."""
@@ -263,7 +288,7 @@ def _day_runs(first: int, last: int, zone: ZoneInfo) -> list[tuple[str, int, int
     return runs
 
 
-def _activity_span(conn: sqlite3.Connection, zone: ZoneInfo) -> tuple[date | None, date | None]:
+def _activity_span(conn: Queryable, zone: ZoneInfo) -> tuple[date | None, date | None]:
     """The local days of the first and the last recorded response or delegation (two index lookups each)."""
     usage = conn.execute(f"SELECT MIN(bucket) * {BUCKET_SECONDS}, (MAX(bucket) + 1) * {BUCKET_SECONDS} - 1"
                          " FROM usage_rollup").fetchone()
@@ -319,15 +344,15 @@ def _accumulate(target: dict[str, Any], numbers: tuple) -> None:
     target["unpriced_messages"] += numbers[6] or 0
 
 
-def _top_sessions(conn: sqlite3.Connection, start: float, end: float, limit: int = 5) -> list[dict[str, Any]]:
+def _top_sessions(conn: Queryable, start: float, end: float, limit: int = 5) -> list[dict[str, Any]]:
     return [
         {"session": r[0], "project": r[1],
          "cost_usd": _priced_cost({"cost_usd": r[2], "messages": r[3], "unpriced_messages": r[5]}),
          "messages": r[3], "first": datetime.fromtimestamp(r[4]).isoformat(timespec="minutes")}
         for r in conn.execute(
-            f"SELECT session_id, project, TOTAL(cost_usd) c, SUM(messages), MIN(bucket) * {BUCKET_SECONDS},"
-            " TOTAL(unpriced_messages)"
-            " FROM usage_rollup WHERE bucket >= ? AND bucket < ? GROUP BY session_id ORDER BY c DESC LIMIT ?",
+            f"SELECT session_id, MIN(project), COALESCE(SUM(cost_usd), 0.0) c, SUM(messages),"
+            f" MIN(bucket) * {BUCKET_SECONDS}, SUM(unpriced_messages) FROM usage_rollup"
+            " WHERE bucket >= ? AND bucket < ? GROUP BY session_id ORDER BY c DESC, session_id LIMIT ?",
             (start // BUCKET_SECONDS, end // BUCKET_SECONDS, limit))
     ]
 
@@ -444,11 +469,12 @@ def _as_routed(conn: sqlite3.Connection, start: float, catalog: Catalog,
     }
 
 
-def _delegations(conn: sqlite3.Connection, start: float, end: float, zone: ZoneInfo,
+def _delegations(conn: Queryable, start: float, end: float, zone: ZoneInfo,
                  days: list[str]) -> dict[str, Any]:
     rows = conn.execute(
-        "SELECT COALESCE(category, 'unknown'), COUNT(*), TOTAL(cost_usd), TOTAL(saved_usd),"
-        " SUM(outcome = 'ok') FROM delegations WHERE ts >= ? AND ts < ? GROUP BY 1 ORDER BY 4 DESC",
+        "SELECT COALESCE(category, 'unknown'), COUNT(*), COALESCE(SUM(cost_usd), 0.0), COALESCE(SUM(saved_usd), 0.0),"
+        " SUM(CASE WHEN outcome = 'ok' THEN 1 ELSE 0 END) FROM delegations WHERE ts >= ? AND ts < ?"
+        " GROUP BY 1 ORDER BY 4 DESC, 1",
         (start, end),
     ).fetchall()
     daily: dict[str, float] = defaultdict(float)
@@ -464,12 +490,12 @@ def _delegations(conn: sqlite3.Connection, start: float, end: float, zone: ZoneI
     }
 
 
-def budget_section(conn: sqlite3.Connection, config: Config, now: datetime | None = None) -> dict[str, Any]:
+def budget_section(conn: Queryable, config: Config, now: datetime | None = None) -> dict[str, Any]:
     """The report's budget section: month to date, its projection to the month's end, the cap."""
     return _budget(conn, config, now)
 
 
-def _budget(conn: sqlite3.Connection, config: Config, now: datetime | None) -> dict[str, Any]:
+def _budget(conn: Queryable, config: Config, now: datetime | None) -> dict[str, Any]:
     current = budget_status(conn, config, now)
     moment = (now or datetime.now()).astimezone()
     first = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
@@ -481,10 +507,10 @@ def _budget(conn: sqlite3.Connection, config: Config, now: datetime | None) -> d
             "allowed": current.allowed}
 
 
-def _recommendations(conn: sqlite3.Connection, start: float, end: float, catalog: Catalog,
+def _recommendations(conn: Queryable, start: float, end: float, catalog: Catalog,
                      config: Config) -> list[dict[str, Any]]:
     advice: list[dict[str, Any]] = []
-    chars = conn.execute("SELECT TOTAL(content_chars) FROM tool_results WHERE ts >= ? AND ts < ?"
+    chars = conn.execute("SELECT COALESCE(SUM(content_chars), 0) FROM tool_results WHERE ts >= ? AND ts < ?"
                          " AND is_sidechain = 0", (start, end)).fetchone()[0]
     tokens = int(chars / CHARS_PER_TOKEN)
     if tokens:
@@ -497,7 +523,8 @@ def _recommendations(conn: sqlite3.Connection, start: float, end: float, catalog
                      " Hand large reads to delegate_to_haiku (/delegate).")
         advice.append({"kind": "delegate_tool_results", "tokens": tokens, "text": text})
     for row in conn.execute(
-        "SELECT category, COUNT(*), SUM(rating = 'bad') FROM feedback GROUP BY category HAVING COUNT(*) >= 20"
+        "SELECT category, COUNT(*), SUM(CASE WHEN rating = 'bad' THEN 1 ELSE 0 END) FROM feedback GROUP BY category"
+        " HAVING COUNT(*) >= 20"
     ):
         bad_rate = (row[2] or 0) / row[1]
         if bad_rate > 0.05:

@@ -335,6 +335,16 @@ def _groups(report: dict[str, Any]) -> str:
             f"<th class=n>cost</th><th class=n>share</th></tr>{rows}</table></div>")
 
 
+def _people(people: list[dict[str, Any]]) -> str:
+    """The team report's cost per person, largest first, each with its share of the team's spend."""
+    costs = [p["cost_usd"] or 0.0 for p in people]  # None: only unpriced responses
+    total, peak = sum(costs), max(costs)
+    rows = [(p["user"], cost, f"{format_usd(cost)} ({format_share(cost / total if total else 0)})"
+             if p["cost_usd"] is not None else "unpriced", PALETTE[i % len(PALETTE)])
+            for i, (p, cost) in enumerate(zip(people, costs, strict=True))]
+    return _hbars("cost per person", rows, peak, ("$0", _money(peak)))
+
+
 def render_html(report: dict[str, Any]) -> str:
     costs: dict[str, float] = {}
     for day in report["daily"]:
@@ -371,6 +381,7 @@ def render_html(report: dict[str, Any]) -> str:
         saved = _empty(f"No delegation between {period}. Work handed to Haiku (<code>/delegate</code>) shows"
                        " here as what it saved, per day.")
     advice = "".join(f"<li>{escape(a['text'])}</li>" for a in report["recommendations"]) or "<li>Nothing to change.</li>"
+    people = f'<h2>Per person</h2><div id="people">{_people(report["people"])}</div>\n' if report.get("people") else ""
     totals, budget, cache = report["totals"], report["budget"], report["cache"]
     cap = format_usd(budget["monthly_cap_usd"]) if budget["monthly_cap_usd"] else "no cap"
     unpriced = totals["unpriced_messages"]
@@ -393,7 +404,7 @@ def render_html(report: dict[str, Any]) -> str:
 <div class="card">Month to date<b>{format_usd(budget['month_to_date_usd'])}</b>{cap}, pace {format_usd(budget['projected_month_usd'])}</div>
 </div>
 <h2>Cost by model</h2>{_by_model(report, costs, colors)}
-<h2>Daily cost by model</h2><div id="daily">{daily}</div>
+{people}<h2>Daily cost by model</h2><div id="daily">{daily}</div>
 <h2>Delegation savings over time</h2><div id="savings">{saved}</div>
 <h2>Quality overrides over time</h2><p class="note">Share of rated delegations rated bad: the cheaper model's answer
 needed overriding. Target: under {quality['target_bad_rate']:.0%}.</p><div id="overrides">{_override_chart(quality)}</div>

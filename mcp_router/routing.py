@@ -29,19 +29,23 @@ import math
 import mmap
 import os
 import re
-import sqlite3
 from array import array
 from dataclasses import asdict, dataclass, field
-from typing import Any
 from zlib import crc32
 
 from .config import TIERS, Config
 from .pricing import Catalog, Usage
 
+TYPE_CHECKING = False  # typing and sqlite3 for the type checker only: the advice hook loads this module
+if TYPE_CHECKING:
+    import sqlite3
+    from typing import Any
+
 TYPICAL_OUTPUT_TOKENS = 1000
 DATA = os.path.join(os.path.dirname(__file__), "data")
-MODEL_BIN, MODEL_META, POLICY = (os.path.join(DATA, name) for name in (
-    "routing_model.bin", "routing_model.json", "routing.toml"))
+# The policy is routing.toml; the hook reads its JSON twin (tomllib would cost it a tenth of its time).
+MODEL_BIN, MODEL_META, POLICY, POLICY_JSON = (os.path.join(DATA, name) for name in (
+    "routing_model.bin", "routing_model.json", "routing.toml", "routing_policy.json"))
 # A character n-gram sees at most this much of the start and of the end of a long request (a pasted log):
 # the ask is usually at either end, and the decision stays under a millisecond.
 HEAD_CHARS, TAIL_CHARS = 1500, 500
@@ -85,7 +89,8 @@ def features(text: str, bits: int) -> list[int]:
     grams += [f"s{name}" for name, pattern in _STRUCTURE if pattern.search(text)]
     grams.append(f"slength{len(text).bit_length()}")
     mask = (1 << bits) - 1
-    return list(dict.fromkeys(crc32(gram.encode()) & mask for gram in grams))
+    # surrogatepass: a non-UTF-8 byte in a shell argument arrives as a lone surrogate; valid text hashes the same
+    return list(dict.fromkeys(crc32(gram.encode("utf-8", "surrogatepass")) & mask for gram in grams))
 
 
 class Model:
@@ -258,11 +263,9 @@ def readable(task: str) -> str:
 
 
 def load_policy() -> dict[str, Any]:
-    """The built-in policy (data/routing.toml)."""
-    import tomllib
-
-    with open(POLICY, "rb") as file:
-        return tomllib.load(file)
+    """The built-in policy (data/routing.toml, read from its JSON twin, which a test keeps equal)."""
+    with open(POLICY_JSON, encoding="utf-8") as file:
+        return json.load(file)
 
 
 def _rank(tier: str) -> int:

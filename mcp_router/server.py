@@ -49,6 +49,7 @@ class DelegationResult(BaseModel):
     cost_usd: float
     saved_usd: float
     delegation_id: str
+    note: str = ""  # set when the team cap could not be checked; it says so itself (no description: tokens)
 
 
 class CostResult(BaseModel):

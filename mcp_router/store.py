@@ -18,13 +18,13 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import StoreError
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
-SCHEMA_VERSION = 10  # the number of migrations in migrations.py
+SCHEMA_VERSION = 12  # the number of migrations in migrations.py
 
 USAGE_COLUMNS = (
     "message_id", "request_id", "ts", "timestamp", "session_id", "project", "cwd", "git_branch",
@@ -41,6 +41,12 @@ _UPSERT_USAGE = (
     + " WHERE excluded.total_tokens > usage_events.total_tokens"
     " OR (excluded.total_tokens = usage_events.total_tokens AND excluded.is_sidechain < usage_events.is_sidechain)"
 )
+
+
+class Queryable(Protocol):
+    """What the report and the budget need of a database: an SQLite connection, or ``team.TeamConnection``."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any: ...
 
 
 def connect(path: str | Path, *, timeout: float = 30.0, migrate: bool = True) -> sqlite3.Connection:
@@ -136,12 +142,12 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
-def get_setting(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
+def get_setting(conn: Queryable, key: str, default: str | None = None) -> str | None:
     row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
     return default if row is None else row[0]
 
 
-def set_setting(conn: sqlite3.Connection, key: str, value: str | None) -> None:
+def set_setting(conn: Queryable, key: str, value: str | None) -> None:
     if value is None:
         conn.execute("DELETE FROM settings WHERE key = ?", (key,))
     else:

@@ -92,7 +92,7 @@ class Prompt:
 @dataclass(slots=True)
 class Advice:
     """Advice the session was given (``kind`` "delegate" or "model", with its routing category), or a
-    ``/model`` change the user made (``kind`` "model_change", ``category`` the model as typed)."""
+    ``/model`` change the user made (``kind`` "model_change", ``category`` the tier switched to, or "other")."""
 
     uuid: str
     session_id: str
@@ -433,7 +433,9 @@ def _advice(record: dict[str, Any]) -> Advice | None:
             return None
         kind, category = kinds[attachment["type"]], match.group(1)
     elif isinstance(command, dict) and command.get("command") == "model" and isinstance(command.get("args"), str):
-        kind, category = "model_change", command["args"].strip()
+        # The tier only: Claude Code records whatever was typed after /model, which may be any text.
+        lowered = command["args"].lower()
+        kind, category = "model_change", next((t for t in ("haiku", "sonnet", "opus") if t in lowered), "other")
     else:
         return None
     ts, _ = _timestamp(record)

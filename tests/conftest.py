@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from .devtools import Chromium
 
 DATA = Path(__file__).resolve().parent / "data"
 REAL_CLAUDE_CODE = DATA / "claude-code-2.1.328"
+# Read before ``isolated_user`` clears MCP_ROUTER_*: the server .ci/run starts for the team tests.
+TEST_PG_URL = os.environ.get("MCP_ROUTER_TEST_PG_URL", "")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -32,6 +35,27 @@ def isolated_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "usage.db"
+
+
+@pytest.fixture
+def team_db_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database of its own for this test (dropped after it); skipped without a server,
+    except on CI, where the server .ci/run starts must be there."""
+    if not TEST_PG_URL:
+        if os.environ.get("CI") == "true":
+            pytest.fail("MCP_ROUTER_TEST_PG_URL is not set: run the suite with `bash .ci/run`, which starts PostgreSQL")
+        pytest.skip("no PostgreSQL: set MCP_ROUTER_TEST_PG_URL (bash .ci/run starts one)")
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(TEST_PG_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield make_conninfo(**{**conninfo_to_dict(TEST_PG_URL), "dbname": name})
+    finally:
+        with psycopg.connect(TEST_PG_URL, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture

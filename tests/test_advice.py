@@ -168,7 +168,7 @@ def test_settings_are_checked(tmp_path: Path) -> None:
                                 "MCP_ROUTER_ADVICE_SKIP": "summarize, extract"})
     assert loaded.advice == "quiet" and loaded.advice_skip == ("summarize", "extract")
     with pytest.raises(ConfigError, match="advice_skip: unknown category 'sumarize'"):
-        advise(_payload(READING, tmp_path / "none.jsonl"), Config(advice_skip=("sumarize",)), tmp_path / "db", API)
+        Config.load(None, {"XDG_CONFIG_HOME": str(tmp_path), "MCP_ROUTER_ADVICE_SKIP": "sumarize"})
 
 
 def _hook(payload: str, db_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -187,3 +187,15 @@ def test_feedback_on_an_unknown_delegation_is_a_clear_error(db_path: Path) -> No
         feedback.record_feedback(connect(db_path), "nope", "good")
     with pytest.raises(ValueError, match="rating must be 'good' or 'bad'"):
         feedback.record_feedback(connect(db_path), "nope", "meh")
+
+
+def test_the_policy_json_the_hook_reads_is_routing_toml() -> None:
+    """routing.toml is the policy; its JSON twin spares the hook tomllib. Regenerate after editing the TOML:
+    python -c "import json,tomllib;p='mcp_router/data/routing';json.dump(tomllib.load(open(p+'.toml','rb')),
+    open(p+'_policy.json','w'),indent=1)" """
+    import tomllib
+
+    from mcp_router.routing import POLICY as TOML
+
+    with open(TOML, "rb") as source:
+        assert load_policy() == tomllib.load(source), "routing_policy.json is stale: regenerate it (see above)"
