@@ -527,7 +527,7 @@ def _recommendations(conn: Queryable, start: float, end: float, catalog: Catalog
         " HAVING COUNT(*) >= 20"
     ):
         bad_rate = (row[2] or 0) / row[1]
-        if bad_rate > 0.05:
+        if bad_rate > MAX_BAD_RATE:
             advice.append({"kind": "promote", "category": row[0], "bad_rate": round(bad_rate, 4),
                            "text": f"'{row[0]}' delegations were rated bad {bad_rate:.0%} of the time"
                                    f" ({row[1]} rated): route it one tier up."})
