@@ -490,6 +490,11 @@ def _delegations(conn: Queryable, start: float, end: float, zone: ZoneInfo,
     }
 
 
+def budget_section(conn: Queryable, config: Config, now: datetime | None = None) -> dict[str, Any]:
+    """The report's budget section: month to date, its projection to the month's end, the cap."""
+    return _budget(conn, config, now)
+
+
 def _budget(conn: Queryable, config: Config, now: datetime | None) -> dict[str, Any]:
     current = budget_status(conn, config, now)
     moment = (now or datetime.now()).astimezone()
