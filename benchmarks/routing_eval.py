@@ -6,7 +6,7 @@ asked, the shipped router on the held-out sets.
     python benchmarks/routing_eval.py --heldout     # the shipped router on each held-out set: aggregates only
 
 Cross-validation routes each training request (benchmarks/routing_data/kept.jsonl) with a model fitted without
-its writer (or its style), through the router's own decision code; the temperature is fitted on those same
+its writer (or its style), through the router's own decision code; the temperatures are fitted on those same
 out-of-fold scores, as routing_train.py does. The held-out sets (benchmarks/routing_data/heldout/*.jsonl) were
 written by writers who saw neither the training data nor the rules; they are routed by the shipped router
 through `mcp-router route --batch` on an empty database and reported as aggregates only, never item by item,
@@ -29,10 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.routing_train import Prepared, fit_temperature, load_items  # noqa: E402
+from benchmarks.routing_train import Prepared, fit_temperatures, load_items  # noqa: E402
 from mcp_router.config import TIERS  # noqa: E402
 from mcp_router.pricing import Catalog  # noqa: E402
-from mcp_router.routing import Router, load_policy, softmax  # noqa: E402
+from mcp_router.routing import Router, load_policy  # noqa: E402
 
 HELDOUT = ROOT / "benchmarks" / "routing_data" / "heldout"
 HELDOUT_LABELS = ROOT / "benchmarks" / "routing_data" / "labels" / "heldout.jsonl"
@@ -113,14 +113,14 @@ def cross_validate(prepared: Prepared, group: Callable[[dict], str], name: str, 
     """Every training request routed by the router's decision code with a model fitted without its group
     (``scores``: those models' scores, if already computed)."""
     scores = scores or prepared.out_of_fold(group)
-    temperature = fit_temperature(prepared, scores)
     policy = load_policy()
     if not rules:
         policy = {**policy, "rules": []}
-    router = Router(Catalog.load(), policy, model=prepared.fit())  # the model here only names the classes
+    model = prepared.combiner(fit_temperatures(prepared, scores))
+    router = Router(Catalog.load(), policy, model=model)
     overall, by_group = Result(name), {}
     for item, item_scores in zip(prepared.items, scores, strict=True):
-        decision = router.decide(item["task"], item.get("context_tokens", 0), softmax(item_scores, temperature))
+        decision = router.decide(item["task"], item.get("context_tokens", 0), model.combine(item_scores))
         overall.add(item["tier"], decision.to_dict())
         by_group.setdefault(group(item), Result(group(item))).add(item["tier"], decision.to_dict())
     return overall, by_group

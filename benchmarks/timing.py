@@ -7,6 +7,7 @@ import re
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,9 +21,13 @@ MCP_ROUTER = str(VENV_BIN / "mcp-router")
 compileall.compile_dir(ROOT / "mcp_router", quiet=1)
 
 
-def median_seconds(command: list[str], runs: int = 15, stdin: bytes = b"", env: dict[str, str] | None = None) -> float:
+def median_seconds(command: list[str], runs: int = 15, stdin: bytes = b"", env: dict[str, str] | None = None,
+                   prepare: Callable[[], object] | None = None) -> float:
+    """Median wall time of ``runs`` runs of ``command``, calling ``prepare`` (untimed) before each."""
     times = []
     for _ in range(runs):
+        if prepare:
+            prepare()
         started = time.perf_counter()
         subprocess.run(command, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
         times.append(time.perf_counter() - started)

@@ -25,7 +25,7 @@ WHEN 'delegate' THEN EXISTS (
     AND t.tool_name LIKE '%delegate_to_haiku')
   OR EXISTS (
     SELECT 1 FROM usage_events u WHERE u.session_id = a.session_id AND u.ts > a.ts AND u.ts < {_NEXT_PROMPT}
-    AND u.agent_type LIKE '{READER}')
+    AND u.agent_type IS NOT NULL AND u.agent_type LIKE '{READER}')
 ELSE EXISTS (  -- the /model line is itself the next prompt: at most one prompt between the advice and it
     SELECT 1 FROM advice_events m WHERE m.session_id = a.session_id AND m.kind = 'model_change'
     AND m.category LIKE '%opus%' AND m.ts > a.ts
@@ -53,9 +53,10 @@ def haiku_reader(conn: Queryable, start: float, end: float, catalog: Catalog) ->
     rows = conn.execute(
         "SELECT r.session_id, COUNT(DISTINCT r.agent_id), COALESCE(SUM(r.cost_usd), 0.0), SUM(r.input_tokens),"
         " SUM(r.output_tokens), SUM(r.cache_read_tokens), SUM(r.cache_creation_tokens),"
-        " SUM(r.cache_creation_1h_tokens), (SELECT m.model FROM usage_events m WHERE m.session_id = r.session_id"
-        "  AND m.is_sidechain = 0 GROUP BY m.model ORDER BY COUNT(*) DESC, m.model LIMIT 1)"
-        " FROM usage_events r WHERE r.agent_type LIKE ? AND r.ts >= ? AND r.ts < ? GROUP BY r.session_id",
+        " SUM(r.cache_creation_1h_tokens), (SELECT m.model FROM usage_rollup m WHERE m.session_id = r.session_id"
+        "  AND m.agent = 'main' GROUP BY m.model ORDER BY SUM(m.messages) DESC, m.model LIMIT 1)"
+        " FROM usage_events r WHERE r.agent_type IS NOT NULL AND r.agent_type LIKE ? AND r.ts >= ? AND r.ts < ?"
+        " GROUP BY r.session_id",
         (READER, start, end)).fetchall()
     runs, cost, saved = 0, 0.0, 0.0
     for _, session_runs, session_cost, *tokens, main_model in rows:

@@ -310,7 +310,8 @@ def report(since: str | None, until: str | None, week: bool, all_days: bool, gro
            projects_dir: Path | None, db_path: Path | None) -> None:
     """The usage report: cost by model, day, project and session; delegation savings; advice."""
     from .pricing import Catalog
-    from .report import ReportSpec, build_report, no_activity_note, print_table, render
+    from .report import ReportSpec, budget_section, build_report, no_activity_note, print_table, render
+    from .report_cache import cached_report
 
     if sum((week, all_days, bool(since or until))) > 1:
         raise click.UsageError("--week, --all and --since/--until each choose the period: give one of them")
@@ -341,7 +342,11 @@ def report(since: str | None, until: str | None, week: bool, all_days: bool, gro
                 sync_ledger(conn, config)
             except TeamSyncRefused as exc:  # e.g. the README's reader role: the report is still what it wants
                 click.echo(f"mcp-router: {exc}; reporting on the team database as it is", err=True)
-    result = build_report(open_team(config) if team else conn, spec, catalog, config)
+    if team:  # the team database is not a local file: built every time
+        result = build_report(open_team(config), spec, catalog, config)
+    else:
+        result = cached_report(conn, spec, config, lambda: build_report(conn, spec, catalog, config),
+                               lambda: budget_section(conn, config))
     if fmt == "table" and output is None:
         print_table(result)
     else:

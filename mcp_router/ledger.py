@@ -364,7 +364,7 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
                     record = decode_object(line, loads) if line[0] == 0x7B else decode_line(line, loads)  # "{"
                     if record is None:
                         continue
-                    if responses_kept and _repeated(record, responses_kept):
+                    if responses_kept and record.get("type") == "assistant" and _repeated(record, responses_kept):
                         responses += 1
                         for tool_use_id, name in tool_uses(record):  # each copy holds its own content block
                             maker.tool_names[tool_use_id] = name
@@ -443,8 +443,11 @@ class _RowMaker:
         )
 
     def tool_result_rows(self, results: list[ToolResult]) -> list[tuple[Any, ...]]:
+        """One row per tool use: the last copy, as INSERT OR REPLACE of every copy would leave (a resumed
+        session writes its tool results again)."""
+        last = {r.tool_use_id: r for r in results}
         return [(r.tool_use_id, r.ts, r.session_id or self.session_id, self.project,
-                 self.tool_names.get(r.tool_use_id), r.content_chars, r.is_sidechain) for r in results]
+                 self.tool_names.get(r.tool_use_id), r.content_chars, r.is_sidechain) for r in last.values()]
 
 
 def _write_chunk(

@@ -409,3 +409,11 @@ def m011_log_updates_for_team_sync(db: Database) -> None:
         db.execute(f"CREATE TRIGGER sync_changes_{table} AFTER UPDATE ON {table}"
                    " WHEN EXISTS (SELECT 1 FROM settings WHERE key = 'team_ledger_id')"
                    f" BEGIN INSERT INTO sync_changes (tbl, row) VALUES ('{table}', NEW.rowid); END")
+
+
+@MIGRATIONS()
+def m013_index_subagent_usage_by_time(db: Database) -> None:
+    # The report finds haiku-reader runs (and whether advice was followed) among subagent responses: without an
+    # index that was a scan of every response, 0.6 s -> 5.9 s on 10M. Subagent rows only, so ingest of main-chain
+    # responses keeps no extra index. Queries must say ``agent_type IS NOT NULL`` for SQLite to use it.
+    db.execute("CREATE INDEX usage_events_agents ON usage_events (ts) WHERE agent_type IS NOT NULL")

@@ -490,6 +490,11 @@ def _delegations(conn: Queryable, start: float, end: float, zone: ZoneInfo,
     }
 
 
+def budget_section(conn: Queryable, config: Config, now: datetime | None = None) -> dict[str, Any]:
+    """The report's budget section: month to date, its projection to the month's end, the cap."""
+    return _budget(conn, config, now)
+
+
 def _budget(conn: Queryable, config: Config, now: datetime | None) -> dict[str, Any]:
     current = budget_status(conn, config, now)
     moment = (now or datetime.now()).astimezone()
@@ -522,7 +527,7 @@ def _recommendations(conn: Queryable, start: float, end: float, catalog: Catalog
         " HAVING COUNT(*) >= 20"
     ):
         bad_rate = (row[2] or 0) / row[1]
-        if bad_rate > 0.05:
+        if bad_rate > MAX_BAD_RATE:
             advice.append({"kind": "promote", "category": row[0], "bad_rate": round(bad_rate, 4),
                            "text": f"'{row[0]}' delegations were rated bad {bad_rate:.0%} of the time"
                                    f" ({row[1]} rated): route it one tier up."})

@@ -13,6 +13,7 @@ from datetime import date
 from html import escape
 from typing import Any
 
+from .feedback import MAX_BAD_RATE
 from .pricing import format_cost, format_usd
 from .report import format_share, plural
 
@@ -273,7 +274,7 @@ def _quality_heat(quality: dict[str, Any]) -> str:
                 cells.append(f'<li class="tile none">{label}–</li>')
                 continue
             good = 1 - counts["bad"] / counts["rated"]
-            tint = GOOD if counts["bad"] / counts["rated"] <= quality["target_bad_rate"] else BAD
+            tint = GOOD if counts["bad"] / counts["rated"] < quality["target_bad_rate"] else BAD  # target: under
             cells.append(f'<li class="tile" style="background:{tint}{int(40 + 160 * (1 - good if tint == BAD else good)):02x}"'
                          f' title="{escape(category)}, {p["period"]}: {counts["rated"] - counts["bad"]} of'
                          f' {counts["rated"]} rated good">{label}{escape(format_share(good))}</li>')
@@ -288,7 +289,7 @@ def _override_chart(quality: dict[str, Any]) -> str:
         return _empty("No delegation of this period has been rated yet. Rated delegations show here as the share"
                       " rated bad (the user overriding the cheaper model) per " + quality["step"]
                       + f", against the {target:.0%} target.")
-    columns = [(p["period"], {"over" if (p["bad_rate"] or 0) > target else "ok": p["bad_rate"] or 0.0},
+    columns = [(p["period"], {"over" if (p["bad_rate"] or 0) >= target else "ok": p["bad_rate"] or 0.0},
                 *((f"{format_share(p['bad_rate'])} of {p['rated']}", format_share(p["bad_rate"])) if p["rated"]
                   else ("", ""))) for p in periods]
     return _column_chart("override share over time", columns, {"ok": GOOD, "over": BAD}, fmt=lambda v: f"{v:.0%}",
@@ -296,16 +297,16 @@ def _override_chart(quality: dict[str, Any]) -> str:
 
 
 def _quality_bars(categories: list[dict[str, Any]]) -> str:
-    """Per category, every rating so far: the share rated bad, beside the 5% line above which it is promoted."""
+    """Per category, every rating so far: the share rated bad, beside the line above which it is promoted."""
     if not categories:
         return _empty("No delegation has been rated yet (the <code>rate_delegation</code> tool, or"
-                      " <code>mcp-router feedback ID good|bad</code>). A category rated bad more than 5% of the"
-                      " time moves one tier up.")
+                      f" <code>mcp-router feedback ID good|bad</code>). A category rated bad more than {MAX_BAD_RATE:.0%} of"
+                      " the time moves one tier up.")
     peak = max(0.1, max(c["bad_rate"] for c in categories))
     rows = [(c["category"] + (f" → {c['override_tier']}" if c["override_tier"] else ""), c["bad_rate"],
-             f"{format_share(c['bad_rate'])} of {c['rated']}", BAD if c["bad_rate"] > 0.05 else GOOD)
+             f"{format_share(c['bad_rate'])} of {c['rated']}", BAD if c["bad_rate"] > MAX_BAD_RATE else GOOD)
             for c in sorted(categories, key=lambda c: -c["bad_rate"])]
-    return _hbars("feedback quality by category", rows, peak, ("0%", f"{peak:.0%} rated bad"), line_at=0.05)
+    return _hbars("feedback quality by category", rows, peak, ("0%", f"{peak:.0%} rated bad"), line_at=MAX_BAD_RATE)
 
 
 def _sessions(report: dict[str, Any]) -> str:

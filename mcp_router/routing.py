@@ -2,16 +2,18 @@
 
 The policy is data a user can read: ``data/routing.toml`` (each category's tier, the few rules that are policy
 rather than reading, and the confidence below which the router says it is unsure). What a request asks for is
-read by a model trained on 7,000 labelled requests from six independent writers
+read by a model trained on 12,000 labelled requests from fourteen independent writers
 (``benchmarks/routing_train.py``), shipped precomputed in ``data/routing_model.bin`` and ``.json``:
 
 1. The request becomes a set of hashed features: its words and word pairs, its character 3- to 5-grams (which
    carry typos, inflections and other languages), and a few marks of shape (a code fence, a stack trace, a
    diff, its length).
-2. A linear model over those features (a linear SVM, one weight per feature and category, quantised to a
-   byte) gives each category a score; a temperature fitted on predictions for writers the model had not seen
-   turns the scores into calibrated probabilities. A tier's probability is
-   the sum of its categories' (``high_stakes`` is the class of tasks whose writer stated high stakes).
+2. Two linear models over those features (linear SVMs, one weight per feature and class, quantised to a
+   byte, read in one pass): one scores each category, the other each tier directly. Temperatures fitted on
+   predictions for writers the models had not seen turn the scores into calibrated probabilities. A tier's
+   probability is the sum of its categories' (``high_stakes`` is the class of tasks whose writer stated high
+   stakes), averaged with the tier model's; the tier model's share is spread over the tier's categories in
+   proportion to theirs, so a user's override of a category's tier moves its whole probability.
 3. The most probable tier wins. When its probability is below ``uncertain_below`` the router says it is unsure,
    names the two most probable tiers, and picks the higher: never Haiku when unsure.
 4. Policy rules only raise the tier: an explicit ask for the best model, a mechanical task over a very large
@@ -94,22 +96,27 @@ def features(text: str, bits: int) -> list[int]:
 
 
 class Model:
-    """A linear model over hashed features, its weights quantised to one byte.
+    """Two linear models over hashed features (one over categories, one over tiers), their weights quantised to one
+    byte.
 
     A class's score for a request with ``n`` features is ``bias + scale * sum(weight - 128) / sqrt(n)``
     (each feature's value is ``1 / sqrt(n)``). The table holds, for each bucket, one little-endian 16-bit field
-    per class with the weight (0-255) in its low byte, so one integer addition adds a feature's weights for
-    every class at once; 256 weights of at most 255 fit in 16 bits, so the fields are read back every 256."""
+    per class (the categories, then the tiers) with the weight (0-255) in its low byte, so one integer addition
+    adds a feature's weights for every class at once; 256 weights of at most 255 fit in 16 bits, so the fields
+    are read back every 256."""
 
     def __init__(self, meta: dict[str, Any], table: bytes | mmap.mmap):
         self.classes: list[str] = meta["classes"]
+        self.class_tiers: list[int] = [TIERS.index(tier) for tier in meta["class_tiers"]]
         self.bits: int = meta["bits"]
         self.bias: list[float] = meta["bias"]
         self.scale: float = meta["scale"]
         self.temperature: float = meta["temperature"]
+        self.tier_temperature: float = meta["tier_temperature"]
+        self.tier_weight: float = meta["tier_weight"]
         self.table = table
-        self.width = 2 * len(self.classes)
-        if len(table) != self.width << self.bits:
+        self.width = 2 * (len(self.classes) + len(TIERS))
+        if len(table) != self.width << self.bits or len(self.bias) != len(self.classes) + len(TIERS):
             raise ValueError("the routing model's table does not match its metadata: retrain it")
 
     @classmethod
@@ -118,7 +125,7 @@ class Model:
             return cls(json.load(meta), mmap.mmap(table.fileno(), 0, access=mmap.ACCESS_READ))
 
     def weight_sums(self, buckets: list[int]) -> list[int]:
-        sums = [0] * len(self.classes)
+        sums = [0] * (self.width // 2)
         table, width = self.table, self.width
         for start in range(0, len(buckets), 256):
             packed = 0
@@ -130,7 +137,7 @@ class Model:
         return sums
 
     def scores(self, text: str) -> list[float]:
-        """Each class's score, not yet tempered."""
+        """Each class's score (the categories', then the tiers'), not yet tempered."""
         return self.bucket_scores(features(text, self.bits))
 
     def bucket_scores(self, buckets: list[int]) -> list[float]:
@@ -140,7 +147,19 @@ class Model:
                                                                           strict=True)]
 
     def probabilities(self, text: str) -> list[float]:
-        return softmax(self.scores(text), self.temperature)
+        return self.combine(self.scores(text))
+
+    def combine(self, scores: list[float]) -> list[float]:
+        """Each category's probability: the category model's, averaged with the tier model's probability of the
+        category's tier, spread over that tier's categories in proportion to the category model's."""
+        categories = softmax(scores[:len(self.classes)], self.temperature)
+        tiers = softmax(scores[len(self.classes):], self.tier_temperature)
+        in_tier = [0.0] * len(TIERS)
+        for tier, probability in zip(self.class_tiers, categories, strict=True):
+            in_tier[tier] += probability
+        weight = self.tier_weight
+        return [(1 - weight) * p + weight * tiers[tier] * p / in_tier[tier] if in_tier[tier] else (1 - weight) * p
+                for tier, p in zip(self.class_tiers, categories, strict=True)]
 
 
 def softmax(scores: list[float], temperature: float) -> list[float]:

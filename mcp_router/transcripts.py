@@ -254,16 +254,29 @@ def _text(record: dict[str, Any], key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+# Epoch seconds of timestamps read lately: the lines of one turn (its responses, their copies, the tool results)
+# share a timestamp, and parsing one costs more than the rest of a tool result line.
+_SECONDS: dict[str, float] = {}
+
+
 def _timestamp(record: dict[str, Any]) -> tuple[float, str]:
     text = record.get("timestamp")
     if not isinstance(text, str):
         raise MalformedLine("missing timestamp")
+    ts = _SECONDS.get(text)
+    if ts is not None:
+        return ts, text
     try:
-        ts = datetime.fromisoformat(text).timestamp()
+        moment = datetime.fromisoformat(text)
+        ts = moment.timestamp()
     except (ValueError, OverflowError, OSError):
         raise MalformedLine(f"bad timestamp {_short(text)}") from None
     if not _EARLIEST <= ts < _LATEST:  # a damaged year would stretch every report over centuries
         raise MalformedLine(f"timestamp {_short(text)} is out of range")
+    if moment.tzinfo is not None:  # one without an offset is local time, which a process can change
+        if len(_SECONDS) >= 4096:
+            _SECONDS.clear()
+        _SECONDS[text] = ts
     return ts, text
 
 

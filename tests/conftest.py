@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from .devtools import Chromium
+from .standin_api import StandinAPI
 
 DATA = Path(__file__).resolve().parent / "data"
 REAL_CLAUDE_CODE = DATA / "claude-code-2.1.328"
@@ -30,6 +31,13 @@ def isolated_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if var.startswith(("MCP_ROUTER_", "ANTHROPIC_")):
             monkeypatch.delenv(var)
     return home
+
+
+@pytest.fixture
+def api() -> Iterator[StandinAPI]:
+    """The project's stand-in of the Messages API, on a free loopback port."""
+    with StandinAPI() as standin:
+        yield standin
 
 
 @pytest.fixture

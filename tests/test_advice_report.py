@@ -151,3 +151,14 @@ def test_the_report_shows_advice_guarded_calls_and_the_reader(session: Path, db_
     lines = "\n".join(summary_lines(report))
     assert "Routing advice: 3 of 4 followed (extract 1/2, hard_debugging 1/1, summarize 1/1)" in lines
     assert "guarded delegations: architecture 1" in lines and "Haiku reader: 1 runs" in lines
+
+
+def test_finding_subagent_runs_reads_the_subagent_index_not_every_response(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "usage.db")
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    assert haiku_reader(conn, T0, T0 + 86400, Catalog.load()) == {"runs": 0, "cost_usd": 0.0, "saved_usd": 0.0}
+    conn.set_trace_callback(None)
+    (sql,) = [s for s in statements if "agent_type" in s]
+    plan = " ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+    assert "USING INDEX usage_events_agents" in plan and "SCAN r" not in plan, plan

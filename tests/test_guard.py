@@ -15,12 +15,6 @@ from .test_server import _run, _session
 
 
 @pytest.fixture
-def api():
-    with StandinAPI() as standin:
-        yield standin
-
-
-@pytest.fixture
 def project(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     root.mkdir()

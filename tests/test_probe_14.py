@@ -91,13 +91,16 @@ def guard(db_path: Path) -> Any:
     conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="needs clause-level routing in the guard: routing each sentence or clause "
-                   "alone refuses reading tasks too ('Summarize the design doc: we are moving to an event-sourced "
-                   "architecture' reads as architecture, 0.88; 'tell me which tests failed' as tests, 0.72)")
+CLAUSES = pytest.mark.xfail(strict=True, reason=(
+    "needs clause-level routing in the guard: routing each sentence or clause alone refuses reading tasks too "
+    "('Summarize the design doc: we are moving to an event-sourced architecture' reads as architecture, 0.88; "
+    "'tell me which tests failed' as tests, 0.72)"))
+
+
 @pytest.mark.parametrize("task", [
-    f"Summarize: {DEEP}",
-    f"{DEEP}. Summarize your findings as a list.",
-    f"summarize what to do, then {CODE}",
+    f"Summarize: {DEEP}",  # the router with a tier model reads the whole ask
+    pytest.param(f"{DEEP}. Summarize your findings as a list.", marks=CLAUSES),
+    pytest.param(f"summarize what to do, then {CODE}", marks=CLAUSES),
 ])
 def test_the_guard_is_not_bypassed_by_wrapping_the_task_in_a_reading_ask(task: str, guard: Any) -> None:
     """A reading verb around Opus-tier or code-writing work read as Haiku-tier summarising: it went to Haiku."""

@@ -28,12 +28,6 @@ README = ROOT / "README.md"
 START, END = "<!-- denied-paths:start -->", "<!-- denied-paths:end -->"
 
 
-@pytest.fixture
-def api():
-    with StandinAPI() as standin:
-        yield standin
-
-
 def _fragments(secret: str) -> list[str]:
     """The secret, and for a multi-line key every line of its body (any one of them would leak key material)."""
     lines = [line for line in secret.replace("\\n", "\n").splitlines() if len(line) >= 12 and "-----" not in line]

@@ -232,3 +232,14 @@ def test_quality_charts_of_two_weeks_fit_without_scrolling_or_overlapping_labels
     rows = sideways.values["tile_columns"]
     assert len(rows) == len(categories) and all(row == rows[0] and len(row) == 14 for row in rows), rows
     assert sideways.values["tiles"] == 14
+
+
+def test_a_day_at_exactly_the_target_is_not_under_it() -> None:
+    from mcp_router.report_html import BAD, GOOD, _override_chart
+
+    def chart(bad_rate: float) -> str:
+        return _override_chart({"step": "day", "target_bad_rate": 0.05,
+                                "periods": [{"period": "2026-11-29", "rated": 20, "bad_rate": bad_rate}]})
+
+    assert BAD in chart(0.05) and GOOD not in chart(0.05)  # "target < 5%": 5% is not under it
+    assert GOOD in chart(0.045) and BAD not in chart(0.045)

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcp_router import feedback
-from mcp_router.config import Config
+from mcp_router.config import TIERS, Config
 from mcp_router.pricing import Catalog
 from mcp_router.routing import Model, Router, features, load_policy
 from mcp_router.store import connect
@@ -24,11 +24,13 @@ POLICY = load_policy()
 CLASSES = list(POLICY["categories"])
 
 
-def _model(bias: dict[str, float]) -> Model:
-    """A model whose reading is its biases alone: every weight is 128, i.e. zero."""
-    meta = {"classes": CLASSES, "bits": 4, "scale": 0.01, "temperature": 1.0,
-            "bias": [bias.get(name, -50.0) for name in CLASSES]}
-    return Model(meta, array("H", [128] * (len(CLASSES) << 4)).tobytes())
+def _model(bias: dict[str, float], tier_weight: float = 0.0) -> Model:
+    """A model whose reading is its biases alone (every weight is 128, i.e. zero); by default the tier model, whose
+    biases are equal, has no share."""
+    meta = {"classes": CLASSES, "class_tiers": [POLICY["categories"][name] for name in CLASSES], "bits": 4,
+            "scale": 0.01, "temperature": 1.0, "tier_temperature": 1.0, "tier_weight": tier_weight,
+            "bias": [bias.get(name, -50.0) for name in CLASSES] + [bias.get(tier, 0.0) for tier in TIERS]}
+    return Model(meta, array("H", [128] * ((len(CLASSES) + len(TIERS)) << 4)).tobytes())
 
 
 @pytest.mark.parametrize(
@@ -84,6 +86,20 @@ def test_a_tier_is_the_sum_of_its_categories() -> None:
     router = Router(CATALOG, {**POLICY, "uncertain_below": 0.55}, model=_model(bias))
     decision = router.route("anything")
     assert (decision.tier, decision.uncertain, decision.confidence) == ("opus", False, 0.6)
+
+
+def test_the_tier_model_is_averaged_in_and_follows_a_category_override() -> None:
+    # Categories: summarize 50%, research 50%; the tier model: Haiku 90%. Averaged: Haiku 70%, Opus 27.5%.
+    bias = {"summarize": 0.0, "research": 0.0, "haiku": math.log(0.9), "sonnet": math.log(0.05),
+            "opus": math.log(0.05)}
+    policy = {**POLICY, "uncertain_below": 0.6}
+    decision = Router(CATALOG, policy, model=_model(bias, tier_weight=0.5)).route("anything")
+    assert (decision.tier, decision.category, decision.uncertain, decision.confidence) == ("haiku", "summarize",
+                                                                                             False, 0.7)
+    # The tier model's share of Haiku went to summarize (Haiku's only likely category): an override moves all of it
+    # (70%), beside the tier model's own Sonnet share (2.5%).
+    overridden = Router(CATALOG, policy, {"summarize": "sonnet"}, model=_model(bias, tier_weight=0.5)).route("anything")
+    assert (overridden.tier, overridden.category, overridden.confidence) == ("sonnet", "summarize", 0.73)
 
 
 def test_the_decision_says_uncertain_and_candidates_everywhere(db_path: Path) -> None:

@@ -25,12 +25,6 @@ MARKER = "ZEBRA-7731-unique-file-content"
 
 
 @pytest.fixture
-def api():
-    with StandinAPI() as standin:
-        yield standin
-
-
-@pytest.fixture
 def project(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     root.mkdir()
