@@ -107,5 +107,5 @@ def test_writing_the_cache_does_not_follow_a_planted_link(db_path: Path, project
 def test_a_cache_that_cannot_be_written_still_gives_the_report(db_path: Path, projects: Path) -> None:
     _cache(db_path).mkdir()
     first = _report(db_path, projects)
-    assert first["totals"]["messages"] > 0 and _report(db_path, projects) == first or True
+    assert first["totals"]["messages"] > 0 and _cache(db_path).is_dir()
     assert _report(db_path, projects)["totals"] == first["totals"]
