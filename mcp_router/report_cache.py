@@ -48,6 +48,7 @@ def cached_report(conn: sqlite3.Connection, spec: Any, config: Config,
     if db is None:
         return build()
     _checkpoint(conn)
+    version = _data_version(conn)
     key = _key(db, spec, config)
     cache = Path(db + ".report-cache")
     stored = _read(cache, key)
@@ -55,9 +56,15 @@ def cached_report(conn: sqlite3.Connection, spec: Any, config: Config,
         stored["budget"] = budget()
         return stored
     report = build()
-    if json.dumps(_database_state(db)) == json.dumps(key[0]):
+    # Another connection's commit changes data_version however coarse the file system's clock is (a commit
+    # and a checkpoint within one tick of it can leave size and times as they were).
+    if _data_version(conn) == version and json.dumps(_database_state(db)) == json.dumps(key[0]):
         _write(cache, key, report)
     return report
+
+
+def _data_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
 
 def _database_file(conn: sqlite3.Connection) -> str | None:

@@ -109,3 +109,44 @@ def test_a_cache_that_cannot_be_written_still_gives_the_report(db_path: Path, pr
     first = _report(db_path, projects)
     assert first["totals"]["messages"] > 0 and _cache(db_path).is_dir()
     assert _report(db_path, projects)["totals"] == first["totals"]
+
+
+def test_a_track_cost_record_and_its_void_show_at_once_after_a_kept_report(db_path: Path, projects: Path) -> None:
+    from mcp_router.budget import record_cost
+    from mcp_router.config import Config
+    from mcp_router.pricing import Catalog, Usage
+
+    first = _report(db_path, projects)
+    assert _report(db_path, projects)["budget"]["month_to_date_usd"] == first["budget"]["month_to_date_usd"]
+    conn = connect(db_path)
+    spent = record_cost(conn, Config(), Catalog.load(), "haiku", Usage(input_tokens=1_000_000))["cost_usd"]
+    record = conn.execute("SELECT MAX(id) FROM cost_records").fetchone()[0]
+    conn.close()
+    charged = _report(db_path, projects)["budget"]["month_to_date_usd"]
+    assert charged == pytest.approx(first["budget"]["month_to_date_usd"] + spent, abs=1e-6) and spent > 0
+    voided = CliRunner().invoke(cli, ["costs", "--void", str(record), "--db", str(db_path)])
+    assert voided.exit_code == 0, voided.output
+    assert _report(db_path, projects)["budget"]["month_to_date_usd"] == first["budget"]["month_to_date_usd"]
+
+
+def test_a_commit_by_another_process_while_the_report_is_built_is_not_kept(db_path: Path, projects: Path) -> None:
+    from mcp_router.config import Config
+    from mcp_router.pricing import Catalog
+    from mcp_router.report import ReportSpec, budget_section, build_report
+    from mcp_router.report_cache import cached_report
+
+    _report(db_path, projects)
+    _cache(db_path).unlink()
+    conn = connect(db_path)
+    spec = ReportSpec.parse(*PERIOD[1:4:2], "UTC", "model")
+
+    def build_while_another_writes() -> dict:
+        report = build_report(conn, spec, Catalog.load(), Config())
+        other = connect(db_path)
+        other.execute("DELETE FROM usage_events WHERE id = (SELECT MIN(id) FROM usage_events)")
+        other.close()
+        return report
+
+    cached_report(conn, spec, Config(), build_while_another_writes, lambda: budget_section(conn, Config()))
+    conn.close()
+    assert not _cache(db_path).exists()
