@@ -191,18 +191,13 @@ def _rollup_sums(row: str) -> list[str]:
     return [*tokens, f"COALESCE({row}.cost_usd, 0)", "1", f"({row}.cost_usd IS NULL)"]
 
 
-@MIGRATIONS()
-def m002_create_usage_rollup(db: Database) -> None:
-    # Usage summed per 15-minute UTC bucket and report key, kept in step with usage_events by triggers, so
-    # reports and the status line read thousands of rows instead of millions. 15 minutes because every real
-    # UTC offset is a multiple of it: a local day is a whole set of buckets in any time zone.
+def _create_rollup(db: Database, new_sums: list[str], add: str, subtract: str, sums_sql: str,
+                   backfill_sums: list[str]) -> None:
+    """The rollup table, the triggers that keep it in step with usage_events, and its rows for what is there."""
     columns = ", ".join((*_ROLLUP_KEY, *_ROLLUP_SUMS))
-    add = ", ".join(f"{c} = {c} + excluded.{c}" for c in _ROLLUP_SUMS)
-    upsert = (f"INSERT INTO usage_rollup ({columns}) VALUES ({', '.join(_rollup_keys('NEW') + _rollup_sums('NEW'))})"
+    upsert = (f"INSERT INTO usage_rollup ({columns}) VALUES ({', '.join(_rollup_keys('NEW') + new_sums)})"
               f" ON CONFLICT({', '.join(_ROLLUP_KEY)}) DO UPDATE SET {add};")
     old_key = " AND ".join(f"{key} = {value}" for key, value in zip(_ROLLUP_KEY, _rollup_keys("OLD"), strict=True))
-    subtract = ", ".join(f"{c} = {c} - {v}" for c, v in zip(_ROLLUP_SUMS, _rollup_sums("OLD"), strict=True))
-    sums_sql = ", ".join(f"{c} {'REAL' if c == 'cost_usd' else 'INTEGER'} NOT NULL DEFAULT 0" for c in _ROLLUP_SUMS)
     db.execute(f"""CREATE TABLE usage_rollup (
         bucket INTEGER NOT NULL, model TEXT NOT NULL, project TEXT NOT NULL, session_id TEXT NOT NULL,
         agent TEXT NOT NULL, branch TEXT NOT NULL, {sums_sql},
@@ -213,9 +208,21 @@ def m002_create_usage_rollup(db: Database) -> None:
     db.execute(f"CREATE TRIGGER usage_rollup_delete AFTER DELETE ON usage_events BEGIN"
                f" UPDATE usage_rollup SET {subtract} WHERE {old_key}; END")
     keys = _rollup_keys("usage_events")
-    db.execute(f"INSERT INTO usage_rollup ({columns}) SELECT {', '.join(keys)},"
-               f" {', '.join(f'SUM({s})' for s in _rollup_sums('usage_events'))}"
+    db.execute(f"INSERT INTO usage_rollup ({columns}) SELECT {', '.join(keys)}, {', '.join(backfill_sums)}"
                f" FROM usage_events GROUP BY {', '.join(keys)}")
+
+
+@MIGRATIONS()
+def m002_create_usage_rollup(db: Database) -> None:
+    # Usage summed per 15-minute UTC bucket and report key, kept in step with usage_events by triggers, so
+    # reports and the status line read thousands of rows instead of millions. 15 minutes because every real
+    # UTC offset is a multiple of it: a local day is a whole set of buckets in any time zone.
+    _create_rollup(
+        db, _rollup_sums("NEW"),
+        add=", ".join(f"{c} = {c} + excluded.{c}" for c in _ROLLUP_SUMS),
+        subtract=", ".join(f"{c} = {c} - {v}" for c, v in zip(_ROLLUP_SUMS, _rollup_sums("OLD"), strict=True)),
+        sums_sql=", ".join(f"{c} {'REAL' if c == 'cost_usd' else 'INTEGER'} NOT NULL DEFAULT 0" for c in _ROLLUP_SUMS),
+        backfill_sums=[f"SUM({s})" for s in _rollup_sums("usage_events")])
 
 
 @MIGRATIONS()
@@ -282,35 +289,22 @@ def m007_rollup_cost_null_when_unpriced(db: Database) -> None:
     for name in ("usage_rollup_insert", "usage_rollup_update", "usage_rollup_delete"):
         db.execute(f"DROP TRIGGER IF EXISTS {name}")
     db.execute("DROP TABLE usage_rollup")
-    columns = ", ".join((*_ROLLUP_KEY, *_ROLLUP_SUMS))
     sums = _rollup_sums("NEW")
     sums[5] = "NEW.cost_usd"
     add = ", ".join(f"{c} = {c} + excluded.{c}" for c in _ROLLUP_SUMS if c != "cost_usd")
     add += (", cost_usd = CASE WHEN excluded.cost_usd IS NULL THEN cost_usd"
             " ELSE COALESCE(cost_usd, 0) + excluded.cost_usd END")
-    upsert = (f"INSERT INTO usage_rollup ({columns}) VALUES ({', '.join(_rollup_keys('NEW') + sums)})"
-              f" ON CONFLICT({', '.join(_ROLLUP_KEY)}) DO UPDATE SET {add};")
-    old_key = " AND ".join(f"{key} = {value}" for key, value in zip(_ROLLUP_KEY, _rollup_keys("OLD"), strict=True))
     subtract = ", ".join(f"{c} = {c} - {v}" for c, v in zip(_ROLLUP_SUMS, _rollup_sums("OLD"), strict=True)
                          if c != "cost_usd")
     # Once only unpriced responses are left, the cost is unknown again, not 0.
     subtract += (", cost_usd = CASE WHEN messages - 1 = unpriced_messages - (OLD.cost_usd IS NULL) THEN NULL"
                  " ELSE cost_usd - COALESCE(OLD.cost_usd, 0) END")
-    sums_sql = ", ".join(f"{c} REAL" if c == "cost_usd" else f"{c} INTEGER NOT NULL DEFAULT 0" for c in _ROLLUP_SUMS)
-    db.execute(f"""CREATE TABLE usage_rollup (
-        bucket INTEGER NOT NULL, model TEXT NOT NULL, project TEXT NOT NULL, session_id TEXT NOT NULL,
-        agent TEXT NOT NULL, branch TEXT NOT NULL, {sums_sql},
-        PRIMARY KEY ({', '.join(_ROLLUP_KEY)})) WITHOUT ROWID""")
-    db.execute(f"CREATE TRIGGER usage_rollup_insert AFTER INSERT ON usage_events BEGIN {upsert} END")
-    db.execute(f"CREATE TRIGGER usage_rollup_update AFTER UPDATE ON usage_events BEGIN"
-               f" UPDATE usage_rollup SET {subtract} WHERE {old_key}; {upsert} END")
-    db.execute(f"CREATE TRIGGER usage_rollup_delete AFTER DELETE ON usage_events BEGIN"
-               f" UPDATE usage_rollup SET {subtract} WHERE {old_key}; END")
-    keys = _rollup_keys("usage_events")
-    sums = [f"SUM({s})" for s in _rollup_sums("usage_events")]
-    sums[5] = "SUM(usage_events.cost_usd)"
-    db.execute(f"INSERT INTO usage_rollup ({columns}) SELECT {', '.join(keys)}, {', '.join(sums)}"
-               f" FROM usage_events GROUP BY {', '.join(keys)}")
+    backfill = [f"SUM({s})" for s in _rollup_sums("usage_events")]
+    backfill[5] = "SUM(usage_events.cost_usd)"
+    _create_rollup(
+        db, sums, add, subtract,
+        sums_sql=", ".join(f"{c} REAL" if c == "cost_usd" else f"{c} INTEGER NOT NULL DEFAULT 0" for c in _ROLLUP_SUMS),
+        backfill_sums=backfill)
 
 
 _ENCODED_PATH = "replace(replace(replace(replace(path, '/', '-'), '.', '-'), '_', '-'), ' ', '-')"
