@@ -44,8 +44,8 @@ class BudgetStatus:
 
 
 def month_start(now: datetime | None = None) -> datetime:
-    """Midnight on the first of ``now``'s month, in local time (aware)."""
-    now = (now or datetime.now()).astimezone()
+    """Midnight on the first of ``now``'s month, in ``now``'s zone if it has one, else local time (aware)."""
+    now = now if now is not None and now.tzinfo is not None else (now or datetime.now()).astimezone()
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
@@ -56,7 +56,7 @@ def month_to_date_usd(conn: Queryable, now: datetime | None = None) -> float:
     server = conn.execute(
         "SELECT COALESCE(SUM(CASE WHEN state = 'reserved' AND COALESCE(expires_ts, ts + 120) > ? THEN reserved_usd"
         " WHEN state = 'settled' THEN cost_usd ELSE 0 END), 0.0) FROM cost_records WHERE ts >= ? AND void_ts IS NULL",
-        (time.time(), since),
+        (now.timestamp() if now else time.time(), since),
     ).fetchone()[0]
     return float(ledger + server)
 

@@ -180,10 +180,12 @@ def budget(set_monthly: float | None, team: bool, as_json: bool, db_path: Path |
     from . import budget as budget_core
 
     config = Config.load()
-    conn = open_team(config) if team else open_store(db_path)
+    team_db = open_team(config) if team else None
+    conn = team_db or open_store(db_path)
     if set_monthly is not None:
         budget_core.set_monthly_cap(conn, set_monthly)
-    status = budget_core.status(conn, Config() if team else config)  # the team's cap is only the one it set
+    # The team's cap is only the one it set; its month is the server's UTC month.
+    status = budget_core.status(conn, Config(), team_db.now()) if team_db else budget_core.status(conn, config)
     if as_json:
         click.echo(json.dumps({
             "month": status.month, "month_to_date_usd": round(status.month_to_date_usd, 6),
@@ -333,9 +335,13 @@ def report(since: str | None, until: str | None, week: bool, all_days: bool, gro
             click.echo(f"mcp-router: no Claude Code projects folder at {folder} (set CLAUDE_CONFIG_DIR or pass"
                        " --projects-dir); reporting on the database as it is", err=True)
         if team:
+            from .errors import TeamSyncRefused
             from .sync import sync as sync_ledger
 
-            sync_ledger(conn, config)
+            try:
+                sync_ledger(conn, config)
+            except TeamSyncRefused as exc:  # e.g. the README's reader role: the report is still what it wants
+                click.echo(f"mcp-router: {exc}; reporting on the team database as it is", err=True)
     if team:  # the team database is not a local file: built every time
         result = build_report(open_team(config), spec, catalog, config)
     else:

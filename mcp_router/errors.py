@@ -56,5 +56,9 @@ class TeamDBError(MCPRouterError):
     """The team database is not configured, cannot be reached, or has a schema this version does not know."""
 
 
+class TeamSyncRefused(TeamDBError):
+    """The team database was reached but refused this machine's rows (e.g. a reader role, a policy)."""
+
+
 class DelegationGuarded(MCPRouterError):
     """delegate_to_haiku refused work the router is sure is above Haiku (the caller may pass ``force``)."""

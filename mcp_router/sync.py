@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
-from .errors import TeamDBError
+from .errors import TeamSyncRefused
 from .store import get_setting, set_setting
 
 CHUNK_ROWS = 250_000
@@ -58,7 +58,9 @@ TABLES = (
     _Table("delegations", ("id", "ts", "session_id", "category", "model", "main_model", "backend", "input_tokens",
                            "output_tokens", "cache_read_tokens", "cache_creation_tokens", "cost_usd", "saved_usd",
                            "latency_ms", "outcome"), ("id",)),
-    _Table("cost_records", ("local_id", *_COST_RECORD), ("ledger_id", "local_id"), ("id", *_COST_RECORD)),
+    # track_cost's label is whatever the model wrote (the team report does not use it): it stays here.
+    _Table("cost_records", ("local_id", *_COST_RECORD), ("ledger_id", "local_id"),
+           ("id", *("NULL" if c == "task_type" else c for c in _COST_RECORD))),
     _Table("feedback", ("local_id", "delegation_id", "ts", "category", "rating"), ("ledger_id", "local_id"),
            ("id", "delegation_id", "ts", "category", "rating")),
     _Table("prompts", ("uuid", "session_id", "ts", "tier", "category", "confidence", "chars"), ("uuid",)),
@@ -106,7 +108,8 @@ def ledger_id(conn: sqlite3.Connection) -> str:
 
 
 def sync(conn: sqlite3.Connection, config: Config, *, chunk_rows: int = CHUNK_ROWS) -> SyncSummary:
-    """Send what the team database does not have yet; ``TeamDBError`` if it cannot be reached."""
+    """Send what the team database does not have yet; ``TeamDBError`` if it cannot be reached, ``TeamSyncRefused``
+    if it refuses the rows."""
     from .team import connect, describe, identity
 
     pg = connect(config)  # says how to install the driver when it is missing
@@ -122,7 +125,7 @@ def sync(conn: sqlite3.Connection, config: Config, *, chunk_rows: int = CHUNK_RO
         return summary
     except psycopg.Error as exc:  # e.g. a row-level security policy: what was committed stays, the rest waits
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TeamDBError(f"team database {summary.where} refused the sync as {user}: {reason}") from None
+        raise TeamSyncRefused(f"team database {summary.where} refused the sync as {user}: {reason}") from None
     finally:
         pg.close()
 

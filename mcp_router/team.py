@@ -18,6 +18,7 @@ import getpass
 import socket
 import subprocess
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from .config import Config
@@ -26,6 +27,7 @@ from .errors import TeamDBError
 INSTALL_HINT = "team features need the PostgreSQL driver: pip install 'mcp-router[team]'"
 MIGRATE_LOCK = 0x6D6372_01  # pg_advisory_xact_lock keys: one for migrating, one for the team budget
 BUDGET_LOCK = 0x6D6372_02
+STALLED_CLIENT_SECONDS = 60  # far above any pause of a live client inside a transaction
 
 _USAGE = """
     message_id text NOT NULL, request_id text NOT NULL DEFAULT '', ts double precision NOT NULL, session_id text,
@@ -123,13 +125,14 @@ def describe(url: str) -> str:
     return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
-def connect(config: Config, *, timeout: int = 10) -> Any:
+def connect(config: Config, *, timeout: int = 10, wait_seconds: int = 0) -> Any:
     """An autocommit psycopg connection to the team database, schema up to date; ``TeamDBError`` if it
-    cannot be had."""
+    cannot be had. ``wait_seconds``: no statement or lock wait longer, and a peer gone silent noticed as soon
+    (a delegation must not wait on the team database without bound)."""
     psycopg = require_driver()
     url = team_url(config)
     try:
-        conn = psycopg.connect(url, connect_timeout=timeout, autocommit=True)
+        conn = psycopg.connect(url, connect_timeout=timeout, autocommit=True, **_bounds(url, wait_seconds))
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TeamDBError(f"team database {describe(url)} unreachable: {_scrub(reason, url)}") from None
@@ -140,6 +143,32 @@ def connect(config: Config, *, timeout: int = 10) -> Any:
         conn.close()
         raise
     return conn
+
+
+def _bounds(url: str, wait_seconds: int) -> dict[str, Any]:
+    """Connection settings so that a client stalled mid-transaction (a laptop put to sleep, a partition) loses
+    its transaction and locks on the server within about a minute, not when TCP notices hours later, and,
+    with ``wait_seconds``, so that this client waits no longer than that on a statement, a lock or a silent
+    server."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        options = str(conninfo_to_dict(url).get("options") or "")
+    except Exception:  # psycopg.connect says what is wrong with it
+        options = ""
+    idle = STALLED_CLIENT_SECONDS
+    options += (f" -c idle_in_transaction_session_timeout={idle * 1000} -c tcp_keepalives_idle={idle}"
+                f" -c tcp_keepalives_interval={idle} -c tcp_keepalives_count=1")
+    if not wait_seconds:
+        return {"options": options.strip()}
+    ms = wait_seconds * 1000
+    return {"options": f"{options} -c statement_timeout={ms} -c lock_timeout={ms}".strip(),
+            "keepalives": 1, "keepalives_idle": 1, "keepalives_interval": 1, "keepalives_count": wait_seconds,
+            "tcp_user_timeout": ms}
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _scrub(text: str, url: str) -> str:
@@ -161,20 +190,27 @@ def migrate(conn: Any, where: str = "the team database") -> None:
             return set()
         return {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
 
+    import psycopg
+
     done = applied()
     if not set(known) - done:
         _refuse_newer(done - set(known), where)
         return
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations"
-                     " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-        done = applied()
-        _refuse_newer(done - set(known), where)
-        for name, sql in MIGRATIONS:
-            if name not in done:
-                conn.execute(sql)
-                conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations"
+                         " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+            done = applied()
+            _refuse_newer(done - set(known), where)
+            for name, sql in MIGRATIONS:
+                if name not in done:
+                    conn.execute(sql)
+                    conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
+    except psycopg.errors.InsufficientPrivilege:  # a writer role (README, "Teams"): migrating is the owner's
+        pending = ", ".join(name for name in known if name not in done)
+        raise TeamDBError(f"{where} needs migrating to this mcp-router's schema ({pending}), which this role may"
+                          " not do: run `mcp-router sync` once as the role that owns the tables") from None
 
 
 def _refuse_newer(unknown: set[str], where: str) -> None:
@@ -191,8 +227,18 @@ class TeamConnection:
         self.pg = pg
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Rows:
-        cursor = self.pg.execute(sql.replace("%", "%%").replace("?", "%s"), tuple(params))  # LIKE '%…' stays
-        return _Rows(cursor.fetchall() if cursor.description else ())  # in one call: far fewer round trips in Python
+        import psycopg
+
+        try:
+            cursor = self.pg.execute(sql.replace("%", "%%").replace("?", "%s"), tuple(params))  # LIKE '%…' stays
+            return _Rows(cursor.fetchall() if cursor.description else ())  # in one call: far fewer round trips
+        except psycopg.Error as exc:  # e.g. a writer role setting the team cap, or the server gone mid-report
+            raise TeamDBError(f"the team database refused: {_first_line(exc)}") from None
+
+    def now(self) -> datetime:
+        """The team's clock: the server's, in UTC. The team month is the UTC month, the same on every machine
+        whatever its zone or clock."""
+        return self.pg.execute("SELECT now()").fetchone()[0].astimezone(UTC)
 
     def close(self) -> None:
         self.pg.close()
@@ -221,14 +267,16 @@ def _load_numbers_as_sqlite_does(conn: Any) -> None:
 
 
 def identity(config: Config) -> tuple[str, str]:
-    """(user, machine): the config's, else git's user.email and the host name."""
+    """(user, machine): the config's, else git's global user.email and the host name: the same whichever project
+    the sync starts in (a repository's own user.email is not this person's team identity)."""
     user = config.user or _git_email() or f"{getpass.getuser()}@{socket.gethostname()}"
     return user, config.machine or socket.gethostname()
 
 
 def _git_email() -> str:
     try:
-        done = subprocess.run(["git", "config", "--get", "user.email"], capture_output=True, text=True, timeout=5)
+        done = subprocess.run(["git", "config", "--global", "--get", "user.email"], capture_output=True, text=True,
+                              timeout=5)
     except (OSError, subprocess.SubprocessError):
         return ""
     return done.stdout.strip()

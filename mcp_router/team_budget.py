@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from typing import Any
 
 from .budget import month_to_date_usd, monthly_cap_usd
@@ -23,6 +22,7 @@ from .pricing import Usage
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_SECONDS = 3
+WAIT_SECONDS = 15  # for the budget lock and each statement: far above a reservation's milliseconds under load
 
 
 class TeamBudget:
@@ -45,19 +45,21 @@ class TeamBudget:
         from .team import BUDGET_LOCK, TeamConnection, connect, identity
 
         try:
-            self.pg = connect(self.config, timeout=CONNECT_TIMEOUT_SECONDS)
+            self.pg = connect(self.config, timeout=CONNECT_TIMEOUT_SECONDS,
+                              wait_seconds=WAIT_SECONDS)
             user, machine = identity(self.config)
             self.key = (ledger_id(self.conn), record_id)
             with self.pg.transaction():
                 self.pg.execute("SELECT pg_advisory_xact_lock(%s)", (BUDGET_LOCK,))
                 team = TeamConnection(self.pg)
-                spent, cap = month_to_date_usd(team), monthly_cap_usd(team, Config())
+                clock = team.now()
+                spent, cap = month_to_date_usd(team, clock), monthly_cap_usd(team, Config())
                 if cap > 0 and spent + amount_usd > cap:
                     raise BudgetExceeded(
                         f"team monthly cap reached: ${spent:,.4f} of ${cap:,.2f} spent by the team this month and"
                         f" this call may cost up to ${amount_usd:,.4f}; the team's admin can raise it with"
                         " `mcp-router budget --team --set-monthly USD`, or do the task yourself")
-                now = time.time()
+                now = clock.timestamp()
                 self.pg.execute(
                     'INSERT INTO cost_records ("user", machine, ledger_id, local_id, ts, source, model, reserved_usd,'
                     " state, delegation_id, expires_ts) VALUES (%s, %s, %s, %s, %s, 'delegation', %s, %s, 'reserved',"
