@@ -411,3 +411,13 @@ def m013_index_subagent_usage_by_time(db: Database) -> None:
     # index that was a scan of every response, 0.6 s -> 5.9 s on 10M. Subagent rows only, so ingest of main-chain
     # responses keeps no extra index. Queries must say ``agent_type IS NOT NULL`` for SQLite to use it.
     db.execute("CREATE INDEX usage_events_agents ON usage_events (ts) WHERE agent_type IS NOT NULL")
+
+
+@MIGRATIONS()
+def m014_model_changes_keep_only_the_tier(db: Database) -> None:
+    # A /model change was stored as typed, and Claude Code records whatever follows /model (a secret, a
+    # sentence): keep only the tier it names, as transcripts.py now records it, and overwrite the old text.
+    db.execute("PRAGMA secure_delete = ON")
+    db.execute("UPDATE advice_events SET category = CASE WHEN lower(category) LIKE '%haiku%' THEN 'haiku'"
+               " WHEN lower(category) LIKE '%sonnet%' THEN 'sonnet' WHEN lower(category) LIKE '%opus%' THEN 'opus'"
+               " ELSE 'other' END WHERE kind = 'model_change' AND category NOT IN ('haiku', 'sonnet', 'opus', 'other')")

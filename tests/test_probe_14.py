@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlite_utils import Database
 
 from mcp_router.advice import advise, session_state
 from mcp_router.advice_report import measured_advice
@@ -177,3 +178,15 @@ def test_the_hook_exits_0_when_claude_code_has_closed_its_stdout(tmp_path: Path)
     finally:
         os.close(write_end)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_model_change_stored_as_typed_before_the_fix_keeps_only_its_tier(tmp_path: Path) -> None:
+    from mcp_router.migrations import m014_model_changes_keep_only_the_tier
+
+    conn = connect(tmp_path / "usage.db")
+    rows = [("a", "Opus and my password is hunter2"), ("b", "sonnet"), ("c", "claude-haiku-5-5 pls"), ("d", "xyz")]
+    conn.executemany("INSERT INTO advice_events VALUES (?, 's', 1.0, 'model_change', ?)", rows)
+    conn.execute("INSERT INTO advice_events VALUES ('e', 's', 1.0, 'delegate', 'summarize')")
+    m014_model_changes_keep_only_the_tier(Database(conn))
+    assert dict(conn.execute("SELECT uuid, category FROM advice_events")) == {
+        "a": "opus", "b": "sonnet", "c": "haiku", "d": "other", "e": "summarize"}
