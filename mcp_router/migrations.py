@@ -310,6 +310,16 @@ def m007_rollup_cost_null_when_unpriced(db: Database) -> None:
 _ENCODED_PATH = "replace(replace(replace(replace(path, '/', '-'), '.', '-'), '_', '-'), ' ', '-')"
 
 
+_COST_BY_PROJECT = """CREATE VIEW cost_by_project AS
+        SELECT COALESCE(f.path, r.project) AS project_path, r.project AS project_key,
+            COUNT(DISTINCT r.session_id) AS sessions, SUM(r.messages) AS responses,
+            SUM(r.unpriced_messages) AS unpriced_responses, ROUND(SUM(r.cost_usd), 6) AS cost_usd,
+            date(MIN(r.bucket) * 900, 'unixepoch', 'localtime') AS first_day,
+            date(MAX(r.bucket) * 900, 'unixepoch', 'localtime') AS last_day
+        FROM usage_rollup r LEFT JOIN project_folders f ON f.project = r.project
+        GROUP BY r.project ORDER BY cost_usd DESC"""  # m012 made it again over its new project_folders view
+
+
 @MIGRATIONS()
 def m009_create_project_paths_and_views(db: Database) -> None:
     # The real folder behind each of Claude Code's encoded project names ("-home-user-code-api"): the encoding
@@ -333,14 +343,7 @@ def m009_create_project_paths_and_views(db: Database) -> None:
             SUM(output_tokens) AS output_tokens, SUM(cache_creation_tokens) AS cache_creation_tokens,
             SUM(cache_read_tokens) AS cache_read_tokens, ROUND(SUM(cost_usd), 6) AS cost_usd
         FROM usage_rollup GROUP BY day, model ORDER BY day DESC, cost_usd DESC""")
-    db.execute("""CREATE VIEW cost_by_project AS
-        SELECT COALESCE(f.path, r.project) AS project_path, r.project AS project_key,
-            COUNT(DISTINCT r.session_id) AS sessions, SUM(r.messages) AS responses,
-            SUM(r.unpriced_messages) AS unpriced_responses, ROUND(SUM(r.cost_usd), 6) AS cost_usd,
-            date(MIN(r.bucket) * 900, 'unixepoch', 'localtime') AS first_day,
-            date(MAX(r.bucket) * 900, 'unixepoch', 'localtime') AS last_day
-        FROM usage_rollup r LEFT JOIN project_folders f ON f.project = r.project
-        GROUP BY r.project ORDER BY cost_usd DESC""")
+    db.execute(_COST_BY_PROJECT)
     db.execute("""CREATE VIEW delegations_with_savings AS
         SELECT d.id, datetime(d.ts, 'unixepoch', 'localtime') AS time, d.category, d.model, d.main_model,
             d.backend, d.outcome, d.input_tokens, d.output_tokens, d.cost_usd,
@@ -380,14 +383,7 @@ def m012_project_folders_encode_as_claude_code_does(db: Database) -> None:
                 length(path), path) AS choice
             FROM encoded WHERE i = length(path) + 1)
         WHERE choice = 1""")
-    db.execute("""CREATE VIEW cost_by_project AS
-        SELECT COALESCE(f.path, r.project) AS project_path, r.project AS project_key,
-            COUNT(DISTINCT r.session_id) AS sessions, SUM(r.messages) AS responses,
-            SUM(r.unpriced_messages) AS unpriced_responses, ROUND(SUM(r.cost_usd), 6) AS cost_usd,
-            date(MIN(r.bucket) * 900, 'unixepoch', 'localtime') AS first_day,
-            date(MAX(r.bucket) * 900, 'unixepoch', 'localtime') AS last_day
-        FROM usage_rollup r LEFT JOIN project_folders f ON f.project = r.project
-        GROUP BY r.project ORDER BY cost_usd DESC""")
+    db.execute(_COST_BY_PROJECT)
 
 
 SYNCED_TABLES = ("usage_events", "tool_results", "delegations", "cost_records", "feedback", "prompts")
