@@ -13,7 +13,7 @@ from benchmarks.corpus import generate
 from mcp_router.cli import cli
 from mcp_router.store import connect
 
-PERIOD = ["--since", "2026-11-01", "--until", "2026-11-30", "--timezone", "UTC"]
+from .test_report_cache import PERIOD, _report
 
 
 @pytest.fixture
@@ -21,13 +21,6 @@ def projects(tmp_path: Path) -> Path:
     folder = tmp_path / "projects"
     generate(folder, sessions=3, turns=4, filler=50, seed=5)
     return folder
-
-
-def _report(db_path: Path, projects: Path) -> dict:
-    result = CliRunner().invoke(cli, ["report", "--format", "json", "--db", str(db_path), "--projects-dir",
-                                      str(projects), *PERIOD], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)
 
 
 def _cache(db_path: Path) -> Path:

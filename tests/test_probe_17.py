@@ -10,6 +10,8 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,6 +35,24 @@ def _reserve(tmp_path: Path, url: str) -> tuple[float, str]:
     note = TeamBudget(conn, Config(team_db_url=url, user="dev@example.com", machine="laptop")).reserve(
         1, 0.01, model="claude-haiku-4-5", delegation_id="d1", ttl_seconds=120)
     return time.monotonic() - started, note
+
+
+@contextmanager
+def _login_role(team_db_url: str, privileges: str) -> Iterator[tuple[str, str]]:
+    """A throwaway login role with ``privileges`` on the team tables: its name and a URL that logs in as it."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    team_connect(Config(team_db_url=team_db_url)).close()
+    name = f"probe17_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(team_db_url, autocommit=True) as owner:
+        owner.execute(f"CREATE ROLE {name} LOGIN PASSWORD 'pw'")
+        owner.execute(f"GRANT {privileges} ON ALL TABLES IN SCHEMA public TO {name}")
+    try:
+        yield name, make_conninfo(**{**conninfo_to_dict(team_db_url), "user": name, "password": "pw"})
+    finally:
+        with psycopg.connect(team_db_url, autocommit=True) as owner:
+            owner.execute(f"DROP OWNED BY {name}")
+            owner.execute(f"DROP ROLE {name}")
 
 
 def test_a_delegation_does_not_wait_on_a_team_budget_lock_someone_holds(tmp_path: Path, team_db_url: str) -> None:
@@ -155,25 +175,13 @@ cli(["sync"])
 def test_a_writer_with_a_newer_client_than_the_team_schema_gets_one_line_not_a_traceback(
         tmp_path: Path, team_db_url: str) -> None:
     # The README's roles leave migrating to the owner: a developer upgrading first met a psycopg traceback.
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    team_connect(Config(team_db_url=team_db_url)).close()
-    writer = f"probe17_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(team_db_url, autocommit=True) as owner:
-        owner.execute(f"CREATE ROLE {writer} LOGIN PASSWORD 'pw'")
-        owner.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {writer}")
-    try:
+    with _login_role(team_db_url, "SELECT, INSERT, UPDATE, DELETE") as (writer, url):
         config = tmp_path / "config.toml"
         config.touch()
-        url = make_conninfo(**{**conninfo_to_dict(team_db_url), "user": writer, "password": "pw"})
         env = {**os.environ, "MCP_ROUTER_TEAM_DB_URL": url, "MCP_ROUTER_CONFIG": str(config),
                "MCP_ROUTER_DB": str(tmp_path / "usage.db"), "MCP_ROUTER_USER": writer}
         done = subprocess.run([sys.executable, "-c", _NEWER_CLIENT], env=env, capture_output=True, text=True,
                               timeout=60)
-    finally:
-        with psycopg.connect(team_db_url, autocommit=True) as owner:
-            owner.execute(f"DROP OWNED BY {writer}")
-            owner.execute(f"DROP ROLE {writer}")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert "m999_probe" in done.stderr and "owns the tables" in done.stderr
@@ -181,25 +189,13 @@ def test_a_writer_with_a_newer_client_than_the_team_schema_gets_one_line_not_a_t
 
 def test_a_refused_team_statement_is_one_line_not_a_traceback(tmp_path: Path, team_db_url: str) -> None:
     # The README: only the owner sets the team cap. A writer trying met a psycopg traceback.
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    team_connect(Config(team_db_url=team_db_url)).close()
-    writer = f"probe17_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(team_db_url, autocommit=True) as owner:
-        owner.execute(f"CREATE ROLE {writer} LOGIN PASSWORD 'pw'")
-        owner.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {writer}")
-    try:
+    with _login_role(team_db_url, "SELECT") as (_, url):
         config = tmp_path / "config.toml"
         config.touch()
         env = {**os.environ, "MCP_ROUTER_CONFIG": str(config), "MCP_ROUTER_DB": str(tmp_path / "usage.db"),
-               "MCP_ROUTER_TEAM_DB_URL": make_conninfo(**{**conninfo_to_dict(team_db_url), "user": writer,
-                                                          "password": "pw"})}
+               "MCP_ROUTER_TEAM_DB_URL": url}
         done = subprocess.run([sys.executable, "-m", "mcp_router", "budget", "--team", "--set-monthly", "5"],
                               env=env, capture_output=True, text=True, timeout=60)
-    finally:
-        with psycopg.connect(team_db_url, autocommit=True) as owner:
-            owner.execute(f"DROP OWNED BY {writer}")
-            owner.execute(f"DROP ROLE {writer}")
     assert done.returncode == 1
     assert done.stderr.startswith("Error: ") and len(done.stderr.strip().splitlines()) == 1
     assert "permission denied for table settings" in done.stderr
@@ -208,29 +204,17 @@ def test_a_refused_team_statement_is_one_line_not_a_traceback(tmp_path: Path, te
 def test_the_readme_reader_role_gets_the_team_report(tmp_path: Path, team_db_url: str) -> None:
     # `report --team` syncs this machine first: as the README's reader role that sync is refused, and the reader
     # got that error instead of the report it exists for.
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
     from benchmarks.corpus import generate
 
-    team_connect(Config(team_db_url=team_db_url)).close()
-    reader = f"probe17_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(team_db_url, autocommit=True) as owner:
-        owner.execute(f"CREATE ROLE {reader} LOGIN PASSWORD 'pw'")
-        owner.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader}")
     generate(tmp_path / "projects", sessions=1, turns=2, filler=20, seed=17)
-    try:
+    with _login_role(team_db_url, "SELECT") as (_, url):
         config = tmp_path / "config.toml"
         config.touch()
         env = {**os.environ, "MCP_ROUTER_CONFIG": str(config), "MCP_ROUTER_DB": str(tmp_path / "usage.db"),
-               "MCP_ROUTER_TEAM_DB_URL": make_conninfo(**{**conninfo_to_dict(team_db_url), "user": reader,
-                                                          "password": "pw"})}
+               "MCP_ROUTER_TEAM_DB_URL": url}
         done = subprocess.run([sys.executable, "-m", "mcp_router", "report", "--team", "--all", "--format", "json",
                                "--projects-dir", str(tmp_path / "projects")],
                               env=env, capture_output=True, text=True, timeout=120)
-    finally:
-        with psycopg.connect(team_db_url, autocommit=True) as owner:
-            owner.execute(f"DROP OWNED BY {reader}")
-            owner.execute(f"DROP ROLE {reader}")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["totals"]["messages"] == 0  # nothing synced: the team database as it is
     assert "refused the sync" in done.stderr and "reporting on the team database as it is" in done.stderr
