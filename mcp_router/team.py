@@ -96,6 +96,20 @@ MIGRATIONS: list[tuple[str, str]] = [
     CREATE INDEX usage_events_agents ON usage_events (ts) WHERE agent_type IS NOT NULL;
     CREATE INDEX tool_results_session ON tool_results (session_id, ts);
     """),
+    ("m004_keys_start_with_the_user", """
+    -- A writer may write only its own rows (README, "Teams"), but keys without the user let one writer take
+    -- another's first (ledger ids, local ids and delegation ids are visible to all): the other's sync then failed,
+    -- or its row was silently not stored. With the user first in every key, a writer's rows meet only its own.
+    -- Each new key holds the old one, so the rows already there fit it.
+    ALTER TABLE usage_events DROP CONSTRAINT usage_events_pkey, ADD PRIMARY KEY ("user", message_id, request_id);
+    ALTER TABLE tool_results DROP CONSTRAINT tool_results_pkey, ADD PRIMARY KEY ("user", tool_use_id);
+    ALTER TABLE delegations DROP CONSTRAINT delegations_pkey, ADD PRIMARY KEY ("user", id);
+    ALTER TABLE cost_records DROP CONSTRAINT cost_records_pkey, ADD PRIMARY KEY ("user", ledger_id, local_id);
+    ALTER TABLE feedback DROP CONSTRAINT feedback_pkey, ADD PRIMARY KEY ("user", ledger_id, local_id);
+    ALTER TABLE prompts DROP CONSTRAINT prompts_pkey, ADD PRIMARY KEY ("user", uuid);
+    ALTER TABLE advice_events DROP CONSTRAINT advice_events_pkey, ADD PRIMARY KEY ("user", uuid);
+    ALTER TABLE sync_state DROP CONSTRAINT sync_state_pkey, ADD PRIMARY KEY ("user", ledger_id, table_name);
+    """),
 ]
 
 
