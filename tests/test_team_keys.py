@@ -94,14 +94,14 @@ def test_writers_on_either_side_of_the_upgrade_each_get_one_line(tmp_path: Path,
         with psycopg.connect(team_db_url) as pg:
             assert pg.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == M003
     assert ahead.exit_code == 1 and len(ahead.output.strip().splitlines()) == 1
-    assert "needs migrating to this mcp-router's schema (m004_keys_start_with_the_user)" in ahead.output
+    assert "needs migrating to this mcp-router's schema (m004_each_writer_keeps_to_its_own_rows)" in ahead.output
     assert "owns the tables" in ahead.output
 
     team_connect(Config(team_db_url=team_db_url)).close()  # the owner upgrades; a client left at m003 is refused
     with _client_at_m003():
         behind = CliRunner().invoke(cli, sync_here, env={"MCP_ROUTER_TEAM_DB_URL": team_db_url})
     assert behind.exit_code == 1 and len(behind.output.strip().splitlines()) == 1
-    assert "newer schema (m004_keys_start_with_the_user)" in behind.output and "upgrade it" in behind.output
+    assert "newer schema (m004_each_writer_keeps_to_its_own_rows)" in behind.output and "upgrade it" in behind.output
 
 
 def test_rows_planted_under_another_writers_keys_neither_block_nor_hide_its_rows(tmp_path: Path,
@@ -137,3 +137,24 @@ def test_a_renamed_user_goes_on_from_its_ledgers_marks(tmp_path: Path, team_db_u
     assert _counts(team_db_url) == _local_counts(conn) == {**first, "cost_records": first["cost_records"] + 1}
     with psycopg.connect(team_db_url) as pg:
         assert pg.execute('SELECT "user" FROM cost_records').fetchall() == [("renamed@example.com",)]
+
+
+def test_no_writer_takes_the_team_month_to_date_below_what_the_others_spent(tmp_path: Path,
+                                                                             team_db_url: str) -> None:
+    negative = ('INSERT INTO cost_records ("user", machine, ledger_id, local_id, ts, cost_usd, reserved_usd, state)'
+                " VALUES ('mallory', 'm', 'l', %s, extract(epoch from now()), %s, %s, %s)")
+    with _client_at_m003():
+        team_connect(Config(team_db_url=team_db_url)).close()
+    with psycopg.connect(team_db_url, autocommit=True) as pg:
+        pg.execute(negative, (1, -5.0, None, "settled"))  # written before m004: it must not stop the upgrade
+    team_connect(Config(team_db_url=team_db_url)).close()
+    with psycopg.connect(team_db_url, autocommit=True) as pg:
+        for row in ((2, -5.0, None, "settled"), (3, None, -5.0, "reserved")):
+            with pytest.raises(psycopg.errors.CheckViolation, match="cost_records_no_negative_cost"):
+                pg.execute(negative, row)
+        with pytest.raises(psycopg.errors.CheckViolation, match="usage_rollup_no_negative_cost"):
+            pg.execute('INSERT INTO usage_rollup (bucket, "user", machine, model, project, session_id, agent, branch,'
+                       " cost_usd) VALUES (floor(extract(epoch from now()) / 900), 'mallory', 'm', 'x', '', '', 'main',"
+                       " '(none)', -5)")
+        pg.execute(negative, (4, 0.0, 0.5, "reserved"))
+    assert _month_to_date(team_db_url) == pytest.approx(-5.0 + 0.5)  # only the row from before the upgrade
