@@ -109,12 +109,14 @@ MIGRATIONS: list[tuple[str, str]] = [
     ALTER TABLE prompts DROP CONSTRAINT prompts_pkey, ADD PRIMARY KEY ("user", uuid);
     ALTER TABLE advice_events DROP CONSTRAINT advice_events_pkey, ADD PRIMARY KEY ("user", uuid);
     ALTER TABLE sync_state DROP CONSTRAINT sync_state_pkey, ADD PRIMARY KEY ("user", ledger_id, table_name);
-    -- Nor may a writer's own rows take the team's month to date below what the others spent: no negative cost.
-    -- The rollup's sums are floats a sync adds to and takes from, so they may end a rounding error below zero.
+    -- Nor may a writer's own rows take the team's month to date below what the others spent: no negative cost,
+    -- and no NaN (PostgreSQL ranks it above every number; a NaN month to date would never reach the cap). The
+    -- rollup's sums are floats a sync adds to and takes from, so they may end a rounding error below zero.
     -- NOT VALID: rows already there are not checked (the upgrade never fails on them), rows written from now are.
     ALTER TABLE cost_records ADD CONSTRAINT cost_records_no_negative_cost
-        CHECK (cost_usd >= 0 AND reserved_usd >= 0) NOT VALID;
-    ALTER TABLE usage_rollup ADD CONSTRAINT usage_rollup_no_negative_cost CHECK (cost_usd >= -1e-9) NOT VALID;
+        CHECK (cost_usd >= 0 AND cost_usd <> 'NaN' AND reserved_usd >= 0 AND reserved_usd <> 'NaN') NOT VALID;
+    ALTER TABLE usage_rollup ADD CONSTRAINT usage_rollup_no_negative_cost
+        CHECK (cost_usd >= -1e-9 AND cost_usd <> 'NaN') NOT VALID;
     """),
 ]
 

@@ -149,12 +149,14 @@ def test_no_writer_takes_the_team_month_to_date_below_what_the_others_spent(tmp_
         pg.execute(negative, (1, -5.0, None, "settled"))  # written before m004: it must not stop the upgrade
     team_connect(Config(team_db_url=team_db_url)).close()
     with psycopg.connect(team_db_url, autocommit=True) as pg:
-        for row in ((2, -5.0, None, "settled"), (3, None, -5.0, "reserved")):
+        for row in ((2, -5.0, None, "settled"), (3, None, -5.0, "reserved"), (5, float("nan"), None, "settled"),
+                    (6, None, float("nan"), "reserved")):
             with pytest.raises(psycopg.errors.CheckViolation, match="cost_records_no_negative_cost"):
                 pg.execute(negative, row)
-        with pytest.raises(psycopg.errors.CheckViolation, match="usage_rollup_no_negative_cost"):
-            pg.execute('INSERT INTO usage_rollup (bucket, "user", machine, model, project, session_id, agent, branch,'
-                       " cost_usd) VALUES (floor(extract(epoch from now()) / 900), 'mallory', 'm', 'x', '', '', 'main',"
-                       " '(none)', -5)")
+        for cost in (-5.0, float("nan")):
+            with pytest.raises(psycopg.errors.CheckViolation, match="usage_rollup_no_negative_cost"):
+                pg.execute('INSERT INTO usage_rollup (bucket, "user", machine, model, project, session_id, agent,'
+                           " branch, cost_usd) VALUES (floor(extract(epoch from now()) / 900), 'mallory', 'm', 'x',"
+                           " '', '', 'main', '(none)', %s)", (cost,))
         pg.execute(negative, (4, 0.0, 0.5, "reserved"))
     assert _month_to_date(team_db_url) == pytest.approx(-5.0 + 0.5)  # only the row from before the upgrade
