@@ -105,6 +105,8 @@ class Prepared:
     def out_of_fold(self, grouping: str) -> list[list[float]]:
         """Every item's class scores from models fitted without the items sharing its ``grouping`` (writer, style),
         one fold per process on every core (a fold is a few seconds of liblinear; the folds are independent)."""
+        from sklearn.svm import LinearSVC  # noqa: F401 -- imported before the fork, so no child waits on an import lock
+
         names = sorted({item[grouping] for item in self.items})
         scores: list[list[float]] = [[] for _ in self.items]
         with ProcessPoolExecutor(os.cpu_count(), mp_context=multiprocessing.get_context("fork"),

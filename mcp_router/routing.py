@@ -2,7 +2,7 @@
 
 The policy is data a user can read: ``data/routing.toml`` (each category's tier, the few rules that are policy
 rather than reading, and the confidence below which the router says it is unsure). What a request asks for is
-read by a model trained on 12,000 labelled requests from fourteen independent writers
+read by a model trained on 19,000 labelled requests from 25 independent writers
 (``benchmarks/routing_train.py``), shipped precomputed in ``data/routing_model.bin`` and ``.json``:
 
 1. The request becomes a set of hashed features: its words and word pairs, its character 3- to 5-grams (which
@@ -15,7 +15,9 @@ read by a model trained on 12,000 labelled requests from fourteen independent wr
    stakes), averaged with the tier model's; the tier model's share is spread over the tier's categories in
    proportion to theirs, so a user's override of a category's tier moves its whole probability.
 3. The most probable tier wins. When its probability is below ``uncertain_below`` the router says it is unsure,
-   names the two most probable tiers, and picks the higher: never Haiku when unsure.
+   names the two most probable tiers, and picks the higher: never Haiku when unsure. The confidence it states
+   is how often such decisions were right on writers the model had not seen (a monotone map of the decided
+   tier's probability, fitted on those decisions), so that a stated 0.9 is right about 90% of the time.
 4. Policy rules only raise the tier: an explicit ask for the best model, a mechanical task over a very large
    context (Sonnet), and a context larger than the model's window (the next tier whose window fits).
 
