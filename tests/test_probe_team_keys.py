@@ -183,3 +183,29 @@ def test_no_writer_makes_the_team_month_to_date_infinite(team_db_url: str) -> No
         except psycopg.errors.CheckViolation:
             pass
     assert math.isfinite(_month_to_date(team_db_url))
+
+
+def test_a_delegation_planted_under_anothers_id_does_not_double_their_ratings(tmp_path: Path,
+                                                                            team_db_url: str) -> None:
+    # Before m004 a delegation id was one row in the team database; now each user has its own, and the report
+    # joined a rating to every delegation of that id: a writer copying another's ids counted their ratings twice.
+    from mcp_router.report import ReportSpec, build_report
+    from mcp_router.team import TeamConnection
+
+    bob = Config(team_db_url=team_db_url, user="bob@example.com", machine="laptop")
+    conn = connect(tmp_path / "bob.db")
+    ts = 1795000000.0  # 2026-11-18
+    conn.execute("INSERT INTO delegations (id, ts, category, model, outcome) VALUES ('d-bob', ?, 'summarize',"
+                 " 'claude-haiku-4-5', 'ok')", (ts,))
+    conn.execute("INSERT INTO feedback (delegation_id, ts, category, rating) VALUES ('d-bob', ?, 'summarize',"
+                 " 'bad')", (ts + 60,))
+    sync(conn, bob)
+    with psycopg.connect(team_db_url, autocommit=True) as pg:  # bob's delegation ids are seen by all writers
+        pg.execute("INSERT INTO delegations (\"user\", machine, ledger_id, id, ts, category, outcome)"
+                   " VALUES ('mallory', 'm', 'x', 'd-bob', %s, 'summarize', 'ok')", (ts,))
+    spec = ReportSpec.parse("2026-11-01", "2026-11-30", "UTC", "model")
+    team_report = build_report(TeamConnection(team_connect(bob)), spec, CATALOG, Config())
+    local = build_report(conn, spec, CATALOG, Config())
+    rated = [(p["rated"], p["bad"]) for r in (team_report, local) for p in r["quality_over_time"]["periods"]
+             if p["rated"]]
+    assert rated == [(1, 1), (1, 1)]
