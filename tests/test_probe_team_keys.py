@@ -232,3 +232,51 @@ def test_a_rename_during_a_sync_under_the_old_name_sends_nothing_twice(tmp_path:
     finally:
         pg.close()
     assert _counts(team_db_url)["cost_records"] == _local_counts(conn)["cost_records"]
+
+
+def test_an_upgrade_while_old_and_new_clients_sync_loses_and_doubles_nothing(tmp_path: Path,
+                                                                             team_db_url: str) -> None:
+    # A real client from before m004 (main at da1ad17, from git) syncing in a loop while the owner upgrades.
+    import os
+    import subprocess
+    import sys
+
+    old = tmp_path / "old"
+    old.mkdir()
+    repo = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "-C", str(repo), "archive", "da1ad17", "mcp_router"], capture_output=True)
+    if archive.returncode:
+        pytest.skip("no git history here to take the client from before m004")
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+    machines = [_machine(tmp_path, n, team_db_url, sessions=3) for n in range(2)]
+
+    def old_sync(n: int) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHONPATH": str(old), "MCP_ROUTER_TEAM_DB_URL": team_db_url,
+               "MCP_ROUTER_USER": machines[n][1].user, "MCP_ROUTER_MACHINE": machines[n][1].machine}
+        return subprocess.run([sys.executable, "-m", "mcp_router", "sync", "--db", str(machines[n][2])],
+                              env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+
+    first = old_sync(0)
+    assert first.returncode == 0, first.stderr
+    with psycopg.connect(team_db_url) as pg:
+        assert pg.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == M003
+    for n, (conn, config, _) in enumerate(machines):
+        record_cost(conn, config, CATALOG, "claude-haiku-4-5", Usage(input_tokens=1000 * (n + 1), output_tokens=5))
+    outcomes: list[subprocess.CompletedProcess] = []
+    olds = [threading.Thread(target=lambda: outcomes.extend(old_sync(1) for _ in range(3))) for _ in range(2)]
+    for thread in olds:
+        thread.start()
+    sync(machines[0][0], machines[0][1])  # the owner's upgraded client: migrates, then syncs
+    for thread in olds:
+        thread.join(300)
+    for done in outcomes:  # each old sync either went through before the upgrade or was refused in one line
+        assert done.returncode == 0 or ("upgrade it" in done.stderr and len(done.stderr.strip().splitlines()) == 1), \
+            done.stderr
+    assert any(done.returncode for done in outcomes)  # the upgrade did land while they ran
+    sync(machines[1][0], machines[1][1])  # machine 1 upgrades too
+    expected = {t: sum(_local_counts(conn)[t] for conn, _, _ in machines) for t in _local_counts(machines[0][0])}
+    assert _counts(team_db_url) == expected
+    from datetime import UTC, datetime
+
+    local_spend = sum(budget.month_to_date_usd(conn, datetime.now(UTC)) for conn, _, _ in machines)
+    assert _month_to_date(team_db_url) == pytest.approx(local_spend, abs=1e-9)
