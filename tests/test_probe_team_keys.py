@@ -280,3 +280,33 @@ def test_an_upgrade_while_old_and_new_clients_sync_loses_and_doubles_nothing(tmp
 
     local_spend = sum(budget.month_to_date_usd(conn, datetime.now(UTC)) for conn, _, _ in machines)
     assert _month_to_date(team_db_url) == pytest.approx(local_spend, abs=1e-9)
+
+
+def test_a_writer_posing_as_anothers_renamed_ledger_takes_nothing_of_theirs(tmp_path: Path,
+                                                                           team_db_url: str) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    from mcp_router.store import set_setting
+    from mcp_router.sync import LEDGER_SETTING, SYNCED_AS_SETTING
+
+    with _readme_writers(team_db_url, 2) as (as_bob, as_mallory):
+        bob_name, mallory_name = (conninfo_to_dict(url)["user"] for url in (as_bob, as_mallory))
+        conn, _, _ = _machine(tmp_path, 0, team_db_url, sessions=1)
+        record_cost(conn, Config(), CATALOG, "claude-haiku-4-5", Usage(input_tokens=10, output_tokens=5))
+        bob = Config(team_db_url=as_bob, user=bob_name, machine="laptop")
+        sync(conn, bob)
+        with psycopg.connect(team_db_url) as pg:
+            marks = pg.execute("SELECT * FROM sync_state ORDER BY table_name").fetchall()
+        mine = connect(tmp_path / "mallory.db")  # bob's ledger id and name, as if this ledger were his, renamed
+        set_setting(mine, LEDGER_SETTING, ledger_id(conn))
+        set_setting(mine, SYNCED_AS_SETTING, bob_name)
+        sync(mine, Config(team_db_url=as_mallory, user=mallory_name, machine="m"))
+        with pytest.raises(team.TeamDBError, match="row-level security"):
+            sync(mine, Config(team_db_url=as_mallory, user=bob_name, machine="m"))
+        with psycopg.connect(team_db_url) as pg:
+            assert pg.execute('SELECT * FROM sync_state WHERE "user" = %s ORDER BY table_name',
+                              (bob_name,)).fetchall() == marks
+        record_cost(conn, Config(), CATALOG, "claude-haiku-4-5", Usage(input_tokens=20, output_tokens=5))
+        assert sync(conn, bob).sent["cost_records"] == 1
+        with psycopg.connect(team_db_url) as pg:
+            assert pg.execute('SELECT COUNT(*) FROM cost_records WHERE "user" = %s', (bob_name,)).fetchone()[0] == 2
