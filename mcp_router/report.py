@@ -204,7 +204,7 @@ def build_report(conn: Queryable, spec: ReportSpec, catalog: Catalog, config: Co
         "advice": measured_advice(conn, start, end),
         "budget": budget,
         "feedback": feedback,
-        "quality_over_time": _quality_over_time(conn, start, end, zone, days),
+        "quality_over_time": _quality_over_time(conn, start, end, zone, days, local),
         "recommendations": recommendations,
     }
     if not local:
@@ -245,7 +245,7 @@ def quality_step(days: int) -> str:
 
 
 def _quality_over_time(conn: Queryable, start: float, end: float, zone: ZoneInfo,
-                       days: list[str]) -> dict[str, Any]:
+                       days: list[str], local: bool) -> dict[str, Any]:
     """Ratings of the period's delegations by when the delegation ran: per step, how many were rated, how
     many rated bad (the user overriding the router's choice of a cheaper model), overall and per category."""
     step = quality_step(len(days))
@@ -261,7 +261,9 @@ def _quality_over_time(conn: Queryable, start: float, end: float, zone: ZoneInfo
     rated: dict[str, dict[str, list[int]]] = {p: defaultdict(lambda: [0, 0]) for p in periods}
     for ts, category, rating in conn.execute(
         "SELECT d.ts, COALESCE(f.category, d.category, 'unknown'), f.rating FROM feedback f"
-        " JOIN delegations d ON d.id = f.delegation_id WHERE d.ts >= ? AND d.ts < ?", (start, end),
+        " JOIN delegations d ON d.id = f.delegation_id"
+        # A delegation id is unique within one user's rows only (team m004): another writer may reuse it.
+        + ("" if local else ' AND d."user" = f."user"') + " WHERE d.ts >= ? AND d.ts < ?", (start, end),
     ):
         counts = rated[period(datetime.fromtimestamp(ts, zone).date())][category]
         counts[0] += 1

@@ -134,7 +134,8 @@ def sync(conn: sqlite3.Connection, config: Config, *, chunk_rows: int = CHUNK_RO
 
 def _continue_as(conn: sqlite3.Connection, pg: Any, owner: tuple[str, str, str]) -> None:
     """A ledger synced before under another name (``user`` changed) goes on where it stopped, not from its first
-    row (which would count every row twice in the team's figures); what it sent before keeps the old name. The
+    row (which would count every row twice in the team's figures), nor from where it stopped under this name
+    before (renamed back); what it sent before keeps the old name. The
     old name is this machine's word, never another writer's (their marks are under their own names)."""
     before = get_setting(conn, SYNCED_AS_SETTING)
     if before == owner[0]:
@@ -142,7 +143,8 @@ def _continue_as(conn: sqlite3.Connection, pg: Any, owner: tuple[str, str, str])
     if before is not None:
         pg.execute('INSERT INTO sync_state (ledger_id, table_name, high_water, "user", machine) SELECT ledger_id,'
                    ' table_name, high_water, %s, %s FROM sync_state WHERE "user" = %s AND ledger_id = %s'
-                   " ON CONFLICT DO NOTHING", (owner[0], owner[1], before, owner[2]))
+                   ' ON CONFLICT ("user", ledger_id, table_name) DO UPDATE SET high_water ='
+                   " GREATEST(sync_state.high_water, excluded.high_water)", (owner[0], owner[1], before, owner[2]))
     set_setting(conn, SYNCED_AS_SETTING, owner[0])
 
 

@@ -221,10 +221,12 @@ def migrate(conn: Any, where: str = "the team database") -> None:
     try:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations"
-                         " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
             done = applied()
             _refuse_newer(done - set(known), where)
+            if not set(known) - done:  # migrated while this waited (a writer may not even run the CREATE below)
+                return
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations"
+                         " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
             for name, sql in MIGRATIONS:
                 if name not in done:
                     conn.execute(sql)
