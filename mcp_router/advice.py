@@ -35,9 +35,9 @@ if TYPE_CHECKING:
 # How much of the transcript's end is read to find the session's model and context size: the last
 # response is near the end, and a tool result line is rarely longer than this.
 TAIL_BYTES = 1 << 20
-# Below this the router is unsure: say nothing. Its calibration (benchmarks/README.md) is 69% right below
-# 0.6, 76% from 0.6 to 0.8, 88% to 0.95, 99% above; a prompt with no signal at all gets one in three.
-MIN_CONFIDENCE = 0.6
+# Advice only where decisions like this one were right at least nine times in ten (the router's stated
+# confidence is calibrated: benchmarks/README.md); a sure decision can state as little as about 0.77.
+MIN_CONFIDENCE = 0.9
 NOT_READING = frozenset({"boilerplate"})  # Haiku-tier work that writes files: no reader can do it
 ROUTED_CHARS = 2000  # as the ledger routes prompts (transcripts.PROMPT_CHARS)
 AGENT = "haiku-reader"

@@ -13,7 +13,6 @@ import sqlite3
 import time
 import uuid
 
-from .advice import MIN_CONFIDENCE
 from .errors import DelegationGuarded
 from .routing import Router
 
@@ -23,9 +22,8 @@ WRITES_CODE = frozenset({"implement_feature", "tests", "bug_fix", "refactor"})
 def guard_delegation(conn: sqlite3.Connection, router: Router, task: str, force: bool) -> str:
     """The task's routing category; raises ``DelegationGuarded`` (and records it) for work above Haiku."""
     decision = router.route(task)
-    sure = not decision.uncertain and decision.confidence >= MIN_CONFIDENCE
     name = decision.category.replace("_", " ")
-    if force or not sure:
+    if force or decision.uncertain:
         return decision.category
     if decision.tier == "opus":
         message = (f"not delegated: this looks like {name}, Opus-tier work ({decision.reason.rstrip('.')}); Haiku "
