@@ -39,6 +39,7 @@ from .transcripts import (
     Advice,
     CostState,
     MalformedLine,
+    Parsed,
     Prompt,
     ToolResult,
     UsageEvent,
@@ -209,7 +210,7 @@ def _ingest(
         progress(0, 0, len(tasks), new_bytes)
     uncommitted = 0
     try:
-        for parsed in _parse_all(tasks, catalog, workers, bulk_loads if bulk else json.loads):
+        for parsed in _parse_all(tasks, catalog, workers, _bulk_decoders() if bulk else _Decoders(json.loads, None)):
             offset, line_no = parsed.task.offset, parsed.task.lines_before
             malformed = parsed.task.malformed_before
             for chunk in parsed.chunks:
@@ -281,12 +282,23 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def _parse_all(
-    tasks: list[_FileTask], catalog: Catalog, workers: int, loads: Callable[[bytes], Any]
-) -> Iterator[_ParsedFile]:
+class _Decoders(NamedTuple):
+    loads: Callable[[bytes], Any]  # a line's JSON
+    read: Callable[[bytes], UsageEvent | list[ToolResult] | None] | None  # bulk_lines.read_line, for a bulk ingest
+
+
+def _bulk_decoders() -> _Decoders:
+    """Decoders that cost more to import (the hook reads a few lines) and less a line. Imported here, before the
+    workers fork, so that they start with them."""
+    from .bulk_lines import read_line
+
+    return _Decoders(bulk_loads, read_line)
+
+
+def _parse_all(tasks: list[_FileTask], catalog: Catalog, workers: int, decoders: _Decoders) -> Iterator[_ParsedFile]:
     if workers <= 1:
         for task in tasks:
-            yield _parse_file(task, catalog, loads)
+            yield _parse_file(task, catalog, decoders)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -296,19 +308,20 @@ def _parse_all(
     # Not multiprocessing.Pool: its worker-handler thread spins while results wait to be read, taking CPU
     # and the GIL from this process, which writes the rows.
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(catalog, loads))
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                               initargs=(catalog, decoders))
     try:
         yield from pool.map(_parse_file_in_worker, tasks, chunksize=4)
     finally:
         pool.shutdown(cancel_futures=True)  # on an error, do not parse the files left
 
 
-_worker_args: tuple[Catalog, Callable[[bytes], Any]] | None = None
+_worker_args: tuple[Catalog, _Decoders] | None = None
 
 
-def _init_worker(catalog: Catalog, loads: Callable[[bytes], Any]) -> None:
+def _init_worker(catalog: Catalog, decoders: _Decoders) -> None:
     global _worker_args
-    _worker_args = (catalog, loads)
+    _worker_args = (catalog, decoders)
 
 
 def _parse_file_in_worker(task: _FileTask) -> _ParsedFile:
@@ -317,18 +330,19 @@ def _parse_file_in_worker(task: _FileTask) -> _ParsedFile:
     return parsed._replace(chunks=list(parsed.chunks))
 
 
-def _parse_file(task: _FileTask, catalog: Catalog, loads: Callable[[bytes], Any]) -> _ParsedFile:
+def _parse_file(task: _FileTask, catalog: Catalog, decoders: _Decoders) -> _ParsedFile:
     path = task.path
     if path.parent.name == "subagents":
         project, session_id, agent_type = path.parents[2].name, path.parents[1].name, _agent_type(path)
     else:
         project, session_id, agent_type = path.parent.name, path.stem, None
-    chunks = _parse_chunks(task, _RowMaker(catalog, str(path), project, session_id, agent_type), loads)
+    chunks = _parse_chunks(task, _RowMaker(catalog, str(path), project, session_id, agent_type), decoders)
     return _ParsedFile(task, session_id, project, agent_type is not None, chunks)
 
 
-def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], Any]) -> Iterator[_Chunk]:
+def _parse_chunks(task: _FileTask, maker: _RowMaker, decoders: _Decoders) -> Iterator[_Chunk]:
     offset, line_no = task.offset, task.lines_before
+    loads, read = decoders
     try:
         handle = open(task.path, "rb")
     except OSError:
@@ -360,16 +374,19 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
             responses = 0
             block_lines, lines_to_read = lines_to_parse(block)
             for number, line in lines_to_read:
+                record = None
                 try:
-                    record = decode_object(line, loads) if line[0] == 0x7B else decode_line(line, loads)  # "{"
-                    if record is None:
-                        continue
-                    if responses_kept and record.get("type") == "assistant" and _repeated(record, responses_kept):
-                        responses += 1
-                        for tool_use_id, name in tool_uses(record):  # each copy holds its own content block
-                            maker.tool_names[tool_use_id] = name
-                        continue
-                    parsed = parse_record(record)
+                    parsed: Parsed = read(line) if read is not None and line[0] == 0x7B else None  # "{"
+                    if parsed is None:
+                        record = decode_object(line, loads) if line[0] == 0x7B else decode_line(line, loads)
+                        if record is None:
+                            continue
+                        if responses_kept and record.get("type") == "assistant" and _repeated(record, responses_kept):
+                            responses += 1
+                            for tool_use_id, name in tool_uses(record):  # each copy holds its own content block
+                                maker.tool_names[tool_use_id] = name
+                            continue
+                        parsed = parse_record(record)
                 except MalformedLine as exc:
                     malformed.append((line_no + number, str(exc)))
                     continue
@@ -380,7 +397,8 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
                     key = (parsed.message_id, parsed.request_id)
                     kept = responses_kept.get(key)
                     if kept is None or _beats(parsed, kept[0]):
-                        responses_kept[key] = (parsed, line_no + number, record["message"]["usage"])
+                        usage = _UNREAD if record is None else record["message"]["usage"]
+                        responses_kept[key] = (parsed, line_no + number, usage)
                 elif isinstance(parsed, CostState):
                     cost_state = parsed
                 elif isinstance(parsed, list):
@@ -395,6 +413,10 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
             rows = [maker.usage_row(event, number) for event, number, _ in responses_kept.values()]
             yield _Chunk(offset, line_no, rows, maker.tool_result_rows(tool_results), prompts, cost_state, malformed,
                          responses, advice)
+
+
+# The usage object of a response read by bulk_lines, which builds none: no line's usage equals it.
+_UNREAD = object()
 
 
 def _repeated(record: dict[str, Any], responses_kept: dict[tuple[str, str], tuple[UsageEvent, int, Any]]) -> bool:
