@@ -168,7 +168,7 @@ class _Chunk(NamedTuple):
     end_line: int
     rows: list[tuple[Any, ...]]  # usage rows in USAGE_COLUMNS order, one per response within the chunk
     tool_results: list[tuple[Any, ...]]
-    prompts: list[tuple[str, str, float, str]]
+    prompts: list[tuple[str, str, float, str, Decided | None]]
     cost_state: CostState | None
     malformed: list[tuple[int, str]]
     responses: int
@@ -210,7 +210,8 @@ def _ingest(
         progress(0, 0, len(tasks), new_bytes)
     uncommitted = 0
     try:
-        for parsed in _parse_all(tasks, catalog, workers, _bulk_decoders() if bulk else _Decoders(json.loads, None)):
+        decoders = _bulk_decoders(decider) if bulk else _Decoders(json.loads, None, None)
+        for parsed in _parse_all(tasks, catalog, workers, decoders):
             offset, line_no = parsed.task.offset, parsed.task.lines_before
             malformed = parsed.task.malformed_before
             for chunk in parsed.chunks:
@@ -282,17 +283,46 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+Decided = tuple[str, str, float]  # the router's tier, category and confidence
+
+
+class _PromptRouter:
+    """Routes prompts where they are parsed: in a bulk ingest's workers, beside the parse, not in the process
+    writing the rows, which is the slower. Built from the tiers of the ingest's ``PromptDecider``, so it decides
+    as that would; the router itself is loaded on the first prompt (it does not pickle)."""
+
+    def __init__(self, catalog: Catalog, tiers: dict[str, str]):
+        self.catalog, self.tiers = catalog, tiers
+        self.router: Any = None
+        self.decided: dict[str, Decided] = {}
+
+    def __reduce__(self) -> tuple[type[_PromptRouter], tuple[Catalog, dict[str, str]]]:
+        return _PromptRouter, (self.catalog, self.tiers)
+
+    def __call__(self, text: str) -> Decided:
+        decided = self.decided.get(text)
+        if decided is None:
+            if self.router is None:
+                from .routing import Router, load_policy
+
+                self.router = Router(self.catalog, load_policy(), self.tiers)
+            decision = self.router.route(text)
+            decided = self.decided[text] = (decision.tier, decision.category, decision.confidence)
+        return decided
+
+
 class _Decoders(NamedTuple):
     loads: Callable[[bytes], Any]  # a line's JSON
     read: Callable[[bytes], UsageEvent | list[ToolResult] | None] | None  # bulk_lines.read_line, for a bulk ingest
+    route: _PromptRouter | None  # routes each prompt as it is parsed
 
 
-def _bulk_decoders() -> _Decoders:
-    """Decoders that cost more to import (the hook reads a few lines) and less a line. Imported here, before the
-    workers fork, so that they start with them."""
+def _bulk_decoders(decider: PromptDecider) -> _Decoders:
+    """Decoders that cost more to import (the hook reads a few lines) and less a line, and a router for the prompts
+    unless the decider defers them. Made here, before the workers fork, so that they start with them."""
     from .bulk_lines import read_line
 
-    return _Decoders(bulk_loads, read_line)
+    return _Decoders(bulk_loads, read_line, None if decider.defer else _PromptRouter(*decider.routing()))
 
 
 def _parse_all(tasks: list[_FileTask], catalog: Catalog, workers: int, decoders: _Decoders) -> Iterator[_ParsedFile]:
@@ -342,7 +372,7 @@ def _parse_file(task: _FileTask, catalog: Catalog, decoders: _Decoders) -> _Pars
 
 def _parse_chunks(task: _FileTask, maker: _RowMaker, decoders: _Decoders) -> Iterator[_Chunk]:
     offset, line_no = task.offset, task.lines_before
-    loads, read = decoders
+    loads, read, route = decoders
     try:
         handle = open(task.path, "rb")
     except OSError:
@@ -404,7 +434,8 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, decoders: _Decoders) -> Ite
                 elif isinstance(parsed, list):
                     tool_results.extend(parsed)
                 elif isinstance(parsed, Prompt) and not maker.agent_type:
-                    prompts.append((parsed.uuid, parsed.session_id or maker.session_id, parsed.ts, parsed.text))
+                    prompts.append((parsed.uuid, parsed.session_id or maker.session_id, parsed.ts, parsed.text,
+                                    route(parsed.text) if route else None))
                 elif isinstance(parsed, Advice) and not maker.agent_type:
                     advice.append((parsed.uuid, parsed.session_id or maker.session_id, parsed.ts, parsed.kind,
                                    parsed.category))
@@ -561,17 +592,28 @@ class PromptDecider:
 
     def rows(self, prompts: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
         """``(uuid, session_id, ts, text or None, tier, category, confidence, chars)`` for each
-        ``(uuid, session_id, ts, text)``."""
+        ``(uuid, session_id, ts, text)``, or ``(uuid, session_id, ts, text, (tier, category, confidence))``
+        routed already."""
         rows = []
-        for uuid, session_id, ts, text in prompts:
+        for uuid, session_id, ts, text, *decided in prompts:
             if self.defer:
                 self.pending.append((uuid, text or ""))
                 rows.append((uuid, session_id, ts, None, None, None, None, len(text or "")))
                 continue
-            decision = self.decide(text or "")
-            rows.append((uuid, session_id, ts, text if self._config().keep_prompts else None, decision.tier,
-                         decision.category, decision.confidence, len(text or "")))
+            if decided and decided[0]:
+                tier, category, confidence = decided[0]
+            else:
+                decision = self.decide(text or "")
+                tier, category, confidence = decision.tier, decision.category, decision.confidence
+            rows.append((uuid, session_id, ts, text if self._config().keep_prompts else None, tier, category,
+                         confidence, len(text or "")))
         return rows
+
+    def routing(self) -> tuple[Catalog, dict[str, str]]:
+        """What a router needs to decide as this decider does: the catalog and each category's tier (the
+        configuration's and the feedback's overrides applied)."""
+        router = self._router()
+        return router.catalog, dict(router.tiers)
 
     def decide(self, text: str) -> Any:
         decision = self.decisions.get(text)
