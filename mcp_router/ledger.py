@@ -15,8 +15,8 @@ confidence) and its length, the text only with ``keep_prompts``. The transcripts
 delegation runs (sessions listed in ``delegation_sessions``) are skipped: a delegation is recorded
 once, by the server, and the text it was given stays out of the database.
 
-Parsing and writing are separate steps: a large ingest parses files in worker processes while this
-process writes their rows in file order, so the result is the same as a run in one process.
+Parsing and writing are separate steps: a large ingest parses files (and routes their prompts) in worker
+processes while this process writes their rows in file order, so the result is the same as a run in one process.
 """
 
 from __future__ import annotations
@@ -210,8 +210,8 @@ def _ingest(
         progress(0, 0, len(tasks), new_bytes)
     uncommitted = 0
     try:
-        decoders = _bulk_decoders(decider) if bulk else _Decoders(json.loads, None, None)
-        for parsed in _parse_all(tasks, catalog, workers, decoders):
+        readers = _bulk_readers(decider) if bulk else _Readers(json.loads, None, None)
+        for parsed in _parse_all(tasks, catalog, workers, readers):
             offset, line_no = parsed.task.offset, parsed.task.lines_before
             malformed = parsed.task.malformed_before
             for chunk in parsed.chunks:
@@ -311,24 +311,26 @@ class _PromptRouter:
         return decided
 
 
-class _Decoders(NamedTuple):
+class _Readers(NamedTuple):
+    """How a parse reads lines and prompts."""
+
     loads: Callable[[bytes], Any]  # a line's JSON
     read: Callable[[bytes], UsageEvent | list[ToolResult] | None] | None  # bulk_lines.read_line, for a bulk ingest
     route: _PromptRouter | None  # routes each prompt as it is parsed
 
 
-def _bulk_decoders(decider: PromptDecider) -> _Decoders:
+def _bulk_readers(decider: PromptDecider) -> _Readers:
     """Decoders that cost more to import (the hook reads a few lines) and less a line, and a router for the prompts
-    unless the decider defers them. Made here, before the workers fork, so that they start with them."""
+    unless the decider defers them. Imported here, before the workers fork, so that they start with them."""
     from .bulk_lines import read_line
 
-    return _Decoders(bulk_loads, read_line, None if decider.defer else _PromptRouter(*decider.routing()))
+    return _Readers(bulk_loads, read_line, None if decider.defer else _PromptRouter(*decider.routing()))
 
 
-def _parse_all(tasks: list[_FileTask], catalog: Catalog, workers: int, decoders: _Decoders) -> Iterator[_ParsedFile]:
+def _parse_all(tasks: list[_FileTask], catalog: Catalog, workers: int, readers: _Readers) -> Iterator[_ParsedFile]:
     if workers <= 1:
         for task in tasks:
-            yield _parse_file(task, catalog, decoders)
+            yield _parse_file(task, catalog, readers)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -339,19 +341,19 @@ def _parse_all(tasks: list[_FileTask], catalog: Catalog, workers: int, decoders:
     # and the GIL from this process, which writes the rows.
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                               initargs=(catalog, decoders))
+                               initargs=(catalog, readers))
     try:
         yield from pool.map(_parse_file_in_worker, tasks, chunksize=4)
     finally:
         pool.shutdown(cancel_futures=True)  # on an error, do not parse the files left
 
 
-_worker_args: tuple[Catalog, _Decoders] | None = None
+_worker_args: tuple[Catalog, _Readers] | None = None
 
 
-def _init_worker(catalog: Catalog, decoders: _Decoders) -> None:
+def _init_worker(catalog: Catalog, readers: _Readers) -> None:
     global _worker_args
-    _worker_args = (catalog, decoders)
+    _worker_args = (catalog, readers)
 
 
 def _parse_file_in_worker(task: _FileTask) -> _ParsedFile:
@@ -360,19 +362,19 @@ def _parse_file_in_worker(task: _FileTask) -> _ParsedFile:
     return parsed._replace(chunks=list(parsed.chunks))
 
 
-def _parse_file(task: _FileTask, catalog: Catalog, decoders: _Decoders) -> _ParsedFile:
+def _parse_file(task: _FileTask, catalog: Catalog, readers: _Readers) -> _ParsedFile:
     path = task.path
     if path.parent.name == "subagents":
         project, session_id, agent_type = path.parents[2].name, path.parents[1].name, _agent_type(path)
     else:
         project, session_id, agent_type = path.parent.name, path.stem, None
-    chunks = _parse_chunks(task, _RowMaker(catalog, str(path), project, session_id, agent_type), decoders)
+    chunks = _parse_chunks(task, _RowMaker(catalog, str(path), project, session_id, agent_type), readers)
     return _ParsedFile(task, session_id, project, agent_type is not None, chunks)
 
 
-def _parse_chunks(task: _FileTask, maker: _RowMaker, decoders: _Decoders) -> Iterator[_Chunk]:
+def _parse_chunks(task: _FileTask, maker: _RowMaker, readers: _Readers) -> Iterator[_Chunk]:
     offset, line_no = task.offset, task.lines_before
-    loads, read, route = decoders
+    loads, read, route = readers
     try:
         handle = open(task.path, "rb")
     except OSError:

@@ -313,3 +313,18 @@ def test_prompts_routed_in_the_parse_workers_are_decided_as_the_writer_would(
     assert len(tables[0]) > 20 and all(row[3] for row in tables[0])  # the text kept
     assert {row[5] for row in tables[0]} & {"summarize", "read_file"}
     assert all(row[4] == {"summarize": "opus", "read_file": "sonnet"}.get(row[5], row[4]) for row in tables[0])
+
+
+def test_the_workers_prompt_router_travels_to_a_spawned_worker_and_decides_the_same(tmp_path: Path) -> None:
+    import pickle
+
+    from mcp_router.ledger import PromptDecider, _PromptRouter
+
+    decider = PromptDecider(connect(tmp_path / "usage.db"))
+    router = _PromptRouter(*decider.routing())
+    text = "summarize last night's build log"
+    decided = router(text)
+    copy = pickle.loads(pickle.dumps(router))  # spawn pickles it, the loaded router left behind
+    assert copy.router is None and copy(text) == decided
+    decision = decider.decide(text)
+    assert decided == (decision.tier, decision.category, decision.confidence)
