@@ -306,6 +306,7 @@ class _PromptRouter:
                 from .routing import Router, load_policy
 
                 self.router = Router(self.catalog, load_policy(), self.tiers)
+                self.router.model.remember_rows()
             decision = self.router.route(text)
             decided = self.decided[text] = (decision.tier, decision.category, decision.confidence)
         return decided
