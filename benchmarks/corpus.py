@@ -9,8 +9,9 @@ sessions that replay earlier lines, cost-state lines, and most bytes in tool res
 
 The defaults (``ISSUE_SHAPE``: 33 responses and 4,100 bytes of tool result a turn) give what issue #15
 measured on: per GB about 3,200 sessions and 117,000 responses, compact JSON lines as Claude Code writes them.
-In that shape every prompt is a different text (``distinct_prompts``), as in a real history, where the
-router has a new text to read at nearly every prompt; the tests' small corpora reuse the eight of ``PROMPTS``.
+In that shape nearly every prompt is a new text (``distinct_prompts``; about 80% of them), as in a real
+history, where the router has a new text to read at most prompts; the tests' small corpora reuse the eight of
+``PROMPTS``.
 
 ``generate`` returns the truth: per (session, model, UTC day) token sums and the unique responses.
 """
