@@ -6,11 +6,11 @@ asked, the shipped router on the held-out sets.
     python benchmarks/routing_eval.py --heldout     # the shipped router on each held-out set: aggregates only
 
 Cross-validation routes each training request (benchmarks/routing_data/kept.jsonl) with a model fitted without
-its writer (or its style), through the router's own decision code; the temperatures are fitted on those same
-out-of-fold scores, as routing_train.py does. The held-out sets (benchmarks/routing_data/heldout/*.jsonl) were
-written by writers who saw neither the training data nor the rules; they are routed by the shipped router
-through `mcp-router route --batch` on an empty database and reported as aggregates only, never item by item,
-so that nobody tunes on them.
+its writer (or its style), through the router's own decision code; the temperatures and the map from probability
+to stated confidence are fitted on those same out-of-fold scores, as routing_train.py does. The held-out sets
+(benchmarks/routing_data/heldout/*.jsonl) were written by writers who saw neither the training data nor the
+rules; they are routed by the shipped router through `mcp-router route --batch` on an empty database and reported
+as aggregates only, never item by item, so that nobody tunes on them.
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.routing_train import Prepared, fit_temperatures, load_items  # noqa: E402
+from benchmarks.routing_train import Prepared, fit_calibration, fit_temperatures, load_items  # noqa: E402
 from mcp_router.config import TIERS  # noqa: E402
 from mcp_router.pricing import Catalog  # noqa: E402
 from mcp_router.routing import Router, load_policy  # noqa: E402
@@ -108,21 +107,22 @@ class Result:
         return "\n".join(lines)
 
 
-def cross_validate(prepared: Prepared, group: Callable[[dict], str], name: str, rules: bool = True,
+def cross_validate(prepared: Prepared, grouping: str, name: str, rules: bool = True,
                    scores: list[list[float]] | None = None) -> tuple[Result, dict[str, Result]]:
-    """Every training request routed by the router's decision code with a model fitted without its group
-    (``scores``: those models' scores, if already computed)."""
-    scores = scores or prepared.out_of_fold(group)
+    """Every training request routed by the router's decision code with a model fitted without the requests
+    sharing its ``grouping`` (writer, style; ``scores``: those models' scores, if already computed)."""
+    scores = scores or prepared.out_of_fold(grouping)
     policy = load_policy()
     if not rules:
         policy = {**policy, "rules": []}
-    model = prepared.combiner(fit_temperatures(prepared, scores))
+    temperatures = fit_temperatures(prepared, scores)
+    model = prepared.combiner(temperatures, fit_calibration(prepared, scores, temperatures, policy))
     router = Router(Catalog.load(), policy, model=model)
     overall, by_group = Result(name), {}
     for item, item_scores in zip(prepared.items, scores, strict=True):
         decision = router.decide(item["task"], item.get("context_tokens", 0), model.combine(item_scores))
         overall.add(item["tier"], decision.to_dict())
-        by_group.setdefault(group(item), Result(group(item))).add(item["tier"], decision.to_dict())
+        by_group.setdefault(item[grouping], Result(item[grouping])).add(item["tier"], decision.to_dict())
     return overall, by_group
 
 
@@ -164,9 +164,9 @@ def main() -> None:
         return
     prepared = Prepared(load_items())
     print(f"training set: {len(prepared.items)} requests")
-    for name, group in (("leave-one-writer-out", lambda item: item["writer"]),
-                        ("leave-one-style-out", lambda item: item["style"])):
-        overall, by_group = cross_validate(prepared, group, name, rules=not args.no_rules)
+    for name, grouping in (("leave-one-writer-out", "writer"),
+                        ("leave-one-style-out", "style")):
+        overall, by_group = cross_validate(prepared, grouping, name, rules=not args.no_rules)
         print(overall.report())
         for result in by_group.values():
             print(f"  {result.name}: {result.summary()}")

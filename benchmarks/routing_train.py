@@ -6,22 +6,27 @@ Needs numpy, scipy and scikit-learn (the `train` extra); the router itself reads
 library only. Deterministic: liblinear's solver is seeded, so the same training set gives the same bytes. Two models
 over the same features: one over categories, one over tiers. The temperatures that make their probabilities
 calibrated are fitted on leave-one-writer-out predictions (each writer's requests scored by models that never saw
-that writer), then both are fitted on everything.
+that writer), and on the same predictions a monotone map from a tier's probability to how often it is right (what
+the router states as its confidence); then both models are fitted on everything.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mcp_router.config import TIERS  # noqa: E402
-from mcp_router.routing import MODEL_BIN, MODEL_META, Model, features, load_policy, softmax  # noqa: E402
+from mcp_router.pricing import Catalog  # noqa: E402
+from mcp_router.routing import MODEL_BIN, MODEL_META, Model, Router, features, load_policy, softmax  # noqa: E402
 
 KEPT = ROOT / "benchmarks" / "routing_data" / "kept.jsonl"
 BITS = 16
@@ -32,6 +37,7 @@ ABSENT = 1000.0
 # alone each model reaches about 88-90%, averaged 92%.
 TIER_WEIGHT = 0.3
 TEMPERATURES = [round(0.05 * 1.15 ** k, 4) for k in range(30)]
+Calibration = Sequence[tuple[float, float]]
 
 
 def load_items(path: Path = KEPT) -> list[dict]:
@@ -57,7 +63,8 @@ class Prepared:
         self.targets = [self.classes.index(target(item, self.tiers)) for item in items]
         self.tier_targets = [TIERS.index(item["tier"]) for item in items]
 
-    def fit(self, keep: Callable[[int], bool] = lambda _: True, temperatures: tuple[float, float] = (1.0, 1.0)) -> Model:
+    def fit(self, keep: Callable[[int], bool] = lambda _: True, temperatures: tuple[float, float] = (1.0, 1.0),
+            calibration: Calibration = ()) -> Model:
         """Linear SVMs (one against the rest, liblinear: deterministic) over categories and over tiers, fitted on
         the items ``keep`` selects (by index), each feature worth ``1 / sqrt(n)``; their weights quantised to a byte
         around 128."""
@@ -81,29 +88,50 @@ class Prepared:
         weights = np.vstack([w for w, _ in blocks])
         scale = float(np.abs(weights).max()) / 127
         quantised = (np.rint(weights / scale) + 128).astype("<u2").T  # bucket by bucket, a field per class
-        return Model(self.meta(temperatures, scale, [float(b) for _, bias in blocks for b in bias]), quantised.tobytes())
+        bias = [float(b) for _, bias in blocks for b in bias]
+        return Model(self.meta(temperatures, calibration, scale, bias), quantised.tobytes())
 
-    def meta(self, temperatures: tuple[float, float], scale: float = 1.0, bias: list[float] | None = None) -> dict:
+    def meta(self, temperatures: tuple[float, float], calibration: Calibration, scale: float = 1.0,
+             bias: list[float] | None = None) -> dict:
         return {"classes": self.classes, "class_tiers": [self.tiers[name] for name in self.classes], "bits": self.bits,
                 "scale": scale, "temperature": temperatures[0], "tier_temperature": temperatures[1],
-                "tier_weight": TIER_WEIGHT, "bias": bias or [0.0] * (len(self.classes) + len(TIERS))}
+                "tier_weight": TIER_WEIGHT, "calibration": [list(point) for point in calibration],
+                "bias": bias or [0.0] * (len(self.classes) + len(TIERS))}
 
-    def combiner(self, temperatures: tuple[float, float]) -> Model:
+    def combiner(self, temperatures: tuple[float, float], calibration: Calibration = ()) -> Model:
         """A model with no weights, to turn scores computed elsewhere (out of fold) into probabilities."""
-        return Model(self.meta(temperatures), bytes(2 * (len(self.classes) + len(TIERS)) << self.bits))
+        return Model(self.meta(temperatures, calibration), bytes(2 * (len(self.classes) + len(TIERS)) << self.bits))
 
-    def out_of_fold(self, group: Callable[[dict], str]) -> list[list[float]]:
-        """Every item's class scores from models fitted without the item's group (writer, style)."""
+    def out_of_fold(self, grouping: str) -> list[list[float]]:
+        """Every item's class scores from models fitted without the items sharing its ``grouping`` (writer, style),
+        one fold per process on every core (a fold is a few seconds of liblinear; the folds are independent)."""
+        names = sorted({item[grouping] for item in self.items})
         scores: list[list[float]] = [[] for _ in self.items]
-        for name in sorted({group(item) for item in self.items}):
-            model = self.fit(lambda index, name=name: group(self.items[index]) != name)
-            for index, item in enumerate(self.items):
-                if group(item) == name:
-                    scores[index] = model.bucket_scores(self.features[index])
+        with ProcessPoolExecutor(os.cpu_count(), mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_share, initargs=(self,)) as pool:
+            for fold in pool.map(_fold_scores, [(grouping, name) for name in names]):
+                for index, item_scores in fold:
+                    scores[index] = item_scores
         return scores
 
     def tier_columns(self) -> list[int]:
         return [TIERS.index(self.tiers[name]) for name in self.classes]
+
+
+_shared: Prepared  # the items, shared with the fold processes by fork rather than pickled for each fold
+
+
+def _share(prepared: Prepared) -> None:
+    global _shared
+    _shared = prepared
+
+
+def _fold_scores(fold: tuple[str, str]) -> list[tuple[int, list[float]]]:
+    grouping, name = fold
+    items = _shared.items
+    model = _shared.fit(lambda index: items[index][grouping] != name)
+    return [(index, model.bucket_scores(_shared.features[index])) for index, item in enumerate(items)
+            if item[grouping] == name]
 
 
 def tier_probabilities(scores: Sequence[float], temperature: float, columns: list[int]) -> list[float]:
@@ -128,21 +156,46 @@ def fit_temperatures(prepared: Prepared, scores: list[list[float]]) -> tuple[flo
     return category, tier
 
 
-def train(items: list[dict]) -> Model:
-    prepared = Prepared(items)
-    return prepared.fit(temperatures=fit_temperatures(prepared, prepared.out_of_fold(lambda item: item["writer"])))
+def fit_calibration(prepared: Prepared, scores: list[list[float]], temperatures: tuple[float, float],
+                    policy: dict) -> Calibration:
+    """The map from what the router would state as its confidence (the decided tier's probability) to how often such
+    a decision is right: an isotonic regression over the router's own decisions under ``policy`` on out-of-fold
+    scores, kept as the corners of its piecewise-linear curve. Fitted on decisions, not on every tier's probability,
+    because a decision is not a random tier: when unsure the router takes the higher of two, and policy rules
+    raise tiers."""
+    from sklearn.isotonic import IsotonicRegression
+
+    model = prepared.combiner(temperatures)
+    router = Router(Catalog.load(), policy, model=model)
+    stated, right = [], []
+    for item, item_scores in zip(prepared.items, scores, strict=True):
+        decision = router.decide(item["task"], item.get("context_tokens", 0), model.combine(item_scores))
+        stated.append(decision.confidence)
+        right.append(decision.tier == item["tier"])
+    isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(stated, right)
+    return tuple((float(x), round(float(y), 4))
+                 for x, y in zip(isotonic.X_thresholds_, isotonic.y_thresholds_, strict=True))
+
+
+def train(prepared: Prepared, by_writer: list[list[float]]) -> Model:
+    """The shipped model: fitted on everything, tempered and calibrated on the leave-one-writer-out scores."""
+    temperatures = fit_temperatures(prepared, by_writer)
+    calibration = fit_calibration(prepared, by_writer, temperatures, load_policy())
+    return prepared.fit(temperatures=temperatures, calibration=calibration)
 
 
 def serialise(model: Model) -> tuple[bytes, str]:
     meta = {"classes": model.classes, "class_tiers": [TIERS[tier] for tier in model.class_tiers], "bits": model.bits,
             "scale": model.scale, "temperature": model.temperature, "tier_temperature": model.tier_temperature,
-            "tier_weight": model.tier_weight, "bias": model.bias}
+            "tier_weight": model.tier_weight, "calibration": [list(point) for point in model.calibration],
+            "bias": model.bias}
     return bytes(model.table), json.dumps(meta, indent=1) + "\n"
 
 
 def main() -> None:
     items = load_items()
-    table, meta = serialise(train(items))
+    prepared = Prepared(items)
+    table, meta = serialise(train(prepared, prepared.out_of_fold("writer")))
     Path(MODEL_BIN).write_bytes(table)
     Path(MODEL_META).write_text(meta, "utf-8")
     print(f"trained on {len(items)} requests; temperatures {json.loads(meta)['temperature']},"

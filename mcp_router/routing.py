@@ -32,6 +32,7 @@ import mmap
 import os
 import re
 from array import array
+from bisect import bisect_left
 from dataclasses import asdict, dataclass, field
 from zlib import crc32
 
@@ -122,6 +123,7 @@ class Model:
         self.temperature: float = meta["temperature"]
         self.tier_temperature: float = meta["tier_temperature"]
         self.tier_weight: float = meta["tier_weight"]
+        self.calibration: list[tuple[float, float]] = [(x, y) for x, y in meta["calibration"]]
         self.table = table
         self.rows: _Rows | None = None  # see remember_rows
         self.width = 2 * (len(self.classes) + len(TIERS))
@@ -181,6 +183,21 @@ class Model:
                 for tier, p in zip(self.class_tiers, categories, strict=True)]
 
 
+    def calibrated(self, probability: float) -> float:
+        """How often a decision for a tier of this probability is right: the monotone map fitted on decisions for
+        writers the model had not seen (the identity when the model has no map)."""
+        points = self.calibration
+        if not points:
+            return probability
+        at = bisect_left(points, (probability,))
+        if at == 0:
+            return points[0][1]
+        if at == len(points):
+            return points[-1][1]
+        (x0, y0), (x1, y1) = points[at - 1], points[at]
+        return y0 + (y1 - y0) * (probability - x0) / (x1 - x0)
+
+
 class _Rows(dict[int, int]):
     """The rows of a model's table read so far, each as one integer (see ``Model.weight_sums``)."""
 
@@ -199,6 +216,15 @@ def softmax(scores: list[float], temperature: float) -> list[float]:
     weights = [math.exp((score - top) / temperature) for score in scores]
     total = sum(weights)
     return [weight / total for weight in weights]
+
+
+def read_tiers(by_tier: dict[str, float], uncertain_below: float) -> tuple[list[str], bool]:
+    """The tiers a reading names, the decided one last, and whether the router is unsure: the most probable tier,
+    or, when its probability is below ``uncertain_below``, the two most probable."""
+    ranked = sorted(TIERS, key=lambda tier: (-by_tier[tier], -_rank(tier)))
+    if by_tier[ranked[0]] < uncertain_below:
+        return sorted(ranked[:2], key=_rank), True
+    return [ranked[0]], False
 
 
 @dataclass(frozen=True)
@@ -259,23 +285,21 @@ class Router:
         by_tier = dict.fromkeys(TIERS, 0.0)
         for name, probability in zip(self.model.classes, probabilities, strict=True):
             by_tier[self.tiers[name]] += probability
-        ranked = sorted(TIERS, key=lambda tier: (-by_tier[tier], -_rank(tier)))
-        uncertain = by_tier[ranked[0]] < self.uncertain_below
-        candidates = sorted(ranked[:2], key=_rank) if uncertain else [ranked[0]]
+        candidates, uncertain = read_tiers(by_tier, self.uncertain_below)
         tier = candidates[-1]
         category = self._category_in(tier, probabilities)
-        reasons = [f"reads as {category.replace('_', ' ')} ({by_tier[tier]:.0%} {tier})"]
+        calibrated = self.model.calibrated
+        confidence = calibrated(by_tier[tier])
+        reasons = [f"reads as {category.replace('_', ' ')} ({confidence:.0%} {tier})"]
         if uncertain:
-            reasons.append(f"unsure between {' and '.join(candidates)} ({by_tier[ranked[0]]:.0%} at best): "
-                           f"the higher tier")
-        confidence = by_tier[tier]
+            reasons.append(f"unsure between {' and '.join(candidates)}: the higher tier")
         for rule in self.rules:
             if _rank(rule.tier) > _rank(tier) and (hit := rule.match(readable(task))):
                 tier, confidence = rule.tier, 1.0  # policy, not a reading: right by definition
                 reasons.append(f"{rule.name} ({hit!r}): {tier}")
         if (_rank(tier) < _rank("sonnet") and context_tokens >= self.large_context_tokens
                 and category in self.mechanical):
-            tier, confidence = "sonnet", by_tier["haiku"] + by_tier["sonnet"]
+            tier, confidence = "sonnet", calibrated(min(by_tier["haiku"] + by_tier["sonnet"], 1.0))
             reasons.append(f"a large input ({context_tokens:,} tokens) needs Sonnet")
         tier, window_note = self._fit_window(tier, context_tokens)
         if window_note:

@@ -27,6 +27,7 @@ from .store import get_setting, set_setting
 
 CHUNK_ROWS = 250_000
 LEDGER_SETTING = "team_ledger_id"
+SYNCED_AS_SETTING = "team_synced_as"
 AUTO_SYNC_SETTING = "team_sync_started_at"
 AUTO_SYNC_SECONDS = 300
 
@@ -35,7 +36,7 @@ AUTO_SYNC_SECONDS = 300
 class _Table:
     name: str
     columns: tuple[str, ...]  # as named in the team database, in the order read
-    key: tuple[str, ...]  # the natural key there, within this ledger when it holds ledger_id
+    key: tuple[str, ...]  # the natural key there, within one user's rows (team m004)
     local: tuple[str, ...] = ()  # local expressions where they differ from ``columns``
 
     @property
@@ -52,21 +53,21 @@ USAGE_SENT = (
 _COST_RECORD = ("ts", "source", "model", "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
                 "task_type", "reserved_usd", "cost_usd", "state", "delegation_id", "expires_ts", "void_ts")
 TABLES = (
-    _Table("usage_events", USAGE_SENT, ("message_id", "request_id")),
+    _Table("usage_events", USAGE_SENT, ('"user"', "message_id", "request_id")),
     _Table("tool_results", ("tool_use_id", "ts", "session_id", "project", "tool_name", "content_chars",
-                            "is_sidechain"), ("tool_use_id",)),
+                            "is_sidechain"), ('"user"', "tool_use_id")),
     _Table("delegations", ("id", "ts", "session_id", "category", "model", "main_model", "backend", "input_tokens",
                            "output_tokens", "cache_read_tokens", "cache_creation_tokens", "cost_usd", "saved_usd",
-                           "latency_ms", "outcome"), ("id",)),
+                           "latency_ms", "outcome"), ('"user"', "id")),
     # track_cost's label is whatever the model wrote (the team report does not use it): it stays here.
-    _Table("cost_records", ("local_id", *_COST_RECORD), ("ledger_id", "local_id"),
+    _Table("cost_records", ("local_id", *_COST_RECORD), ('"user"', "ledger_id", "local_id"),
            ("id", *("NULL" if c == "task_type" else c for c in _COST_RECORD))),
-    _Table("feedback", ("local_id", "delegation_id", "ts", "category", "rating"), ("ledger_id", "local_id"),
+    _Table("feedback", ("local_id", "delegation_id", "ts", "category", "rating"), ('"user"', "ledger_id", "local_id"),
            ("id", "delegation_id", "ts", "category", "rating")),
-    _Table("prompts", ("uuid", "session_id", "ts", "tier", "category", "confidence", "chars"), ("uuid",)),
+    _Table("prompts", ("uuid", "session_id", "ts", "tier", "category", "confidence", "chars"), ('"user"', "uuid")),
     # A /model change as its tier (as transcripts.py now records it): a ledger written before that kept the
     # typed text, which must not leave the machine.
-    _Table("advice_events", ("uuid", "session_id", "ts", "kind", "category"), ("uuid",),
+    _Table("advice_events", ("uuid", "session_id", "ts", "kind", "category"), ('"user"', "uuid"),
            ("uuid", "session_id", "ts", "kind", "CASE WHEN kind <> 'model_change' THEN category"
             " WHEN category LIKE '%haiku%' THEN 'haiku' WHEN category LIKE '%sonnet%' THEN 'sonnet'"
             " WHEN category LIKE '%opus%' THEN 'opus' ELSE 'other' END")),
@@ -119,6 +120,7 @@ def sync(conn: sqlite3.Connection, config: Config, *, chunk_rows: int = CHUNK_RO
     summary = SyncSummary(user, machine, describe(config.team_db_url))
     try:
         owner = (user, machine, ledger_id(conn))
+        _continue_as(conn, pg, owner)
         for table in TABLES:
             summary.sent[table.name] = (_send_new(conn, pg, table, owner, chunk_rows)
                                         + _send_changed(conn, pg, table, owner))
@@ -130,13 +132,27 @@ def sync(conn: sqlite3.Connection, config: Config, *, chunk_rows: int = CHUNK_RO
         pg.close()
 
 
+def _continue_as(conn: sqlite3.Connection, pg: Any, owner: tuple[str, str, str]) -> None:
+    """A ledger synced before under another name (``user`` changed) goes on where it stopped, not from its first
+    row (which would count every row twice in the team's figures); what it sent before keeps the old name. The
+    old name is this machine's word, never another writer's (their marks are under their own names)."""
+    before = get_setting(conn, SYNCED_AS_SETTING)
+    if before == owner[0]:
+        return
+    if before is not None:
+        pg.execute('INSERT INTO sync_state (ledger_id, table_name, high_water, "user", machine) SELECT ledger_id,'
+                   ' table_name, high_water, %s, %s FROM sync_state WHERE "user" = %s AND ledger_id = %s'
+                   " ON CONFLICT DO NOTHING", (owner[0], owner[1], before, owner[2]))
+    set_setting(conn, SYNCED_AS_SETTING, owner[0])
+
+
 def _send_new(conn: sqlite3.Connection, pg: Any, table: _Table, owner: tuple[str, str, str], chunk_rows: int) -> int:
     sent = 0
     while True:
         with pg.transaction():
             pg.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (owner[2],))  # one sync of a ledger at a time
-            mark = pg.execute("SELECT high_water FROM sync_state WHERE ledger_id = %s AND table_name = %s",
-                              (owner[2], table.name)).fetchone()
+            mark = pg.execute('SELECT high_water FROM sync_state WHERE "user" = %s AND ledger_id = %s'
+                              " AND table_name = %s", (owner[0], owner[2], table.name)).fetchone()
             rows = conn.execute(f"SELECT rowid, {table.select} FROM {table.name} WHERE rowid > ? ORDER BY rowid"
                                 " LIMIT ?", (mark[0] if mark else 0, chunk_rows))
             count, last = _merge(pg, table, rows, owner)
@@ -145,8 +161,8 @@ def _send_new(conn: sqlite3.Connection, pg: Any, table: _Table, owner: tuple[str
             pg.execute(
                 'INSERT INTO sync_state (ledger_id, table_name, high_water, "user", machine)'
                 " VALUES (%s, %s, %s, %s, %s)"
-                ' ON CONFLICT (ledger_id, table_name) DO UPDATE SET high_water = excluded.high_water,'
-                ' "user" = excluded."user", machine = excluded.machine, synced_at = now()',
+                ' ON CONFLICT ("user", ledger_id, table_name) DO UPDATE SET high_water = excluded.high_water,'
+                " machine = excluded.machine, synced_at = now()",
                 (owner[2], table.name, last, owner[0], owner[1]))
         sent += count
         if count < chunk_rows:
@@ -201,10 +217,10 @@ def _merge_usage(pg: Any, insert: str, owner: tuple[str, str, str]) -> None:
     keys, sums = ", ".join(_ROLLUP_KEY), ", ".join(_ROLLUP_SUMS)
     pg.execute(f"CREATE TEMP TABLE delta ON COMMIT DROP AS SELECT {keys}, {sums} FROM usage_rollup WITH NO DATA")
     pg.execute(
-        "WITH gone AS (DELETE FROM usage_events e USING stage s"
-        " WHERE e.message_id = s.message_id AND e.request_id = s.request_id AND (s.total_tokens > e.total_tokens"
+        'WITH gone AS (DELETE FROM usage_events e USING stage s WHERE e."user" = %s'
+        " AND e.message_id = s.message_id AND e.request_id = s.request_id AND (s.total_tokens > e.total_tokens"
         " OR (s.total_tokens = e.total_tokens AND s.is_sidechain < e.is_sidechain)) RETURNING e.*)"
-        f" INSERT INTO delta SELECT {_rollup_values('gone', '-')} FROM gone")
+        f" INSERT INTO delta SELECT {_rollup_values('gone', '-')} FROM gone", owner[:1])
     pg.execute(f"WITH added AS ({insert} DO NOTHING RETURNING *)"
                f" INSERT INTO delta SELECT {_rollup_values('added', '')} FROM added", owner)
     pg.execute(

@@ -96,6 +96,28 @@ MIGRATIONS: list[tuple[str, str]] = [
     CREATE INDEX usage_events_agents ON usage_events (ts) WHERE agent_type IS NOT NULL;
     CREATE INDEX tool_results_session ON tool_results (session_id, ts);
     """),
+    ("m004_each_writer_keeps_to_its_own_rows", """
+    -- A writer may write only its own rows (README, "Teams"), but keys without the user let one writer take
+    -- another's first (ledger ids, local ids and delegation ids are visible to all): the other's sync then failed,
+    -- or its row was silently not stored. With the user first in every key, a writer's rows meet only its own.
+    -- Each new key holds the old one, so the rows already there fit it.
+    ALTER TABLE usage_events DROP CONSTRAINT usage_events_pkey, ADD PRIMARY KEY ("user", message_id, request_id);
+    ALTER TABLE tool_results DROP CONSTRAINT tool_results_pkey, ADD PRIMARY KEY ("user", tool_use_id);
+    ALTER TABLE delegations DROP CONSTRAINT delegations_pkey, ADD PRIMARY KEY ("user", id);
+    ALTER TABLE cost_records DROP CONSTRAINT cost_records_pkey, ADD PRIMARY KEY ("user", ledger_id, local_id);
+    ALTER TABLE feedback DROP CONSTRAINT feedback_pkey, ADD PRIMARY KEY ("user", ledger_id, local_id);
+    ALTER TABLE prompts DROP CONSTRAINT prompts_pkey, ADD PRIMARY KEY ("user", uuid);
+    ALTER TABLE advice_events DROP CONSTRAINT advice_events_pkey, ADD PRIMARY KEY ("user", uuid);
+    ALTER TABLE sync_state DROP CONSTRAINT sync_state_pkey, ADD PRIMARY KEY ("user", ledger_id, table_name);
+    -- Nor may a writer's own rows take the team's month to date below what the others spent: no negative cost,
+    -- and no NaN (PostgreSQL ranks it above every number; a NaN month to date would never reach the cap). The
+    -- rollup's sums are floats a sync adds to and takes from, so they may end a rounding error below zero.
+    -- NOT VALID: rows already there are not checked (the upgrade never fails on them), rows written from now are.
+    ALTER TABLE cost_records ADD CONSTRAINT cost_records_no_negative_cost
+        CHECK (cost_usd >= 0 AND cost_usd <> 'NaN' AND reserved_usd >= 0 AND reserved_usd <> 'NaN') NOT VALID;
+    ALTER TABLE usage_rollup ADD CONSTRAINT usage_rollup_no_negative_cost
+        CHECK (cost_usd >= -1e-9 AND cost_usd <> 'NaN') NOT VALID;
+    """),
 ]
 
 

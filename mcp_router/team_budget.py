@@ -32,7 +32,7 @@ class TeamBudget:
         self.conn = conn
         self.config = config
         self.pg: Any = None
-        self.key: tuple[str, int] | None = None
+        self.key: tuple[str, str, int] | None = None  # the team cost record's: user, ledger, local id
 
     def reserve(self, record_id: int, amount_usd: float, *, model: str, delegation_id: str,
                 ttl_seconds: float) -> str:
@@ -48,7 +48,7 @@ class TeamBudget:
             self.pg = connect(self.config, timeout=CONNECT_TIMEOUT_SECONDS,
                               wait_seconds=WAIT_SECONDS)
             user, machine = identity(self.config)
-            self.key = (ledger_id(self.conn), record_id)
+            self.key = (user, ledger_id(self.conn), record_id)
             with self.pg.transaction():
                 self.pg.execute("SELECT pg_advisory_xact_lock(%s)", (BUDGET_LOCK,))
                 team = TeamConnection(self.pg)
@@ -61,10 +61,10 @@ class TeamBudget:
                         " `mcp-router budget --team --set-monthly USD`, or do the task yourself")
                 now = clock.timestamp()
                 self.pg.execute(
-                    'INSERT INTO cost_records ("user", machine, ledger_id, local_id, ts, source, model, reserved_usd,'
+                    'INSERT INTO cost_records ("user", ledger_id, local_id, machine, ts, source, model, reserved_usd,'
                     " state, delegation_id, expires_ts) VALUES (%s, %s, %s, %s, %s, 'delegation', %s, %s, 'reserved',"
-                    " %s, %s) ON CONFLICT (ledger_id, local_id) DO NOTHING",
-                    (user, machine, *self.key, now, model, amount_usd, delegation_id, now + ttl_seconds))
+                    ' %s, %s) ON CONFLICT ("user", ledger_id, local_id) DO NOTHING',
+                    (*self.key, machine, now, model, amount_usd, delegation_id, now + ttl_seconds))
         except TeamDBError as exc:
             self._close()
             note = f"team cap not checked ({exc}): this machine's cap applied; the next sync reports this call"
@@ -82,12 +82,14 @@ class TeamBudget:
 
     def settle(self, cost_usd: float, usage: Usage) -> None:
         self._finish("UPDATE cost_records SET state = 'settled', cost_usd = %s, input_tokens = %s, output_tokens = %s,"
-                     " cache_read_tokens = %s, cache_creation_tokens = %s WHERE ledger_id = %s AND local_id = %s",
+                     ' cache_read_tokens = %s, cache_creation_tokens = %s WHERE "user" = %s AND ledger_id = %s'
+                     " AND local_id = %s",
                      (cost_usd, usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
                       usage.cache_creation_tokens))
 
     def release(self) -> None:
-        self._finish("UPDATE cost_records SET state = 'released' WHERE ledger_id = %s AND local_id = %s", ())
+        self._finish("UPDATE cost_records SET state = 'released' WHERE \"user\" = %s AND ledger_id = %s"
+                     " AND local_id = %s", ())
 
     def _finish(self, sql: str, values: tuple) -> None:
         if self.pg is None or self.key is None:

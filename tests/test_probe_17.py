@@ -20,7 +20,6 @@ import pytest
 
 from mcp_router.budget import record_cost
 from mcp_router.config import Config
-from mcp_router.errors import TeamSyncRefused
 from mcp_router.pricing import Catalog, Usage
 from mcp_router.store import connect
 from mcp_router.sync import ledger_id, sync
@@ -118,7 +117,6 @@ import os, signal, sys
 from mcp_router import team
 from mcp_router.budget import record_cost
 from mcp_router.config import Config
-from mcp_router.errors import TeamSyncRefused
 team.STALLED_CLIENT_SECONDS = 2
 pg = team.connect(Config(team_db_url=sys.argv[1]))
 pg.execute("BEGIN")
@@ -220,10 +218,6 @@ def test_the_readme_reader_role_gets_the_team_report(tmp_path: Path, team_db_url
     assert "refused the sync" in done.stderr and "reporting on the team database as it is" in done.stderr
 
 
-@pytest.mark.xfail(strict=True, raises=TeamSyncRefused,
-                   reason="not fixed: a writer can take another writer's (ledger_id, local_id) first; the row then"
-                   " fails the other's sync under the README's policies. Needs keys or policies tying a ledger to"
-                   " its first user (a team migration), beyond this probe")
 def test_a_writer_cannot_block_another_writers_sync(tmp_path: Path, team_db_url: str) -> None:
     import re
 

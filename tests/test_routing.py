@@ -24,11 +24,12 @@ POLICY = load_policy()
 CLASSES = list(POLICY["categories"])
 
 
-def _model(bias: dict[str, float], tier_weight: float = 0.0) -> Model:
+def _model(bias: dict[str, float], tier_weight: float = 0.0, calibration: list[list[float]] | None = None) -> Model:
     """A model whose reading is its biases alone (every weight is 128, i.e. zero); by default the tier model, whose
-    biases are equal, has no share."""
+    biases are equal, has no share, and the stated confidence is the probability (no calibration map)."""
     meta = {"classes": CLASSES, "class_tiers": [POLICY["categories"][name] for name in CLASSES], "bits": 4,
             "scale": 0.01, "temperature": 1.0, "tier_temperature": 1.0, "tier_weight": tier_weight,
+            "calibration": calibration or [],
             "bias": [bias.get(name, -50.0) for name in CLASSES] + [bias.get(tier, 0.0) for tier in TIERS]}
     return Model(meta, array("H", [128] * ((len(CLASSES) + len(TIERS)) << 4)).tobytes())
 
@@ -66,6 +67,23 @@ def test_unsure_names_two_tiers_and_picks_the_higher() -> None:
     assert decision.confidence == 0.43 and "unsure between haiku and opus" in decision.reason
     sure = Router(CATALOG, POLICY, model=_model({"summarize": 5.0})).route("anything")
     assert not sure.uncertain and sure.candidates == ["haiku"] and sure.tier == "haiku" and sure.confidence >= 0.8
+
+
+def test_the_stated_confidence_is_the_calibration_map_of_the_decided_tiers_probability() -> None:
+    bias = {"summarize": 0.3, "research": 0.0}  # 57% haiku, 43% opus: unsure, opus
+    mapped = Router(CATALOG, POLICY, model=_model(bias, calibration=[[0.0, 0.0], [0.4, 0.5], [0.6, 0.7], [1.0, 1.0]]))
+    decision = mapped.route("anything")
+    assert decision.uncertain and decision.tier == "opus"
+    assert decision.confidence == 0.53 and "(53% opus)" in decision.reason  # 0.43 read off the map: 0.5 + 0.03
+    assert Router(CATALOG, POLICY, model=_model({"summarize": 5.0}, calibration=[[0.0, 0.0], [0.9, 0.8], [1.0, 0.9]])
+                  ).route("anything").confidence <= 0.9
+
+
+@given(st.floats(0, 1))
+def test_the_shipped_calibration_map_is_increasing_and_a_probability(probability: float) -> None:
+    model = ROUTER.model
+    low, high = model.calibrated(probability), model.calibrated(min(probability + 0.01, 1.0))
+    assert 0.0 <= low <= high <= 1.0
 
 
 @given(st.dictionaries(st.sampled_from(CLASSES), st.floats(-8, 8), min_size=1))

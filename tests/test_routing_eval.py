@@ -11,10 +11,10 @@ import pytest
 
 from benchmarks.routing_data_build import KEPT, build
 from benchmarks.routing_eval import cross_validate, heldout_results
-from benchmarks.routing_train import Prepared, fit_temperatures, load_items, serialise
+from benchmarks.routing_train import Prepared, load_items, serialise, train
 from mcp_router.routing import MODEL_BIN, MODEL_META, load_policy
 
-WRITERS = {"legacy", "w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w9", "w10", "ha", "hb", "hc"}
+WRITERS = {"legacy", "ha", "hb", "hc", "hd", "he", "hf", *(f"w{n}" for n in range(1, 19))}
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +24,12 @@ def prepared() -> Prepared:
 
 @pytest.fixture(scope="module")
 def by_writer(prepared: Prepared) -> list[list[float]]:
-    return prepared.out_of_fold(lambda item: item["writer"])
+    return prepared.out_of_fold("writer")
 
 
 def test_the_training_set_is_big_varied_and_traceable(prepared: Prepared) -> None:
     items = prepared.items
-    assert len(items) >= 12000
+    assert len(items) >= 19000
     assert {item["writer"] for item in items} == WRITERS
     assert len({item["style"] for item in items}) >= 40
     assert all(item["batch"] and item["domain"] is not None for item in items)
@@ -39,30 +39,34 @@ def test_the_training_set_is_big_varied_and_traceable(prepared: Prepared) -> Non
 
 def test_the_training_set_is_what_the_build_script_keeps_from_the_committed_data(tmp_path: Path) -> None:
     kept, rows = build(tmp_path)  # an empty source: only the repository's train/ and labels/ files
-    assert sum(row[1] for row in rows) == 12302
+    assert sum(row[1] for row in rows) == 19302
     assert [json.dumps(item, ensure_ascii=False) for item in kept] == KEPT.read_text("utf-8").splitlines()
 
 
+@pytest.mark.timeout(900)  # the leave-one-writer-out fits: about 25 folds of two SVMs over 19,000 requests
 def test_the_shipped_model_is_what_the_training_script_makes(prepared: Prepared, by_writer) -> None:
-    table, meta = serialise(prepared.fit(temperatures=fit_temperatures(prepared, by_writer)))
+    table, meta = serialise(train(prepared, by_writer))
     assert meta == Path(MODEL_META).read_text("utf-8"), "run: python benchmarks/routing_train.py"
     assert table == Path(MODEL_BIN).read_bytes(), "run: python benchmarks/routing_train.py"
 
 
+@pytest.mark.timeout(900)
 def test_leave_one_writer_out(prepared: Prepared, by_writer) -> None:
-    result, writers = cross_validate(prepared, lambda item: item["writer"], "leave-one-writer-out",
-                                     scores=by_writer)
+    result, writers = cross_validate(prepared, "writer", "leave-one-writer-out", scores=by_writer)
     # The target for sure decisions is met: >= 98% right, covering >= 80% of requests.
     assert result.sure_accuracy >= 0.98 and result.sure_coverage >= 0.80, result.summary()
-    # Not met (95% overall, no Opus task to Haiku); these are the figures at the freeze (6837a9e), kept from
-    # getting worse: 92.0%, 23 Opus->Haiku of 3,291 Opus tasks, the weakest writer (w9, other languages) 79.9%.
-    assert result.accuracy >= 0.92 and result.opus_to_haiku <= 23, result.summary()
-    assert min(w.accuracy for w in writers.values()) >= 0.79, [w.summary() for w in writers.values()]
+    # Not met (95% overall, no Opus task to Haiku); these are the figures at the freeze, kept from getting worse:
+    # 93.5%, 31 Opus->Haiku of 5,118 Opus tasks, the weakest writer (w16, wholly in other languages) 82.4%.
+    assert result.accuracy >= 0.935 and result.opus_to_haiku <= 31, result.summary()
+    # Stated confidence is calibrated: in every band with 300 decisions or more, observed within 0.05 of stated.
+    assert all(abs(stated - observed) <= 0.05 for _, n, stated, observed in result.reliability() if n >= 300), \
+        result.reliability()
+    assert min(w.accuracy for w in writers.values()) >= 0.82, [w.summary() for w in writers.values()]
 
 
-# Scored after the freeze at 6837a9e, on the requests whose two labels agree on the tier:
+# Scored after the freeze at 0a02e28, on the requests whose two labels agree on the tier:
 # (requests, right, Opus->Haiku) per set.
-HELDOUT_AT_FREEZE = {"hd": (200, 189, 0), "he": (200, 187, 0), "hf": (200, 189, 0)}
+HELDOUT_AT_FREEZE = {"hg": (300, 290, 0), "hh": (299, 282, 0), "hi": (299, 287, 0)}
 
 
 def test_held_out_sets_as_scored_at_the_freeze() -> None:
