@@ -9,6 +9,9 @@ sessions that replay earlier lines, cost-state lines, and most bytes in tool res
 
 The defaults (``ISSUE_SHAPE``: 33 responses and 4,100 bytes of tool result a turn) give what issue #15
 measured on: per GB about 3,200 sessions and 117,000 responses, compact JSON lines as Claude Code writes them.
+In that shape nearly every prompt is a new text (``distinct_prompts``; about 80% of them), as in a real
+history, where the router has a new text to read at most prompts; the tests' small corpora reuse the eight of
+``PROMPTS``.
 
 ``generate`` returns the truth: per (session, model, UTC day) token sums and the unique responses.
 """
@@ -32,7 +35,17 @@ PROMPTS = ["summarize last night's build log", "what's in config/settings.toml?"
            "design the sharding scheme for the events table, weigh the trade-offs"]
 
 
-ISSUE_SHAPE = {"turns": 33, "filler": 4100}
+ISSUE_SHAPE = {"turns": 33, "filler": 4100, "distinct_prompts": True}
+_VERBS = ["fix", "add", "refactor", "explain", "write tests for", "rename", "review", "debug", "speed up", "document",
+          "remove", "update", "summarize", "convert", "design", "port", "check", "profile", "simplify", "split"]
+_THINGS = ["the retry helper", "the export command", "paginate()", "the login flow", "the build log", "the cache layer",
+           "the events table", "the CSV importer", "the config loader", "the flaky test", "the migration",
+           "the rate limiter", "the webhook handler", "the search index", "the CLI help", "the error messages"]
+_WORDS = ["user", "order", "payment", "session", "token", "report", "invoice", "queue", "worker", "schema", "client",
+          "server", "billing", "auth", "cache", "stream", "batch", "retry", "limit", "admin"]
+_ASIDES = ["it fails only in prod, intermittently", "keep the public API unchanged", "weigh the trade-offs",
+           "the tests must stay green", "use the existing helpers", "no new dependencies", "it is urgent",
+           "explain why before changing anything", "compare two approaches", "the logs are attached below"]
 
 
 @dataclass
@@ -65,12 +78,28 @@ def _usage(rng: random.Random) -> dict:
     }
 
 
+def _distinct_prompt(rng: random.Random) -> str:
+    """A prompt as a user might type it, different at nearly every call: one to four clauses about named files,
+    functions and numbers."""
+    clauses = []
+    for _ in range(rng.randint(1, 4)):
+        name = "_".join(rng.sample(_WORDS, rng.randint(1, 3)))
+        clauses.append(rng.choice([
+            f"{rng.choice(_VERBS)} {rng.choice(_THINGS)} in src/{name}.py",
+            f"{rng.choice(_VERBS)} {name}() so that it handles {rng.randint(2, 5000)} {rng.choice(_WORDS)}s",
+            f"why does {name} return {rng.randint(0, 999)} when {rng.choice(_WORDS)} is empty?",
+            rng.choice(_ASIDES),
+        ]))
+    return ", then ".join(clauses)
+
+
 def _line(record: dict) -> str:
     return json.dumps(record, separators=(",", ":")) + "\n"
 
 
 def _session_lines(rng: random.Random, truth: Truth, project: str, session: str, when: datetime,
-                   turns: int, filler: int, sidechain_agent: str | None = None) -> list[str]:
+                   turns: int, filler: int, sidechain_agent: str | None = None,
+                   distinct_prompts: bool = False) -> list[str]:
     lines = []
     common = {"cwd": f"/home/user/code/{project}", "sessionId": session, "version": "2.1.328",
               "gitBranch": rng.choice(["main", "feature/x"]), "userType": "external", "entrypoint": "cli"}
@@ -85,7 +114,7 @@ def _session_lines(rng: random.Random, truth: Truth, project: str, session: str,
         when += timedelta(seconds=rng.randint(60, 1800) if new_prompt else rng.randint(2, 40))
         stamp = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
         if new_prompt:
-            prompt = rng.choice(PROMPTS)
+            prompt = _distinct_prompt(rng) if distinct_prompts else rng.choice(PROMPTS)
             lines.append(_line({"type": "user", "promptId": f"{rng.getrandbits(64):016x}",
                                 "uuid": f"{rng.getrandbits(128):032x}", "timestamp": stamp, "promptSource": "user",
                                 "message": {"role": "user", "content": prompt}, **common}))
@@ -113,9 +142,11 @@ def _session_lines(rng: random.Random, truth: Truth, project: str, session: str,
 
 
 def generate(out: Path, *, sessions: int = 20, turns: int = 10, filler: int = 2000, seed: int = 7,
-             size_mb: float | None = None, start: datetime = START, days: int = 20) -> Truth:
+             size_mb: float | None = None, start: datetime = START, days: int = 20,
+             distinct_prompts: bool = False) -> Truth:
     """Write a projects folder under ``out``; with ``size_mb``, keep adding sessions until that size.
-    Sessions start at random hours over ``days`` days from ``start``."""
+    Sessions start at random hours over ``days`` days from ``start``; with ``distinct_prompts``, each prompt is
+    a new text."""
     rng = random.Random(seed)
     truth = Truth()
     index = 0
@@ -124,7 +155,7 @@ def generate(out: Path, *, sessions: int = 20, turns: int = 10, filler: int = 20
         session = f"{rng.getrandbits(128):032x}"
         session = f"{session[:8]}-{session[8:12]}-{session[12:16]}-{session[16:20]}-{session[20:]}"
         when = start + timedelta(hours=rng.randint(0, 24 * days))
-        lines = _session_lines(rng, truth, project, session, when, turns, filler)
+        lines = _session_lines(rng, truth, project, session, when, turns, filler, distinct_prompts=distinct_prompts)
         if index % 4 == 0:  # resumed: the earlier lines are written again
             lines = lines + lines[: len(lines) // 2]
         folder = out / project
@@ -150,6 +181,8 @@ if __name__ == "__main__":
     parser.add_argument("--size-mb", type=float, default=1000)
     parser.add_argument("--turns", type=int, default=ISSUE_SHAPE["turns"])
     parser.add_argument("--filler", type=int, default=ISSUE_SHAPE["filler"], help="bytes of tool result per turn")
+    parser.add_argument("--repeated-prompts", action="store_true", help="the eight PROMPTS again and again")
     args = parser.parse_args()
-    result = generate(args.out, turns=args.turns, filler=args.filler, size_mb=args.size_mb)
+    result = generate(args.out, turns=args.turns, filler=args.filler, size_mb=args.size_mb,
+                      distinct_prompts=not args.repeated_prompts)
     print(f"{result.bytes_written / 1e6:,.0f} MB, {len(result.responses)} responses in {args.out}")

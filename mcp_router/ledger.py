@@ -15,8 +15,8 @@ confidence) and its length, the text only with ``keep_prompts``. The transcripts
 delegation runs (sessions listed in ``delegation_sessions``) are skipped: a delegation is recorded
 once, by the server, and the text it was given stays out of the database.
 
-Parsing and writing are separate steps: a large ingest parses files in worker processes while this
-process writes their rows in file order, so the result is the same as a run in one process.
+Parsing and writing are separate steps: a large ingest parses files (and routes their prompts) in worker
+processes while this process writes their rows in file order, so the result is the same as a run in one process.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from .transcripts import (
     Advice,
     CostState,
     MalformedLine,
+    Parsed,
     Prompt,
     ToolResult,
     UsageEvent,
@@ -167,7 +168,7 @@ class _Chunk(NamedTuple):
     end_line: int
     rows: list[tuple[Any, ...]]  # usage rows in USAGE_COLUMNS order, one per response within the chunk
     tool_results: list[tuple[Any, ...]]
-    prompts: list[tuple[str, str, float, str]]
+    prompts: list[tuple[str, str, float, str, Decided | None]]
     cost_state: CostState | None
     malformed: list[tuple[int, str]]
     responses: int
@@ -209,7 +210,8 @@ def _ingest(
         progress(0, 0, len(tasks), new_bytes)
     uncommitted = 0
     try:
-        for parsed in _parse_all(tasks, catalog, workers, bulk_loads if bulk else json.loads):
+        readers = _bulk_readers(decider) if bulk else _Readers(json.loads, None, None)
+        for parsed in _parse_all(tasks, catalog, workers, readers):
             offset, line_no = parsed.task.offset, parsed.task.lines_before
             malformed = parsed.task.malformed_before
             for chunk in parsed.chunks:
@@ -281,12 +283,55 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def _parse_all(
-    tasks: list[_FileTask], catalog: Catalog, workers: int, loads: Callable[[bytes], Any]
-) -> Iterator[_ParsedFile]:
+Decided = tuple[str, str, float]  # the router's tier, category and confidence
+
+
+class _PromptRouter:
+    """Routes prompts where they are parsed: in a bulk ingest's workers, beside the parse, not in the process
+    writing the rows, which is the slower. Built from the tiers of the ingest's ``PromptDecider``, so it decides
+    as that would; the router itself is loaded on the first prompt (it does not pickle)."""
+
+    def __init__(self, catalog: Catalog, tiers: dict[str, str]):
+        self.catalog, self.tiers = catalog, tiers
+        self.router: Any = None
+        self.decided: dict[str, Decided] = {}
+
+    def __reduce__(self) -> tuple[type[_PromptRouter], tuple[Catalog, dict[str, str]]]:
+        return _PromptRouter, (self.catalog, self.tiers)
+
+    def __call__(self, text: str) -> Decided:
+        decided = self.decided.get(text)
+        if decided is None:
+            if self.router is None:
+                from .routing import Router, load_policy
+
+                self.router = Router(self.catalog, load_policy(), self.tiers)
+                self.router.model.remember_rows()
+            decision = self.router.route(text)
+            decided = self.decided[text] = (decision.tier, decision.category, decision.confidence)
+        return decided
+
+
+class _Readers(NamedTuple):
+    """How a parse reads lines and prompts."""
+
+    loads: Callable[[bytes], Any]  # a line's JSON
+    read: Callable[[bytes], UsageEvent | list[ToolResult] | None] | None  # bulk_lines.read_line, for a bulk ingest
+    route: _PromptRouter | None  # routes each prompt as it is parsed
+
+
+def _bulk_readers(decider: PromptDecider) -> _Readers:
+    """Decoders that cost more to import (the hook reads a few lines) and less a line, and a router for the prompts
+    unless the decider defers them. Imported here, before the workers fork, so that they start with them."""
+    from .bulk_lines import read_line
+
+    return _Readers(bulk_loads, read_line, None if decider.defer else _PromptRouter(*decider.routing()))
+
+
+def _parse_all(tasks: list[_FileTask], catalog: Catalog, workers: int, readers: _Readers) -> Iterator[_ParsedFile]:
     if workers <= 1:
         for task in tasks:
-            yield _parse_file(task, catalog, loads)
+            yield _parse_file(task, catalog, readers)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -296,19 +341,20 @@ def _parse_all(
     # Not multiprocessing.Pool: its worker-handler thread spins while results wait to be read, taking CPU
     # and the GIL from this process, which writes the rows.
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(catalog, loads))
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                               initargs=(catalog, readers))
     try:
         yield from pool.map(_parse_file_in_worker, tasks, chunksize=4)
     finally:
         pool.shutdown(cancel_futures=True)  # on an error, do not parse the files left
 
 
-_worker_args: tuple[Catalog, Callable[[bytes], Any]] | None = None
+_worker_args: tuple[Catalog, _Readers] | None = None
 
 
-def _init_worker(catalog: Catalog, loads: Callable[[bytes], Any]) -> None:
+def _init_worker(catalog: Catalog, readers: _Readers) -> None:
     global _worker_args
-    _worker_args = (catalog, loads)
+    _worker_args = (catalog, readers)
 
 
 def _parse_file_in_worker(task: _FileTask) -> _ParsedFile:
@@ -317,18 +363,19 @@ def _parse_file_in_worker(task: _FileTask) -> _ParsedFile:
     return parsed._replace(chunks=list(parsed.chunks))
 
 
-def _parse_file(task: _FileTask, catalog: Catalog, loads: Callable[[bytes], Any]) -> _ParsedFile:
+def _parse_file(task: _FileTask, catalog: Catalog, readers: _Readers) -> _ParsedFile:
     path = task.path
     if path.parent.name == "subagents":
         project, session_id, agent_type = path.parents[2].name, path.parents[1].name, _agent_type(path)
     else:
         project, session_id, agent_type = path.parent.name, path.stem, None
-    chunks = _parse_chunks(task, _RowMaker(catalog, str(path), project, session_id, agent_type), loads)
+    chunks = _parse_chunks(task, _RowMaker(catalog, str(path), project, session_id, agent_type), readers)
     return _ParsedFile(task, session_id, project, agent_type is not None, chunks)
 
 
-def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], Any]) -> Iterator[_Chunk]:
+def _parse_chunks(task: _FileTask, maker: _RowMaker, readers: _Readers) -> Iterator[_Chunk]:
     offset, line_no = task.offset, task.lines_before
+    loads, read, route = readers
     try:
         handle = open(task.path, "rb")
     except OSError:
@@ -360,16 +407,19 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
             responses = 0
             block_lines, lines_to_read = lines_to_parse(block)
             for number, line in lines_to_read:
+                record = None
                 try:
-                    record = decode_object(line, loads) if line[0] == 0x7B else decode_line(line, loads)  # "{"
-                    if record is None:
-                        continue
-                    if responses_kept and record.get("type") == "assistant" and _repeated(record, responses_kept):
-                        responses += 1
-                        for tool_use_id, name in tool_uses(record):  # each copy holds its own content block
-                            maker.tool_names[tool_use_id] = name
-                        continue
-                    parsed = parse_record(record)
+                    parsed: Parsed = read(line) if read is not None and line[0] == 0x7B else None  # "{"
+                    if parsed is None:
+                        record = decode_object(line, loads) if line[0] == 0x7B else decode_line(line, loads)
+                        if record is None:
+                            continue
+                        if responses_kept and record.get("type") == "assistant" and _repeated(record, responses_kept):
+                            responses += 1
+                            for tool_use_id, name in tool_uses(record):  # each copy holds its own content block
+                                maker.tool_names[tool_use_id] = name
+                            continue
+                        parsed = parse_record(record)
                 except MalformedLine as exc:
                     malformed.append((line_no + number, str(exc)))
                     continue
@@ -380,13 +430,15 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
                     key = (parsed.message_id, parsed.request_id)
                     kept = responses_kept.get(key)
                     if kept is None or _beats(parsed, kept[0]):
-                        responses_kept[key] = (parsed, line_no + number, record["message"]["usage"])
+                        usage = _UNREAD if record is None else record["message"]["usage"]
+                        responses_kept[key] = (parsed, line_no + number, usage)
                 elif isinstance(parsed, CostState):
                     cost_state = parsed
                 elif isinstance(parsed, list):
                     tool_results.extend(parsed)
                 elif isinstance(parsed, Prompt) and not maker.agent_type:
-                    prompts.append((parsed.uuid, parsed.session_id or maker.session_id, parsed.ts, parsed.text))
+                    prompts.append((parsed.uuid, parsed.session_id or maker.session_id, parsed.ts, parsed.text,
+                                    route(parsed.text) if route else None))
                 elif isinstance(parsed, Advice) and not maker.agent_type:
                     advice.append((parsed.uuid, parsed.session_id or maker.session_id, parsed.ts, parsed.kind,
                                    parsed.category))
@@ -395,6 +447,10 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, loads: Callable[[bytes], An
             rows = [maker.usage_row(event, number) for event, number, _ in responses_kept.values()]
             yield _Chunk(offset, line_no, rows, maker.tool_result_rows(tool_results), prompts, cost_state, malformed,
                          responses, advice)
+
+
+# The usage object of a response read by bulk_lines, which builds none: no line's usage equals it.
+_UNREAD = object()
 
 
 def _repeated(record: dict[str, Any], responses_kept: dict[tuple[str, str], tuple[UsageEvent, int, Any]]) -> bool:
@@ -539,17 +595,28 @@ class PromptDecider:
 
     def rows(self, prompts: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
         """``(uuid, session_id, ts, text or None, tier, category, confidence, chars)`` for each
-        ``(uuid, session_id, ts, text)``."""
+        ``(uuid, session_id, ts, text)``, or ``(uuid, session_id, ts, text, (tier, category, confidence))``
+        routed already."""
         rows = []
-        for uuid, session_id, ts, text in prompts:
+        for uuid, session_id, ts, text, *decided in prompts:
             if self.defer:
                 self.pending.append((uuid, text or ""))
                 rows.append((uuid, session_id, ts, None, None, None, None, len(text or "")))
                 continue
-            decision = self.decide(text or "")
-            rows.append((uuid, session_id, ts, text if self._config().keep_prompts else None, decision.tier,
-                         decision.category, decision.confidence, len(text or "")))
+            if decided and decided[0]:
+                tier, category, confidence = decided[0]
+            else:
+                decision = self.decide(text or "")
+                tier, category, confidence = decision.tier, decision.category, decision.confidence
+            rows.append((uuid, session_id, ts, text if self._config().keep_prompts else None, tier, category,
+                         confidence, len(text or "")))
         return rows
+
+    def routing(self) -> tuple[Catalog, dict[str, str]]:
+        """What a router needs to decide as this decider does: the catalog and each category's tier (the
+        configuration's and the feedback's overrides applied)."""
+        router = self._router()
+        return router.catalog, dict(router.tiers)
 
     def decide(self, text: str) -> Any:
         decision = self.decisions.get(text)

@@ -90,12 +90,20 @@ def features(text: str, bits: int) -> list[int]:
     if len(flat) > HEAD_CHARS + TAIL_CHARS:
         flat = f"{flat[:HEAD_CHARS]} … {flat[-TAIL_CHARS:]}"
     flat = f" {flat} "
-    grams += [f"c{flat[i:i + n]}" for n in (3, 4, 5) for i in range(len(flat) - n + 1)]
-    grams += [f"s{name}" for name, pattern in _STRUCTURE if pattern.search(text)]
-    grams.append(f"slength{len(text).bit_length()}")
     mask = (1 << bits) - 1
     # surrogatepass: a non-UTF-8 byte in a shell argument arrives as a lone surrogate; valid text hashes the same
-    return list(dict.fromkeys(crc32(gram.encode("utf-8", "surrogatepass")) & mask for gram in grams))
+    hashes = [crc32(gram.encode("utf-8", "surrogatepass")) & mask for gram in grams]
+    data = flat.encode("utf-8", "surrogatepass")
+    if len(data) == len(flat):  # ASCII: a character n-gram is a byte n-gram, hashed without making its string
+        seed, view = crc32(b"c"), memoryview(data)
+        hashes += [crc32(view[i:i + n], seed) & mask for n in (3, 4, 5) for i in range(len(data) - n + 1)]
+    else:
+        hashes += [crc32(f"c{flat[i:i + n]}".encode("utf-8", "surrogatepass")) & mask
+                   for n in (3, 4, 5) for i in range(len(flat) - n + 1)]
+    shape = [f"s{name}" for name, pattern in _STRUCTURE if pattern.search(text)]
+    shape.append(f"slength{len(text).bit_length()}")
+    hashes += [crc32(gram.encode()) & mask for gram in shape]
+    return list(dict.fromkeys(hashes))
 
 
 class Model:
@@ -119,6 +127,7 @@ class Model:
         self.tier_weight: float = meta["tier_weight"]
         self.calibration: list[tuple[float, float]] = [(x, y) for x, y in meta["calibration"]]
         self.table = table
+        self.rows: _Rows | None = None  # see remember_rows
         self.width = 2 * (len(self.classes) + len(TIERS))
         if len(table) != self.width << self.bits or len(self.bias) != len(self.classes) + len(TIERS):
             raise ValueError("the routing model's table does not match its metadata: retrain it")
@@ -128,14 +137,24 @@ class Model:
         with open(MODEL_META, encoding="utf-8") as meta, open(MODEL_BIN, "rb") as table:
             return cls(json.load(meta), mmap.mmap(table.fileno(), 0, access=mmap.ACCESS_READ))
 
+    def remember_rows(self) -> None:
+        """Keep each bucket's row of weights once read, as one integer: routing thousands of requests (an ingest)
+        then adds integers instead of reading the table again, three times faster. Up to one integer per bucket
+        (``2**bits``): for a process routing many requests at once, not one routing now and then."""
+        if self.rows is None:
+            self.rows = _Rows(self.table, self.width)
+
     def weight_sums(self, buckets: list[int]) -> list[int]:
         sums = [0] * (self.width // 2)
-        table, width = self.table, self.width
+        table, width, rows = self.table, self.width, self.rows
         for start in range(0, len(buckets), 256):
-            packed = 0
-            for bucket in buckets[start:start + 256]:
-                offset = bucket * width
-                packed += int.from_bytes(table[offset:offset + width], "little")
+            if rows is not None:
+                packed = sum(map(rows.__getitem__, buckets[start:start + 256]))
+            else:
+                packed = 0
+                for bucket in buckets[start:start + 256]:
+                    offset = bucket * width
+                    packed += int.from_bytes(table[offset:offset + width], "little")
             for column, value in enumerate(array("H", packed.to_bytes(width, "little"))):
                 sums[column] += value
         return sums
@@ -179,6 +198,19 @@ class Model:
             return points[-1][1]
         (x0, y0), (x1, y1) = points[at - 1], points[at]
         return y0 + (y1 - y0) * (probability - x0) / (x1 - x0)
+
+
+class _Rows(dict[int, int]):
+    """The rows of a model's table read so far, each as one integer (see ``Model.weight_sums``)."""
+
+    def __init__(self, table: bytes | mmap.mmap, width: int):
+        super().__init__()
+        self.table, self.width = table, width
+
+    def __missing__(self, bucket: int) -> int:
+        offset = bucket * self.width
+        row = self[bucket] = int.from_bytes(self.table[offset:offset + self.width], "little")
+        return row
 
 
 def softmax(scores: list[float], temperature: float) -> list[float]:

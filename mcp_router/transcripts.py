@@ -263,9 +263,14 @@ def _timestamp(record: dict[str, Any]) -> tuple[float, str]:
     text = record.get("timestamp")
     if not isinstance(text, str):
         raise MalformedLine("missing timestamp")
+    return timestamp_seconds(text), text
+
+
+def timestamp_seconds(text: str) -> float:
+    """Epoch seconds of a line's timestamp; ``MalformedLine`` when it is not one, or out of range."""
     ts = _SECONDS.get(text)
     if ts is not None:
-        return ts, text
+        return ts
     try:
         moment = datetime.fromisoformat(text)
         ts = moment.timestamp()
@@ -277,7 +282,7 @@ def _timestamp(record: dict[str, Any]) -> tuple[float, str]:
         if len(_SECONDS) >= 4096:
             _SECONDS.clear()
         _SECONDS[text] = ts
-    return ts, text
+    return ts
 
 
 def _usage_event(record: dict[str, Any]) -> UsageEvent | None:
@@ -322,7 +327,8 @@ def _usage_event(record: dict[str, Any]) -> UsageEvent | None:
         agent_id if type(agent_id) is str else None, agent_type if type(agent_type) is str else None,
         model, inputs, outputs, reads, writes, writes_5m, writes_1h, searches,
         geo if type(geo) is str else "", tier if type(tier) is str else "",
-        speed if type(speed) is str else "", _tool_uses(message.get("content")), _iterations(usage.get("iterations")),
+        speed if type(speed) is str else "", _tool_uses(message.get("content")),
+        usage_iterations(usage.get("iterations")),
     )
 
 
@@ -335,7 +341,7 @@ def _checked_counts(usage: dict[str, Any], split: Any, server_tools: Any) -> tup
             _count(split, "ephemeral_5m_input_tokens"), _count(split, "ephemeral_1h_input_tokens"), searches)
 
 
-def _iterations(value: Any) -> tuple[tuple[int, int, int, int, int], ...]:
+def usage_iterations(value: Any) -> tuple[tuple[int, int, int, int, int], ...]:
     """The token counts of a response's server-side iterations; none when the list is absent or not as the
     API writes it (the response is then priced whole)."""
     if not value or not isinstance(value, list):

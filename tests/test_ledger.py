@@ -286,3 +286,45 @@ def test_a_projects_folder_comes_only_from_lines_claude_code_wrote_with_usage(tm
     assert ingest_tree(conn, tmp_path / "projects", CATALOG).responses == 3
     assert project_paths(conn) == {"-home-user-code-demo": "/home/user/code/demo"}
     assert conn.execute("SELECT COUNT(*) FROM project_paths WHERE path = ?", (decoy,)).fetchone()[0] == 0
+
+
+def test_prompts_routed_in_the_parse_workers_are_decided_as_the_writer_would(
+        tmp_path: Path, isolated_user: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A bulk ingest routes prompts in its workers: the user's overrides (config and feedback) and keep_prompts hold.
+    import mcp_router.ledger as ledger
+
+    monkeypatch.setattr(ledger, "BULK_MIN_BYTES", 0)
+    config = isolated_user / ".config" / "mcp-router" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('keep_prompts = true\n[routing]\nsummarize = "opus"\n')
+    generate(tmp_path / "projects", sessions=12, turns=8, filler=200, distinct_prompts=True)
+    tables = []
+    for name, bulk in (("bulk", True), ("one by one", False)):
+        conn = connect(tmp_path / f"{name}.db")
+        conn.execute("INSERT INTO category_overrides (category, tier, source, reason, ts) VALUES"
+                     " ('read_file', 'sonnet', 'auto', 'test', 0)")
+        if bulk:
+            ingest_tree(conn, tmp_path / "projects", CATALOG, workers=2)
+        else:
+            for path in sorted((tmp_path / "projects").glob("*/*.jsonl")):
+                ingest_session(conn, path, CATALOG)
+        tables.append(_table(conn, "SELECT * FROM prompts ORDER BY uuid"))
+    assert tables[0] == tables[1]
+    assert len(tables[0]) > 20 and all(row[3] for row in tables[0])  # the text kept
+    assert {row[5] for row in tables[0]} & {"summarize", "read_file"}
+    assert all(row[4] == {"summarize": "opus", "read_file": "sonnet"}.get(row[5], row[4]) for row in tables[0])
+
+
+def test_the_workers_prompt_router_travels_to_a_spawned_worker_and_decides_the_same(tmp_path: Path) -> None:
+    import pickle
+
+    from mcp_router.ledger import PromptDecider, _PromptRouter
+
+    decider = PromptDecider(connect(tmp_path / "usage.db"))
+    router = _PromptRouter(*decider.routing())
+    text = "summarize last night's build log"
+    decided = router(text)
+    copy = pickle.loads(pickle.dumps(router))  # spawn pickles it, the loaded router left behind
+    assert copy.router is None and copy(text) == decided
+    decision = decider.decide(text)
+    assert decided == (decision.tier, decision.category, decision.confidence)

@@ -178,6 +178,37 @@ def test_features_are_stable_and_bounded() -> None:
     assert len(features(long_log, 16)) < 4000  # a pasted log is read at its start and end only
 
 
+def _features_as_defined(text: str, bits: int) -> list[int]:
+    """``features`` written as its docstring reads, each feature's string made and hashed."""
+    from zlib import crc32
+
+    from mcp_router.routing import _STRUCTURE, _WORD, HEAD_CHARS, TAIL_CHARS
+
+    lower = text.lower()
+    words = _WORD.findall(lower)
+    grams = [f"w{word}" for word in words] + [f"b{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+    flat = " ".join(lower.split())
+    if len(flat) > HEAD_CHARS + TAIL_CHARS:
+        flat = f"{flat[:HEAD_CHARS]} … {flat[-TAIL_CHARS:]}"
+    flat = f" {flat} "
+    grams += [f"c{flat[i:i + n]}" for n in (3, 4, 5) for i in range(len(flat) - n + 1)]
+    grams += [f"s{name}" for name, pattern in _STRUCTURE if pattern.search(text)]
+    grams.append(f"slength{len(text).bit_length()}")
+    return list(dict.fromkeys(crc32(gram.encode("utf-8", "surrogatepass")) & ((1 << bits) - 1) for gram in grams))
+
+
+@given(st.one_of(st.text(max_size=300), st.text(alphabet="abc é\ud800\n`", max_size=50),
+                 st.sampled_from(["Fix the bug", "x" * 3000 + " why?", "```\nTraceback (most recent call last)"])))
+def test_features_are_the_hashes_of_the_features_strings_and_remembered_rows_change_nothing(text: str) -> None:
+    assert features(text, 16) == _features_as_defined(text, 16)
+    if text.strip():
+        remembering = Router.load(CATALOG, Config.load())
+        remembering.model.remember_rows()
+        buckets = features(text, ROUTER.model.bits)
+        assert remembering.model.weight_sums(buckets) == ROUTER.model.weight_sums(buckets)
+        assert remembering.route(text) == ROUTER.route(text) and remembering.route(text) == ROUTER.route(text)
+
+
 @given(st.text(max_size=300), st.integers(0, 3_000_000))
 def test_route_returns_a_tier_or_says_the_task_is_empty(task: str, context_tokens: int) -> None:
     if not task.strip():
