@@ -33,6 +33,7 @@ from stat import S_ISREG
 from typing import Any, NamedTuple
 
 from .config import Config
+from .errors import MCPRouterError
 from .pricing import Catalog, Usage
 from .store import USAGE_COLUMNS, upsert_usage
 from .transcripts import (
@@ -325,7 +326,13 @@ def _bulk_readers(decider: PromptDecider) -> _Readers:
     unless the decider defers them. Imported here, before the workers fork, so that they start with them."""
     from .bulk_lines import read_line
 
-    return _Readers(bulk_loads, read_line, None if decider.defer else _PromptRouter(*decider.routing()))
+    route = None
+    if not decider.defer:
+        try:
+            route = _PromptRouter(*decider.routing())
+        except (MCPRouterError, ValueError):  # refused at the first prompt, as one by one; usage alone is read
+            pass
+    return _Readers(bulk_loads, read_line, route)
 
 
 def _parse_all(tasks: list[_FileTask], catalog: Catalog, workers: int, readers: _Readers) -> Iterator[_ParsedFile]:
@@ -335,6 +342,7 @@ def _parse_all(tasks: list[_FileTask], catalog: Catalog, workers: int, readers: 
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     # fork starts workers at once and needs no importable __main__; callers must not be running threads
     # (the CLI's progress bar refreshes by hand for this). Elsewhere fork is unsafe and spawn is the default.
@@ -345,6 +353,9 @@ def _parse_all(tasks: list[_FileTask], catalog: Catalog, workers: int, readers: 
                                initargs=(catalog, readers))
     try:
         yield from pool.map(_parse_file_in_worker, tasks, chunksize=4)
+    except BrokenProcessPool:
+        raise MCPRouterError("a process parsing transcripts was killed (out of memory?): run again, it reads"
+                             " what this run did not store") from None
     finally:
         pool.shutdown(cancel_futures=True)  # on an error, do not parse the files left
 
@@ -597,7 +608,7 @@ class PromptDecider:
         """``(uuid, session_id, ts, text or None, tier, category, confidence, chars)`` for each
         ``(uuid, session_id, ts, text)``, or ``(uuid, session_id, ts, text, (tier, category, confidence))``
         routed already."""
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         for uuid, session_id, ts, text, *decided in prompts:
             if self.defer:
                 self.pending.append((uuid, text or ""))
@@ -608,8 +619,8 @@ class PromptDecider:
             else:
                 decision = self.decide(text or "")
                 tier, category, confidence = decision.tier, decision.category, decision.confidence
-            rows.append((uuid, session_id, ts, text if self._config().keep_prompts else None, tier, category,
-                         confidence, len(text or "")))
+            kept = _storable(text) if self._config().keep_prompts else None
+            rows.append((uuid, session_id, ts, kept, tier, category, confidence, len(text or "")))
         return rows
 
     def routing(self) -> tuple[Catalog, dict[str, str]]:
@@ -645,7 +656,8 @@ class PromptDecider:
             updates = []
             for uuid, text in self.pending:
                 decision = self.decide(text)
-                updates.append((text if keep else None, decision.tier, decision.category, decision.confidence, uuid))
+                kept = _storable(text) if keep else None
+                updates.append((kept, decision.tier, decision.category, decision.confidence, uuid))
             conn.executemany("UPDATE prompts SET text = ?, tier = ?, category = ?, confidence = ? WHERE uuid = ?"
                              " AND tier IS NULL", updates)
             status = 0
@@ -666,6 +678,14 @@ class PromptDecider:
             config = self._config()
             self.router = Router.load(Catalog.load(config.pricing), config, self.conn)
         return self.router
+
+
+def _storable(text: str | None) -> str | None:
+    """The text as SQLite can store it: a lone surrogate (JavaScript writes one for a split emoji) becomes U+FFFD,
+    where it would stop every ingest at that line."""
+    if text is None or text.isascii():
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def _session_of(path: Path) -> str:
