@@ -7,7 +7,6 @@ import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
-from zlib import crc32
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,12 +17,13 @@ from mcp_router import ledger, routing
 from mcp_router.bulk_lines import read_line
 from mcp_router.ledger import ingest_session, ingest_tree
 from mcp_router.pricing import Catalog
-from mcp_router.routing import _STRUCTURE, _WORD, HEAD_CHARS, TAIL_CHARS, features
+from mcp_router.routing import features
 from mcp_router.store import connect
 from mcp_router.transcripts import MalformedLine, bulk_loads, decode_object, parse_record
 
 from .conftest import REAL_CLAUDE_CODE
 from .test_ingest_identity import TABLES
+from .test_routing import _features_as_defined
 
 CATALOG = Catalog.load()
 REAL_LINES = [line for path in sorted((REAL_CLAUDE_CODE / "projects").rglob("*.jsonl"))
@@ -235,27 +235,12 @@ def test_a_bulk_ingest_without_prompts_does_not_need_the_router(
 
 # --- (3) features(): the ASCII byte hashing equals the definition -------------------------------------------------
 
-def _features_by_definition(text: str, bits: int) -> list[int]:
-    lower = text.lower()
-    words = _WORD.findall(lower)
-    grams = [f"w{word}" for word in words] + [f"b{a} {b}" for a, b in zip(words, words[1:], strict=False)]
-    flat = " ".join(lower.split())
-    if len(flat) > HEAD_CHARS + TAIL_CHARS:
-        flat = f"{flat[:HEAD_CHARS]} … {flat[-TAIL_CHARS:]}"
-    flat = f" {flat} "
-    grams += [f"c{flat[i:i + n]}" for n in (3, 4, 5) for i in range(len(flat) - n + 1)]
-    grams += [f"s{name}" for name, pattern in _STRUCTURE if pattern.search(text)]
-    grams.append(f"slength{len(text).bit_length()}")
-    mask = (1 << bits) - 1
-    return list(dict.fromkeys(crc32(gram.encode("utf-8", "surrogatepass")) & mask for gram in grams))
-
-
 @settings(max_examples=400, deadline=None)
 @given(st.one_of(st.text(), st.text(st.characters(codec="ascii")), st.text(st.characters(categories=["Cs"])),
                  st.text(alphabet="aA \t\n\u0130\u00df\u212a\ufb01éx\ud800", max_size=3000)),
        st.sampled_from([8, 16, 18, 20, 32]))
 def test_features_equal_the_definition_on_any_string(text: str, bits: int) -> None:
-    assert features(text, bits) == _features_by_definition(text, bits)
+    assert features(text, bits) == _features_as_defined(text, bits)
 
 
 # --- (4) no prompt text in the database without keep_prompts, from a bulk ingest routed in workers ------------
