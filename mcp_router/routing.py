@@ -220,15 +220,6 @@ def softmax(scores: list[float], temperature: float) -> list[float]:
     return [weight / total for weight in weights]
 
 
-def read_tiers(by_tier: dict[str, float], uncertain_below: float) -> tuple[list[str], bool]:
-    """The tiers a reading names, the decided one last, and whether the router is unsure: the most probable tier,
-    or, when its probability is below ``uncertain_below``, the two most probable."""
-    ranked = sorted(TIERS, key=lambda tier: (-by_tier[tier], -_rank(tier)))
-    if by_tier[ranked[0]] < uncertain_below:
-        return sorted(ranked[:2], key=_rank), True
-    return [ranked[0]], False
-
-
 @dataclass(frozen=True)
 class _Rule:
     name: str
@@ -287,7 +278,9 @@ class Router:
         by_tier = dict.fromkeys(TIERS, 0.0)
         for name, probability in zip(self.model.classes, probabilities, strict=True):
             by_tier[self.tiers[name]] += probability
-        candidates, uncertain = read_tiers(by_tier, self.uncertain_below)
+        ranked = sorted(TIERS, key=lambda tier: (-by_tier[tier], -_rank(tier)))
+        uncertain = by_tier[ranked[0]] < self.uncertain_below
+        candidates = sorted(ranked[:2], key=_rank) if uncertain else [ranked[0]]
         tier = candidates[-1]
         category = self._category_in(tier, probabilities)
         calibrated = self.model.calibrated
