@@ -40,6 +40,7 @@ from zlib import crc32
 
 from .config import TIERS, Config
 from .pricing import Catalog, Usage
+from .transcripts import blank
 
 TYPE_CHECKING = False  # typing and sqlite3 for the type checker only: the advice hook loads this module
 if TYPE_CHECKING:
@@ -269,7 +270,7 @@ class Router:
     def route(self, task: str, context_tokens: int = 0) -> Decision:
         if context_tokens < 0:
             raise ValueError("context_tokens must be 0 or more")
-        if not task.strip():
+        if blank(task):
             raise ValueError("the task is empty: describe the work to route, e.g. 'summarise this build log'")
         return self.decide(task, context_tokens, self.model.probabilities(readable(task)))
 
