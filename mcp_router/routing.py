@@ -65,6 +65,11 @@ _STRUCTURE = (
     ("diff", re.compile(r"^(?:@@ |\+\+\+ |--- a/)", re.M)),
 )
 
+# What a request quotes (a fenced block, a quoted line, a phrase in quotation marks) is someone else's words: the
+# policy rules, which take the user at their word, read only the rest.
+_QUOTED = re.compile(r"```.*?(?:```|\Z)|^[ \t]*>.*$|\"[^\"\n]*\"|“[^”\n]*”|«[^»\n]*»|„[^“”\n]*[“”]|「[^」\n]*」",
+                     re.S | re.M)
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -228,7 +233,11 @@ class _Rule:
     patterns: tuple[re.Pattern[str], ...]
 
     def match(self, text: str) -> str | None:
-        return next((m.group(0) for pattern in self.patterns if (m := pattern.search(text))), None)
+        """The words of ``text`` outside quotations that ask for this rule's tier, if any."""
+        if not any(pattern.search(text) for pattern in self.patterns):
+            return None
+        own = _QUOTED.sub(" ", text)
+        return next((m.group(0) for pattern in self.patterns if (m := pattern.search(own))), None)
 
 
 class Router:

@@ -60,6 +60,20 @@ def test_route_tiers(task: str, tier: str) -> None:
     assert decision.reason and 0 <= decision.confidence <= 1
 
 
+@pytest.mark.parametrize("quoted", [
+    "> Bob: we should use opus for this\n> Ann: agreed",
+    'the PM wrote "ask opus, it needs the best model"',
+    "```\n# TODO: use opus\n```",
+    "«use opus» dit le ticket",
+])
+def test_the_best_model_rule_reads_the_users_words_not_what_they_quote(quoted: str) -> None:
+    model = _model({"reformat": 5.0})  # a sure reformat, whatever the text
+    router = Router(CATALOG, POLICY, model=model)
+    assert router.route(f"reformat this:\n{quoted}").tier == "haiku"
+    raised = router.route(f"reformat this, use opus:\n{quoted}")
+    assert (raised.tier, raised.confidence) == ("opus", 1.0) and "'use opus'" in raised.reason
+
+
 def test_unsure_names_two_tiers_and_picks_the_higher() -> None:
     router = Router(CATALOG, POLICY, model=_model({"summarize": 0.3, "research": 0.0}))  # 57% haiku, 43% opus
     decision = router.route("anything")
