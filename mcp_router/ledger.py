@@ -677,14 +677,15 @@ class PromptDecider:
                 self.conn.execute("ROLLBACK")
                 raise
 
-    def decide_in_background(self, db_path: Path) -> None:
-        """Route the deferred prompts in a detached child and store the decisions; here if fork is missing. The
-        caller's connection must be closed (or unused) by now: the child opens its own."""
+    def decide_in_background(self, db_path: Path) -> int | None:
+        """Route the deferred prompts in a detached child and store the decisions; here if fork is missing.
+        Returns the child's process id. The caller's connection must be closed (or unused) by now: the child opens
+        its own."""
         if not self.pending:
-            return
-        if hasattr(os, "fork") and os.fork() != 0:
+            return None
+        if hasattr(os, "fork") and (child := os.fork()) != 0:
             self.pending = []
-            return
+            return child
         detached = hasattr(os, "fork")
         status = 1
         try:
@@ -703,6 +704,7 @@ class PromptDecider:
             self.pending = []
             if detached:
                 os._exit(status)
+        return None
 
     def _config(self) -> Config:
         if self.config is None:
