@@ -26,6 +26,7 @@ import stat
 from pathlib import Path
 
 from .config import Config
+from .transcripts import blank
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ def advise(payload: dict[str, Any], config: Config, db_path: Path,
     """The hook's answer for one ``UserPromptSubmit`` payload, or None to say nothing."""
     env = os.environ if environ is None else environ
     prompt = payload.get("prompt")
-    if config.advice == "off" or not isinstance(prompt, str) or not prompt.strip() or _NOT_TYPED.match(prompt):
+    if config.advice == "off" or not isinstance(prompt, str) or blank(prompt) or _NOT_TYPED.match(prompt):
         return None
     transcript = payload.get("transcript_path")
     model, context_tokens = session_state(Path(transcript).expanduser()) if isinstance(transcript, str) else (None, 0)

@@ -424,10 +424,11 @@ def route(task: str | None, context_tokens: int, batch_file: Any, as_json: bool,
     """The routing decision for TASK, or one JSON decision per line of a --batch file."""
     from .pricing import Catalog
     from .routing import Router
+    from .transcripts import blank
 
     if (task is None) == (batch_file is None):
         raise click.UsageError("give a TASK or --batch FILE")
-    if task is not None and not task.strip():
+    if task is not None and blank(task):
         raise click.UsageError("TASK is empty: describe the work to route, e.g. 'summarise this log'")
     config = Config.load()
     router = Router.load(Catalog.load(config.pricing), config, open_store(db_path))

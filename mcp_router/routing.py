@@ -40,6 +40,7 @@ from zlib import crc32
 
 from .config import TIERS, Config
 from .pricing import Catalog, Usage
+from .transcripts import blank
 
 TYPE_CHECKING = False  # typing and sqlite3 for the type checker only: the advice hook loads this module
 if TYPE_CHECKING:
@@ -63,6 +64,11 @@ _STRUCTURE = (
     ("trace", re.compile(r"Traceback \(most recent|\n\s+at [\w.$]+\(|^\w+(?:\.\w+)*(?:Error|Exception):", re.M)),
     ("diff", re.compile(r"^(?:@@ |\+\+\+ |--- a/)", re.M)),
 )
+
+# What a request quotes (a fenced block, a quoted line, a phrase in quotation marks) is someone else's words: the
+# policy rules, which take the user at their word, read only the rest.
+_QUOTED = re.compile(r"```.*?(?:```|\Z)|^[ \t]*>.*$|\"[^\"\n]*\"|“[^”\n]*”|«[^»\n]*»|„[^“”\n]*[“”]|「[^」\n]*」",
+                     re.S | re.M)
 
 
 @dataclass(frozen=True)
@@ -227,7 +233,11 @@ class _Rule:
     patterns: tuple[re.Pattern[str], ...]
 
     def match(self, text: str) -> str | None:
-        return next((m.group(0) for pattern in self.patterns if (m := pattern.search(text))), None)
+        """The words of ``text`` outside quotations that ask for this rule's tier, if any."""
+        if not any(pattern.search(text) for pattern in self.patterns):
+            return None
+        own = _QUOTED.sub(" ", text)
+        return next((m.group(0) for pattern in self.patterns if (m := pattern.search(own))), None)
 
 
 class Router:
@@ -269,7 +279,7 @@ class Router:
     def route(self, task: str, context_tokens: int = 0) -> Decision:
         if context_tokens < 0:
             raise ValueError("context_tokens must be 0 or more")
-        if not task.strip():
+        if blank(task):
             raise ValueError("the task is empty: describe the work to route, e.g. 'summarise this build log'")
         return self.decide(task, context_tokens, self.model.probabilities(readable(task)))
 

@@ -408,6 +408,11 @@ def _tool_results(record: dict[str, Any]) -> list[ToolResult] | None:
     ] or None
 
 
+def blank(text: str) -> bool:
+    """Nothing to read: only white space and invisible characters (NUL, other controls, zero-width marks)."""
+    return not any(char.isprintable() and not char.isspace() for char in text)
+
+
 def _prompt(record: dict[str, Any]) -> Prompt | None:
     """A prompt the user typed; not Claude Code's own messages (task notifications, meta lines)."""
     if record.get("promptSource") == "system" or record.get("isMeta") is True or record.get("isSidechain") is True:
@@ -418,7 +423,7 @@ def _prompt(record: dict[str, Any]) -> Prompt | None:
         content = "\n".join(block["text"] for block in content if isinstance(block, dict)
                              and block.get("type") == "text" and isinstance(block.get("text"), str))
     uuid = record.get("uuid")
-    if not isinstance(content, str) or not content.strip() or not isinstance(uuid, str):
+    if not isinstance(content, str) or blank(content) or not isinstance(uuid, str):
         return None
     ts, _ = _timestamp(record)
     return Prompt(uuid, _text(record, "sessionId"), ts, content[:PROMPT_CHARS])

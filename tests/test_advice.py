@@ -132,8 +132,8 @@ def test_off_and_skipped_categories_say_nothing(sonnet_session: Path, db_path: P
     assert advise(_payload(HARD, sonnet_session), skip, db_path, API) is None
 
 
-@pytest.mark.parametrize("prompt", ["/model opus", "   ", "hi", "<task-notification>\n<summary>summarize the log"
-                                    "</summary>"])
+@pytest.mark.parametrize("prompt", ["/model opus", "   ", "\x00\x00", "hi",
+                                    "<task-notification>\n<summary>summarize the log</summary>"])
 def test_commands_empty_and_unclear_prompts_are_silent(prompt: str, sonnet_session: Path, db_path: Path) -> None:
     assert advise(_payload(prompt, sonnet_session), Config(), db_path, API) is None
 

@@ -315,7 +315,7 @@ def test_statusline_shows_the_cap_to_the_cent(db_path: Path, cap: str, shown: st
 
 # --- empty and unknown inputs ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("task", ["", "   "])
+@pytest.mark.parametrize("task", ["", "   ", "\x00", "\u200b\t\x7f"])  # nothing to read: no sure Haiku for NUL
 def test_route_an_empty_task(db_path: Path, task: str) -> None:
     assert _error(["route", "--db", str(db_path), task], code=2).startswith("Error: TASK is empty")
 

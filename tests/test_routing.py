@@ -17,6 +17,7 @@ from mcp_router.config import TIERS, Config
 from mcp_router.pricing import Catalog
 from mcp_router.routing import Model, Router, features, load_policy
 from mcp_router.store import connect
+from mcp_router.transcripts import blank
 
 CATALOG = Catalog.load()
 ROUTER = Router.load(CATALOG, Config.load())
@@ -57,6 +58,20 @@ def test_route_tiers(task: str, tier: str) -> None:
     assert decision.tier == tier, decision.reason
     assert decision.model == CATALOG.resolve(tier)
     assert decision.reason and 0 <= decision.confidence <= 1
+
+
+@pytest.mark.parametrize("quoted", [
+    "> Bob: we should use opus for this\n> Ann: agreed",
+    'the PM wrote "ask opus, it needs the best model"',
+    "```\n# TODO: use opus\n```",
+    "«use opus» dit le ticket",
+])
+def test_the_best_model_rule_reads_the_users_words_not_what_they_quote(quoted: str) -> None:
+    model = _model({"reformat": 5.0})  # a sure reformat, whatever the text
+    router = Router(CATALOG, POLICY, model=model)
+    assert router.route(f"reformat this:\n{quoted}").tier == "haiku"
+    raised = router.route(f"reformat this, use opus:\n{quoted}")
+    assert (raised.tier, raised.confidence) == ("opus", 1.0) and "'use opus'" in raised.reason
 
 
 def test_unsure_names_two_tiers_and_picks_the_higher() -> None:
@@ -201,7 +216,7 @@ def _features_as_defined(text: str, bits: int) -> list[int]:
                  st.sampled_from(["Fix the bug", "x" * 3000 + " why?", "```\nTraceback (most recent call last)"])))
 def test_features_are_the_hashes_of_the_features_strings_and_remembered_rows_change_nothing(text: str) -> None:
     assert features(text, 16) == _features_as_defined(text, 16)
-    if text.strip():
+    if not blank(text):
         remembering = Router.load(CATALOG, Config.load())
         remembering.model.remember_rows()
         buckets = features(text, ROUTER.model.bits)
@@ -211,7 +226,7 @@ def test_features_are_the_hashes_of_the_features_strings_and_remembered_rows_cha
 
 @given(st.text(max_size=300), st.integers(0, 3_000_000))
 def test_route_returns_a_tier_or_says_the_task_is_empty(task: str, context_tokens: int) -> None:
-    if not task.strip():
+    if not any(char.isprintable() and not char.isspace() for char in task):
         with pytest.raises(ValueError, match="the task is empty"):
             ROUTER.route(task, context_tokens)
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -107,6 +108,14 @@ def test_prompts_are_what_the_user_typed_not_claude_codes_own_messages() -> None
     prompts = [parsed for line in REAL_LINES if isinstance(parsed := parse_line(line), Prompt)]
     assert [p.text[:15] for p in prompts] == ["go. CALL:Agent:", "please run it. "]
     assert all(p.session_id and p.uuid and p.ts > 0 for p in prompts)
+
+
+@pytest.mark.parametrize("text", ["\x00", " \x00\n", "\u200b", "\x1b\x7f"])
+def test_a_prompt_with_nothing_to_read_is_not_a_prompt(text: str) -> None:
+    record = {"type": "user", "uuid": "u1", "sessionId": "s1", "timestamp": "2026-11-22T21:07:29.891Z",
+              "message": {"role": "user", "content": text}}
+    assert parse_record(record) is None
+    assert isinstance(parse_record({**record, "message": {"role": "user", "content": f"{text}fix it"}}), Prompt)
 
 
 _VALUES = st.sampled_from([None, True, 1, -1, "", "x", "2026-11-22T21:07:29.891Z", [], {}, 10**30,
