@@ -122,7 +122,8 @@ def main() -> None:
             results["background"].append((wait_until_routed(Path(tmp) / "usage.db"), float("nan")))
             if theirs18 and run == 1:  # one run: it is 20 times slower than the rest
                 results["ccusage 18"].append(timed(theirs18, theirs_env))
-        line = "  ".join(f"{name} {values[-1][0]:.2f} s" for name, values in results.items() if len(values) == run)
+        line = "  ".join(f"{name} {values[-1][0]:.2f} s" + (f" ({values[-1][1]:.1f} s CPU)" if values[-1][1] > 1 else "")
+                         for name, values in results.items() if len(values) == run)
         print(f"run {run}: {line}")
     print()
     print(f"{'':14} {'wall (median)':>14} {'CPU (median)':>13}")
