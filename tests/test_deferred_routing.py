@@ -205,3 +205,19 @@ def test_prompts_routed_later_leave_no_text_unless_kept(tmp_path: Path, keep: bo
     stored = b"".join(path.read_bytes() for path in written)
     assert all((text.encode() in stored) is keep for text in texts)
     assert all(path.stat().st_mode & 0o077 == 0 for path in written if path.name.startswith("usage.db"))
+
+
+def test_a_prompt_the_hook_deferred_is_routed_by_the_next_ingest_if_its_child_died(
+        tmp_path: Path, reference: tuple[Path, sqlite3.Connection]) -> None:
+    projects, ref = reference
+    db = tmp_path / "usage.db"
+    conn = connect(db)
+    decider = PromptDecider(conn, defer=True)  # as the hook ingests
+    ledger.ingest_session(conn, next(projects.glob("*/*.jsonl")), CATALOG, decider)
+    deferred = {uuid for uuid, _, _ in decider.pending}
+    assert deferred and _undecided(conn) == deferred  # and its child never ran
+    assert {row[0] for row in conn.execute("SELECT uuid FROM prompt_sources")} == deferred
+    conn.close()
+    _mcp_router("ingest", "--projects-dir", str(projects), db=db)
+    conn = connect(db)
+    assert _prompts(conn) == _prompts(ref)
