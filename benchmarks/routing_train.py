@@ -7,11 +7,14 @@ library only. Deterministic: liblinear's solver is seeded, so the same training 
 over the same features: one over categories, one over tiers. The temperatures that make their probabilities
 calibrated are fitted on leave-one-writer-out predictions (each writer's requests scored by models that never saw
 that writer), and on the same predictions a monotone map from a tier's probability to how often it is right (what
-the router states as its confidence); then both models are fitted on everything.
+the router states as its confidence); then both models are fitted on everything. The leave-one-writer-out scores are
+kept in benchmarks/routing_data/out_of_fold.json.gz, so the tests check the shipped model and the cross-validated
+figures without refitting every fold (they refit a few and compare).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import multiprocessing
@@ -29,6 +32,8 @@ from mcp_router.pricing import Catalog  # noqa: E402
 from mcp_router.routing import MODEL_BIN, MODEL_META, Model, Router, features, load_policy, softmax  # noqa: E402
 
 KEPT = ROOT / "benchmarks" / "routing_data" / "kept.jsonl"
+OUT_OF_FOLD = ROOT / "benchmarks" / "routing_data" / "out_of_fold.json.gz"
+DECIMALS = 5  # of the kept out-of-fold scores; the model is trained on the rounded scores, so the file remakes it
 BITS = 16
 C = 1.0  # the SVM's regularisation (smaller: simpler), chosen by leave-one-writer-out accuracy (0.25, 0.5, 1, 2)
 ABSENT = 1000.0
@@ -102,12 +107,13 @@ class Prepared:
         """A model with no weights, to turn scores computed elsewhere (out of fold) into probabilities."""
         return Model(self.meta(temperatures, calibration), bytes(2 * (len(self.classes) + len(TIERS)) << self.bits))
 
-    def out_of_fold(self, grouping: str) -> list[list[float]]:
+    def out_of_fold(self, grouping: str, only: Sequence[str] = ()) -> list[list[float]]:
         """Every item's class scores from models fitted without the items sharing its ``grouping`` (writer, style),
-        one fold per process on every core (a fold is a few seconds of liblinear; the folds are independent)."""
+        rounded to ``DECIMALS``, one fold per process on every core (a fold is a few seconds of liblinear; the folds
+        are independent). With ``only``, just those groups' folds; the other items' scores are left empty."""
         from sklearn.svm import LinearSVC  # noqa: F401 -- imported before the fork, so no child waits on an import lock
 
-        names = sorted({item[grouping] for item in self.items})
+        names = list(only) or sorted({item[grouping] for item in self.items})
         scores: list[list[float]] = [[] for _ in self.items]
         with ProcessPoolExecutor(os.cpu_count(), mp_context=multiprocessing.get_context("fork"),
                                  initializer=_share, initargs=(self,)) as pool:
@@ -132,8 +138,22 @@ def _fold_scores(fold: tuple[str, str]) -> list[tuple[int, list[float]]]:
     grouping, name = fold
     items = _shared.items
     model = _shared.fit(lambda index: items[index][grouping] != name)
-    return [(index, model.bucket_scores(_shared.features[index])) for index, item in enumerate(items)
-            if item[grouping] == name]
+    return [(index, [round(score, DECIMALS) for score in model.bucket_scores(_shared.features[index])])
+            for index, item in enumerate(items) if item[grouping] == name]
+
+
+def save_out_of_fold(prepared: Prepared, scores: list[list[float]], path: Path = OUT_OF_FOLD) -> None:
+    lines = "".join(json.dumps({"id": item["id"], "scores": item_scores}) + "\n"
+                    for item, item_scores in zip(prepared.items, scores, strict=True))
+    path.write_bytes(gzip.compress(lines.encode(), mtime=0))
+
+
+def load_out_of_fold(prepared: Prepared, path: Path = OUT_OF_FOLD) -> list[list[float]]:
+    """The kept leave-one-writer-out scores, in the order of the training items."""
+    by_id = {row["id"]: row["scores"] for row in map(json.loads, gzip.decompress(path.read_bytes()).splitlines())}
+    if by_id.keys() != {item["id"] for item in prepared.items}:
+        raise ValueError(f"{path.name} was made from another training set: run python benchmarks/routing_train.py")
+    return [by_id[item["id"]] for item in prepared.items]
 
 
 def tier_probabilities(scores: Sequence[float], temperature: float, columns: list[int]) -> list[float]:
@@ -197,7 +217,9 @@ def serialise(model: Model) -> tuple[bytes, str]:
 def main() -> None:
     items = load_items()
     prepared = Prepared(items)
-    table, meta = serialise(train(prepared, prepared.out_of_fold("writer")))
+    by_writer = prepared.out_of_fold("writer")
+    save_out_of_fold(prepared, by_writer)
+    table, meta = serialise(train(prepared, by_writer))
     Path(MODEL_BIN).write_bytes(table)
     Path(MODEL_META).write_text(meta, "utf-8")
     print(f"trained on {len(items)} requests; temperatures {json.loads(meta)['temperature']},"

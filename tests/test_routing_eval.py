@@ -11,10 +11,10 @@ import pytest
 
 from benchmarks.routing_data_build import KEPT, build
 from benchmarks.routing_eval import cross_validate, heldout_results
-from benchmarks.routing_train import Prepared, load_items, serialise, train
+from benchmarks.routing_train import Prepared, load_items, load_out_of_fold, serialise, train
 from mcp_router.routing import MODEL_BIN, MODEL_META, load_policy
 
-WRITERS = {"legacy", "ha", "hb", "hc", "hd", "he", "hf", *(f"w{n}" for n in range(1, 19))}
+WRITERS = {"legacy", "ha", "hb", "hc", "hd", "he", "hf", "hg", "hh", "hi", *(f"w{n}" for n in range(1, 24))}
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +24,28 @@ def prepared() -> Prepared:
 
 @pytest.fixture(scope="module")
 def by_writer(prepared: Prepared) -> list[list[float]]:
-    return prepared.out_of_fold("writer")
+    """The leave-one-writer-out scores kept beside the data (refitting all the folds takes minutes; a test below
+    refits some and checks them against these)."""
+    return load_out_of_fold(prepared)
+
+
+# Folds refitted to check the kept scores: any change to the data or to the fit changes every fold's model, so a
+# few folds catch a stale file. One wholly in other languages, one small, one large.
+REFITTED = ("w16", "hc", "legacy")
+
+
+@pytest.mark.timeout(600)
+def test_the_kept_out_of_fold_scores_are_what_the_folds_give(prepared: Prepared, by_writer) -> None:
+    fresh = prepared.out_of_fold("writer", only=REFITTED)
+    refitted = [index for index, item in enumerate(prepared.items) if item["writer"] in REFITTED]
+    assert len(refitted) > 1800
+    for index in refitted:
+        assert fresh[index] == pytest.approx(by_writer[index], abs=2e-5), "run: python benchmarks/routing_train.py"
 
 
 def test_the_training_set_is_big_varied_and_traceable(prepared: Prepared) -> None:
     items = prepared.items
-    assert len(items) >= 19000
+    assert len(items) >= 23900
     assert {item["writer"] for item in items} == WRITERS
     assert len({item["style"] for item in items}) >= 40
     assert all(item["batch"] and item["domain"] is not None for item in items)
@@ -39,34 +55,34 @@ def test_the_training_set_is_big_varied_and_traceable(prepared: Prepared) -> Non
 
 def test_the_training_set_is_what_the_build_script_keeps_from_the_committed_data(tmp_path: Path) -> None:
     kept, rows = build(tmp_path)  # an empty source: only the repository's train/ and labels/ files
-    assert sum(row[1] for row in rows) == 19302
+    assert sum(row[1] for row in rows) == 24302
     assert [json.dumps(item, ensure_ascii=False) for item in kept] == KEPT.read_text("utf-8").splitlines()
 
 
-@pytest.mark.timeout(900)  # the leave-one-writer-out fits: about 25 folds of two SVMs over 19,000 requests
+@pytest.mark.timeout(600)
 def test_the_shipped_model_is_what_the_training_script_makes(prepared: Prepared, by_writer) -> None:
     table, meta = serialise(train(prepared, by_writer))
     assert meta == Path(MODEL_META).read_text("utf-8"), "run: python benchmarks/routing_train.py"
     assert table == Path(MODEL_BIN).read_bytes(), "run: python benchmarks/routing_train.py"
 
 
-@pytest.mark.timeout(900)
 def test_leave_one_writer_out(prepared: Prepared, by_writer) -> None:
     result, writers = cross_validate(prepared, "writer", "leave-one-writer-out", scores=by_writer)
     # The issue's target for sure decisions is met: >= 98% right, covering >= 80% of requests.
     assert result.sure_accuracy >= 0.98 and result.sure_coverage >= 0.80, result.summary()
     # Not met (95% overall, no Opus task to Haiku); these are the figures at the freeze, kept from getting worse:
-    # 93.5%, 31 Opus->Haiku of 5,118 Opus tasks, the weakest writer (w16, wholly in other languages) 82.4%.
-    assert result.accuracy >= 0.935 and result.opus_to_haiku <= 31, result.summary()
+    # 91.6%, 34 Opus->Haiku of 6,457 Opus tasks; on the 25 writers of the third round 93.9% and 27 (then 93.5%, 31).
+    assert result.accuracy >= 0.916 and result.opus_to_haiku <= 34, result.summary()
     # Stated confidence is calibrated: in every band with 300 decisions or more, observed within 0.05 of stated.
     assert all(abs(stated - observed) <= 0.05 for _, n, stated, observed in result.reliability() if n >= 300), \
         result.reliability()
-    assert min(w.accuracy for w in writers.values()) >= 0.82, [w.summary() for w in writers.values()]
+    # The weakest writer is w21 (wholly in 15 languages of South Asia, the Middle East, Europe and Africa): 70.4%.
+    assert min(w.accuracy for w in writers.values()) >= 0.70, [w.summary() for w in writers.values()]
 
 
-# Scored after the freeze at 0a02e28, on the requests whose two labels agree on the tier:
+# Scored after the freeze at 0ceb050, on the requests whose two labels agree on the tier:
 # (requests, right, Opus->Haiku) per set.
-HELDOUT_AT_FREEZE = {"hg": (300, 290, 0), "hh": (299, 282, 0), "hi": (299, 287, 0)}
+HELDOUT_AT_FREEZE = {"hj": (300, 282, 2), "hk": (300, 282, 4), "hl": (300, 295, 0)}
 
 
 def test_held_out_sets_as_scored_at_the_freeze() -> None:
