@@ -546,16 +546,21 @@ def _write_chunk(
             "INSERT OR REPLACE INTO tool_results (tool_use_id, ts, session_id, project, tool_name,"
             " content_chars, is_sidechain) VALUES (?, ?, ?, ?, ?, ?, ?)", chunk.tool_results)
     if chunk.prompts:
-        known = {row[0] for row in conn.execute(
-            f"SELECT uuid FROM prompts WHERE uuid IN ({', '.join('?' * len(chunk.prompts))})",
-            [prompt[0] for prompt in chunk.prompts])}
+        known = dict(conn.execute(
+            f"SELECT uuid, tier IS NULL FROM prompts WHERE uuid IN ({', '.join('?' * len(chunk.prompts))})",
+            [prompt[0] for prompt in chunk.prompts]).fetchall())
         new = [prompt for prompt in chunk.prompts if prompt[0] not in known]
         conn.executemany(
             "INSERT OR IGNORE INTO prompts (uuid, session_id, ts, text, tier, category, confidence, chars)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", decider.rows(new))
         deferred = [(prompt[0], str(task.path), prompt[5]) for prompt in new if decider.defers(prompt[2])]
+        # A prompt still undecided, met again (its file rewritten, or a copy in a resumed session): its text is here
+        # now, where the line recorded may be gone; finish_undecided or the child routes it from this line.
+        again = [prompt for prompt in chunk.prompts if known.get(prompt[0])]
+        deferred += [(prompt[0], str(task.path), prompt[5]) for prompt in again]
+        decider.pending += [(prompt[0], prompt[3] or "", prompt[2]) for prompt in again if decider.defers(prompt[2])]
         if deferred:
-            conn.executemany("INSERT OR IGNORE INTO prompt_sources (uuid, source_file, line_no) VALUES (?, ?, ?)",
+            conn.executemany("INSERT OR REPLACE INTO prompt_sources (uuid, source_file, line_no) VALUES (?, ?, ?)",
                              deferred)
     if chunk.advice:
         conn.executemany("INSERT OR IGNORE INTO advice_events (uuid, session_id, ts, kind, category)"
