@@ -743,10 +743,14 @@ def finish_undecided(conn: sqlite3.Connection, decider: PromptDecider, window: W
 
 def _prompts_at(path: Path, lines: dict[int, str]) -> Iterator[tuple[str, str]]:
     """``(uuid, text)`` of each prompt at its line of ``path`` (line number -> uuid), where it still is."""
-    try:
-        handle = open(path, "rb")
+    try:  # not blocking on a FIFO, and read only if a regular file, as the ingest reads transcripts
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return
+    if not S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return
+    handle = os.fdopen(fd, "rb")
     last = max(lines)
     with handle:
         for number, line in enumerate(handle, 1):

@@ -52,3 +52,18 @@ def test_a_prompt_whose_file_was_rewritten_with_its_lines_moved_is_routed_by_the
     assert not _undecided(conn)
     assert conn.execute("SELECT COUNT(*) FROM prompt_sources").fetchone()[0] == 0
 
+
+
+def test_a_source_that_is_not_a_regular_file_is_not_read(tmp_path: Path) -> None:
+    """A recorded line in a FIFO (a crafted row, or a transcript replaced by one) neither blocks nor is read."""
+    projects = tmp_path / "projects"
+    generate(projects, sessions=4, turns=4, filler=20, seed=7, days=20, distinct_prompts=True)
+    conn = connect(tmp_path / "usage.db")
+    ingest_tree(conn, projects, CATALOG, decider=PromptDecider(conn, window=(0.0, 1.0)))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    undecided = _undecided(conn)
+    uuid = min(undecided)
+    conn.execute("UPDATE prompt_sources SET source_file = ? WHERE uuid = ?", (str(fifo), uuid))
+    _ingest(tmp_path / "usage.db", projects)
+    assert _undecided(conn) == {uuid}
