@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sqlite3
 import sys
 import time
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from .config import Config
 from .errors import MCPRouterError
@@ -64,6 +65,7 @@ BULK_CACHE_KIB = 64 * 1024
 # Below this many new bytes, worker processes and orjson's import cost more than they save.
 BULK_MIN_BYTES = 64 * 1024 * 1024
 DECISIONS_PER_COMMIT = 1000
+_UUID = re.compile(rb'"uuid": ?"([^"]+)"')
 
 _MESSAGE_ID, _REQUEST_ID = USAGE_COLUMNS.index("message_id"), USAGE_COLUMNS.index("request_id")
 _SIDECHAIN = USAGE_COLUMNS.index("is_sidechain")
@@ -726,44 +728,82 @@ class PromptDecider:
 
 
 def finish_undecided(conn: sqlite3.Connection, decider: PromptDecider, window: Window | None = None) -> None:
-    """Route the prompts left undecided (``window``: those made within it) whose transcript lines are known: a
-    background child that died, or one still routing. A line that no longer holds its prompt (the transcript
-    deleted or rewritten) leaves the prompt undecided."""
+    """Route the prompts left undecided (``window``: those made within it): a background child that died, or one
+    still routing. Each is read at its transcript line; one written undecided before those lines were kept (by the
+    hook of an older version) is looked for in its session's transcripts. A prompt no longer in its transcripts
+    (deleted or rewritten) stays undecided."""
     low, high = window or (-math.inf, math.inf)
     by_file: dict[str, dict[int, str]] = defaultdict(dict)
-    for uuid, source_file, line_no in conn.execute(
-        "SELECT s.uuid, s.source_file, s.line_no FROM prompt_sources s JOIN prompts p ON p.uuid = s.uuid"
-        " WHERE p.tier IS NULL AND p.ts >= ? AND p.ts < ?", (low, high),
+    unplaced: dict[str, set[str]] = defaultdict(set)  # session -> its undecided prompts with no line recorded
+    for uuid, session_id, source_file, line_no in conn.execute(
+        "SELECT p.uuid, p.session_id, s.source_file, s.line_no FROM prompts p LEFT JOIN prompt_sources s"
+        " ON s.uuid = p.uuid WHERE p.tier IS NULL AND p.ts >= ? AND p.ts < ?", (low, high),
     ):
-        by_file[source_file][line_no] = uuid
+        if source_file is None:
+            unplaced[session_id].add(uuid)
+        else:
+            by_file[source_file][line_no] = uuid
     found = [prompt for source_file, lines in by_file.items() for prompt in _prompts_at(Path(source_file), lines)]
+    if unplaced:
+        sessions = list(unplaced)
+        for path, session_id in conn.execute(
+            f"SELECT path, session_id FROM ingest_files WHERE session_id IN ({', '.join('?' * len(sessions))})",
+            sessions,
+        ).fetchall():
+            found += _prompts_in(Path(path), unplaced[session_id])
     if found:
-        decider.store(found)
+        decider.store(list(dict(found).items()))
+
+
+def _regular_file(path: Path) -> BinaryIO | None:
+    """``path`` opened for reading if it is a regular file (never blocking on a FIFO, as the ingest skips one)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    if not S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
 
 
 def _prompts_at(path: Path, lines: dict[int, str]) -> Iterator[tuple[str, str]]:
     """``(uuid, text)`` of each prompt at its line of ``path`` (line number -> uuid), where it still is."""
-    try:  # not blocking on a FIFO, and read only if a regular file, as the ingest reads transcripts
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
+    handle = _regular_file(path)
+    if handle is None:
         return
-    if not S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return
-    handle = os.fdopen(fd, "rb")
     last = max(lines)
     with handle:
         for number, line in enumerate(handle, 1):
             uuid = lines.get(number)
             if uuid is not None:
-                try:
-                    parsed = parse_line(line)
-                except MalformedLine:
-                    parsed = None
+                parsed = _parsed(line)
                 if isinstance(parsed, Prompt) and parsed.uuid == uuid:
                     yield uuid, parsed.text
             if number == last:
                 return
+
+
+def _prompts_in(path: Path, uuids: set[str]) -> list[tuple[str, str]]:
+    """``(uuid, text)`` of the prompts of ``path`` whose uuid is one of ``uuids``, wherever they are in it."""
+    handle = _regular_file(path)
+    if handle is None:
+        return []
+    found = []
+    with handle:
+        for line in handle:
+            if any(match.group(1).decode() in uuids for match in _UUID.finditer(line)):
+                parsed = _parsed(line)
+                if isinstance(parsed, Prompt) and parsed.uuid in uuids:
+                    found.append((parsed.uuid, parsed.text))
+    return found
+
+
+def _parsed(line: bytes) -> Any:
+    try:
+        return parse_line(line)
+    except MalformedLine:
+        return None
 
 
 def _storable(text: str | None) -> str | None:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.corpus import generate
-from mcp_router.ledger import PromptDecider, ingest_tree
+from mcp_router.ledger import PromptDecider, ingest_session, ingest_tree
 from mcp_router.pricing import Catalog
 from mcp_router.report import ReportSpec, prompt_window
 from mcp_router.store import connect
@@ -67,3 +67,27 @@ def test_a_source_that_is_not_a_regular_file_is_not_read(tmp_path: Path) -> None
     conn.execute("UPDATE prompt_sources SET source_file = ? WHERE uuid = ?", (str(fifo), uuid))
     _ingest(tmp_path / "usage.db", projects)
     assert _undecided(conn) == {uuid}
+
+
+def test_a_prompt_the_hook_of_an_older_version_left_undecided_is_routed_by_the_next_report(tmp_path: Path) -> None:
+    """Before m015 the hook wrote its deferred prompts without their lines: a child of it that died left them
+    undecided with no source. The next report of their period finds them in their sessions' transcripts."""
+    projects = tmp_path / "projects"
+    generate(projects, sessions=6, turns=4, filler=20, seed=8, days=20, distinct_prompts=True)
+    db = tmp_path / "usage.db"
+    reference = connect(tmp_path / "reference.db")
+    ingest_tree(reference, projects, CATALOG)
+    conn = connect(db)
+    decider = PromptDecider(conn, defer=True)  # as the hook ingests; its child never ran
+    for path in sorted(projects.glob("*/*.jsonl")):
+        ingest_session(conn, path, CATALOG, decider)
+    conn.execute("DELETE FROM prompt_sources")  # as an older version left them
+    assert _undecided(conn)
+    done = subprocess.run([sys.executable, "-m", "mcp_router", "report", "--since", "2026-11-01", "--until",
+                           "2026-11-30", "--timezone", "UTC", "--projects-dir", str(projects), "--db", str(db)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Not routed yet" not in done.stdout
+    assert not _undecided(conn)
+    rows = "SELECT uuid, tier, category, confidence, text FROM prompts ORDER BY uuid"
+    assert conn.execute(rows).fetchall() == reference.execute(rows).fetchall()
