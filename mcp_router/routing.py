@@ -65,10 +65,11 @@ _STRUCTURE = (
     ("diff", re.compile(r"^(?:@@ |\+\+\+ |--- a/)", re.M)),
 )
 
-# What a request quotes (a fenced block, a quoted line, a phrase in quotation marks) is someone else's words: the
-# policy rules, which take the user at their word, read only the rest.
-_QUOTED = re.compile(r"```.*?(?:```|\Z)|^[ \t]*>.*$|\"[^\"\n]*\"|“[^”\n]*”|«[^»\n]*»|„[^“”\n]*[“”]|「[^」\n]*」",
-                     re.S | re.M)
+# What a request quotes (a fenced block, a quoted line, inline code, a phrase in quotation marks) is someone else's
+# words: the policy rules, which take the user at their word, read only the rest. A single quotation mark opens a
+# quotation only after a non-letter, so that the apostrophes of "don't" and "users'" quote nothing.
+_QUOTED = re.compile(r"```.*?(?:```|\Z)|^[ \t]*>.*$|`[^`\n]*`|\"[^\"\n]*\"|(?<!\w)'[^'\n]*'(?!\w)|‘[^’\n]*’|“[^”\n]*”"
+                     r"|«[^»\n]*»|„[^“”\n]*[“”]|「[^」\n]*」|『[^』\n]*』", re.S | re.M)
 
 
 @dataclass(frozen=True)
