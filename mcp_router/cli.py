@@ -245,6 +245,7 @@ def costs(void_id: int | None, limit: int, as_json: bool, db_path: Path | None) 
 def ingest(projects_dir: Path | None, db_path: Path | None) -> None:
     """Ingest every Claude Code transcript under the projects folder (incremental on re-runs)."""
     from .config import default_projects_dir
+    from .ledger import PromptDecider, finish_undecided
     from .pricing import Catalog
 
     config = Config.load()
@@ -253,7 +254,9 @@ def ingest(projects_dir: Path | None, db_path: Path | None) -> None:
         raise click.ClickException(f"no Claude Code projects folder at {projects_dir}")
     conn = open_store(db_path)
     catalog = Catalog.load(config.pricing)
-    summary = _ingest_with_progress(conn, projects_dir, catalog)
+    decider = PromptDecider(conn, config)
+    summary = _ingest_with_progress(conn, projects_dir, catalog, decider)
+    finish_undecided(conn, decider)  # what earlier runs left to a background child that did not finish
     _warn_skipped(summary)
     click.echo(
         f"{summary.files} files ({summary.files_read} with new lines, {summary.bytes_read / 1e6:,.1f} MB read): "
@@ -310,7 +313,7 @@ def report(since: str | None, until: str | None, week: bool, all_days: bool, gro
            projects_dir: Path | None, db_path: Path | None) -> None:
     """The usage report: cost by model, day, project and session; delegation savings; advice."""
     from .pricing import Catalog
-    from .report import ReportSpec, budget_section, build_report, no_activity_note, print_table, render
+    from .report import ReportSpec, budget_section, build_report, no_activity_note, print_table, prompt_window, render
     from .report_cache import cached_report
 
     if sum((week, all_days, bool(since or until))) > 1:
@@ -325,12 +328,17 @@ def report(since: str | None, until: str | None, week: bool, all_days: bool, gro
     config = Config.load()
     catalog = Catalog.load(config.pricing)
     conn = open_store(db_path)
+    decider = None
     if not no_ingest:
         from .config import default_projects_dir
+        from .ledger import PromptDecider, finish_undecided
 
         folder = projects_dir or default_projects_dir()
+        # The prompts the report does not read are routed after it, in the background (see PromptDecider).
+        decider = PromptDecider(conn, config, window=prompt_window(spec))
         if folder.is_dir():
-            _warn_skipped(_ingest_with_progress(conn, folder, catalog))
+            _warn_skipped(_ingest_with_progress(conn, folder, catalog, decider))
+            finish_undecided(conn, decider, decider.window)  # the period's, left by a child that did not finish
         else:
             click.echo(f"mcp-router: no Claude Code projects folder at {folder} (set CLAUDE_CONFIG_DIR or pass"
                        " --projects-dir); reporting on the database as it is", err=True)
@@ -361,6 +369,9 @@ def report(since: str | None, until: str | None, week: bool, all_days: bool, gro
     note = no_activity_note(result)
     if note:
         click.echo(note, err=fmt != "table" or output is not None)
+    if decider is not None and decider.pending:
+        conn.close()
+        decider.decide_in_background(db_path or default_db_path())
     if open_file and output is not None:
         import webbrowser
 
@@ -556,17 +567,17 @@ def _warn_skipped(summary: Any) -> None:
                    f" (first: line {first_line}: {reason})", err=True)
 
 
-def _ingest_with_progress(conn: Any, projects_dir: Path, catalog: Any) -> Any:
+def _ingest_with_progress(conn: Any, projects_dir: Path, catalog: Any, decider: Any = None) -> Any:
     """``ingest_tree``, with a progress bar on stderr when it is a terminal and the ingest runs over two seconds."""
     import sys
 
     from .ledger import ingest_tree
 
     if not sys.stderr.isatty():
-        return ingest_tree(conn, projects_dir, catalog)
+        return ingest_tree(conn, projects_dir, catalog, decider=decider)
     bar = _IngestBar()
     try:
-        return ingest_tree(conn, projects_dir, catalog, progress=bar)
+        return ingest_tree(conn, projects_dir, catalog, progress=bar, decider=decider)
     finally:
         bar.close()
 

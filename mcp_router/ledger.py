@@ -22,10 +22,12 @@ processes while this process writes their rows in file order, so the result is t
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +50,7 @@ from .transcripts import (
     decode_line,
     decode_object,
     lines_to_parse,
+    parse_line,
     parse_record,
     repeats,
     tool_uses,
@@ -60,6 +63,7 @@ COMMIT_BYTES = 128 * 1024 * 1024
 BULK_CACHE_KIB = 64 * 1024
 # Below this many new bytes, worker processes and orjson's import cost more than they save.
 BULK_MIN_BYTES = 64 * 1024 * 1024
+DECISIONS_PER_COMMIT = 1000
 
 _MESSAGE_ID, _REQUEST_ID = USAGE_COLUMNS.index("message_id"), USAGE_COLUMNS.index("request_id")
 _SIDECHAIN = USAGE_COLUMNS.index("is_sidechain")
@@ -127,15 +131,15 @@ def session_files(transcript_path: Path) -> list[Path]:
 
 def ingest_tree(
     conn: sqlite3.Connection, projects_dir: Path, catalog: Catalog,
-    *, progress: Progress | None = None, workers: int | None = None,
+    *, progress: Progress | None = None, workers: int | None = None, decider: PromptDecider | None = None,
 ) -> IngestSummary:
     """Ingest every transcript under ``projects_dir``; ``progress(files, bytes, all_files, all_bytes)`` once
     the files with new lines are known, then after each of them (how many read so far, of how many).
 
     ``workers`` is the number of parsing processes: by default one per CPU when there is enough new
-    data to be worth it, else none (parse here).
+    data to be worth it, else none (parse here). ``decider`` stores the prompts (by default, each routed now).
     """
-    return _ingest(conn, _transcript_entries(Path(projects_dir)), catalog, progress, workers)
+    return _ingest(conn, _transcript_entries(Path(projects_dir)), catalog, progress, workers, decider)
 
 
 def ingest_session(conn: sqlite3.Connection, transcript_path: Path, catalog: Catalog,
@@ -169,7 +173,7 @@ class _Chunk(NamedTuple):
     end_line: int
     rows: list[tuple[Any, ...]]  # usage rows in USAGE_COLUMNS order, one per response within the chunk
     tool_results: list[tuple[Any, ...]]
-    prompts: list[tuple[str, str, float, str, Decided | None]]
+    prompts: list[tuple[str, str, float, str, Decided | None, int]]  # uuid, session, ts, text, decision, line
     cost_state: CostState | None
     malformed: list[tuple[int, str]]
     responses: int
@@ -285,22 +289,26 @@ def _cpu_count() -> int:
 
 
 Decided = tuple[str, str, float]  # the router's tier, category and confidence
+Window = tuple[float, float]  # from, until (epoch seconds): the prompts an ingest routes at once
 
 
 class _PromptRouter:
     """Routes prompts where they are parsed: in a bulk ingest's workers, beside the parse, not in the process
-    writing the rows, which is the slower. Built from the tiers of the ingest's ``PromptDecider``, so it decides
-    as that would; the router itself is loaded on the first prompt (it does not pickle)."""
+    writing the rows, which is the slower. Built from the tiers and the window of the ingest's ``PromptDecider``,
+    so it decides as that would, and only the prompts it would route now; the router itself is loaded on the
+    first prompt (it does not pickle)."""
 
-    def __init__(self, catalog: Catalog, tiers: dict[str, str]):
-        self.catalog, self.tiers = catalog, tiers
+    def __init__(self, catalog: Catalog, tiers: dict[str, str], window: Window | None):
+        self.catalog, self.tiers, self.window = catalog, tiers, window
         self.router: Any = None
         self.decided: dict[str, Decided] = {}
 
-    def __reduce__(self) -> tuple[type[_PromptRouter], tuple[Catalog, dict[str, str]]]:
-        return _PromptRouter, (self.catalog, self.tiers)
+    def __reduce__(self) -> tuple[type[_PromptRouter], tuple[Catalog, dict[str, str], Window | None]]:
+        return _PromptRouter, (self.catalog, self.tiers, self.window)
 
-    def __call__(self, text: str) -> Decided:
+    def __call__(self, text: str, ts: float) -> Decided | None:
+        if self.window is not None and not self.window[0] <= ts < self.window[1]:
+            return None
         decided = self.decided.get(text)
         if decided is None:
             if self.router is None:
@@ -318,7 +326,7 @@ class _Readers(NamedTuple):
 
     loads: Callable[[bytes], Any]  # a line's JSON
     read: Callable[[bytes], UsageEvent | list[ToolResult] | None] | None  # bulk_lines.read_line, for a bulk ingest
-    route: _PromptRouter | None  # routes each prompt as it is parsed
+    route: _PromptRouter | None  # routes each prompt as it is parsed (None: left to the writer)
 
 
 def _bulk_readers(decider: PromptDecider) -> _Readers:
@@ -329,7 +337,7 @@ def _bulk_readers(decider: PromptDecider) -> _Readers:
     route = None
     if not decider.defer:
         try:
-            route = _PromptRouter(*decider.routing())
+            route = _PromptRouter(*decider.routing(), decider.window)
         except (MCPRouterError, ValueError):  # refused at the first prompt, as one by one; usage alone is read
             pass
     return _Readers(bulk_loads, read_line, route)
@@ -449,7 +457,7 @@ def _parse_chunks(task: _FileTask, maker: _RowMaker, readers: _Readers) -> Itera
                     tool_results.extend(parsed)
                 elif isinstance(parsed, Prompt) and not maker.agent_type:
                     prompts.append((parsed.uuid, parsed.session_id or maker.session_id, parsed.ts, parsed.text,
-                                    route(parsed.text) if route else None))
+                                    route(parsed.text, parsed.ts) if route else None, line_no + number))
                 elif isinstance(parsed, Advice) and not maker.agent_type:
                     advice.append((parsed.uuid, parsed.session_id or maker.session_id, parsed.ts, parsed.kind,
                                    parsed.category))
@@ -541,10 +549,14 @@ def _write_chunk(
         known = {row[0] for row in conn.execute(
             f"SELECT uuid FROM prompts WHERE uuid IN ({', '.join('?' * len(chunk.prompts))})",
             [prompt[0] for prompt in chunk.prompts])}
+        new = [prompt for prompt in chunk.prompts if prompt[0] not in known]
         conn.executemany(
             "INSERT OR IGNORE INTO prompts (uuid, session_id, ts, text, tier, category, confidence, chars)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            decider.rows([prompt for prompt in chunk.prompts if prompt[0] not in known]))
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", decider.rows(new))
+        deferred = [(prompt[0], str(task.path), prompt[5]) for prompt in new if decider.defers(prompt[2])]
+        if deferred:
+            conn.executemany("INSERT OR IGNORE INTO prompt_sources (uuid, source_file, line_no) VALUES (?, ?, ?)",
+                             deferred)
     if chunk.advice:
         conn.executemany("INSERT OR IGNORE INTO advice_events (uuid, session_id, ts, kind, category)"
                          " VALUES (?, ?, ?, ?, ?)", chunk.advice)
@@ -590,28 +602,37 @@ class PromptDecider:
     """Prompt rows as stored: the router's decision and the length, the text only with ``keep_prompts``.
 
     The router and the config are loaded on the first prompt, so an ingest without prompts pays nothing for
-    them. The hook defers (``defer=True``): loading the router would cost it several times its own run, so
-    the rows are written undecided and ``decide_in_background`` routes them in a detached child process,
-    which holds the texts in memory only. A row left undecided (the child died) is left out of the as-routed
-    what-if, never guessed.
+    them. Some prompts are written undecided (tier NULL) and routed after the ingest by
+    ``decide_in_background``, in a detached child process that holds their texts in memory only: every prompt
+    for the hook (``defer=True``: loading the router would cost it several times its own run), those outside
+    ``window`` for a report (it needs only its period's, and a user's first report would otherwise route months
+    of prompts first). Each undecided row's transcript line is kept in ``prompt_sources``, so that a later report
+    or ingest routes it if the child died (``finish_undecided``). A row still undecided is left out of the
+    as-routed what-if and counted in the report, never guessed.
     """
 
-    def __init__(self, conn: sqlite3.Connection, config: Config | None = None, *, defer: bool = False):
+    def __init__(self, conn: sqlite3.Connection, config: Config | None = None, *, defer: bool = False,
+                 window: Window | None = None):
         self.conn = conn
         self.config = config
         self.defer = defer
+        self.window = window
         self.router: Any = None
         self.decisions: dict[str, Any] = {}
-        self.pending: list[tuple[str, str]] = []  # (uuid, text) written undecided
+        self.pending: list[tuple[str, str, float]] = []  # (uuid, text, ts) written undecided
+
+    def defers(self, ts: float) -> bool:
+        """Whether a prompt made at ``ts`` is written undecided, to be routed after the ingest."""
+        return self.defer or (self.window is not None and not self.window[0] <= ts < self.window[1])
 
     def rows(self, prompts: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
         """``(uuid, session_id, ts, text or None, tier, category, confidence, chars)`` for each
-        ``(uuid, session_id, ts, text)``, or ``(uuid, session_id, ts, text, (tier, category, confidence))``
+        ``(uuid, session_id, ts, text)``, or ``(uuid, session_id, ts, text, (tier, category, confidence), ...)``
         routed already."""
         rows: list[tuple[Any, ...]] = []
         for uuid, session_id, ts, text, *decided in prompts:
-            if self.defer:
-                self.pending.append((uuid, text or ""))
+            if self.defers(ts):
+                self.pending.append((uuid, text or "", ts))
                 rows.append((uuid, session_id, ts, None, None, None, None, len(text or "")))
                 continue
             if decided and decided[0]:
@@ -635,12 +656,36 @@ class PromptDecider:
             decision = self.decisions[text] = self._router().route(text)
         return decision
 
-    def decide_in_background(self, db_path: Path) -> None:
-        """Route the deferred prompts in a detached child and store the decisions; here if fork is missing."""
+    def store(self, prompts: Sequence[tuple[str, str]]) -> None:
+        """Route ``(uuid, text)`` prompts written undecided and store the decisions, forgetting their sources. One
+        transaction a batch: an ingest or report meanwhile waits for a batch, not for all of them."""
+        self._router().model.remember_rows()
+        keep = self._config().keep_prompts
+        for first in range(0, len(prompts), DECISIONS_PER_COMMIT):
+            updates = []
+            for uuid, text in prompts[first:first + DECISIONS_PER_COMMIT]:
+                decision = self.decide(text)
+                updates.append((_storable(text) if keep else None, decision.tier, decision.category,
+                                decision.confidence, uuid))
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.conn.executemany("UPDATE prompts SET text = ?, tier = ?, category = ?, confidence = ?"
+                                      " WHERE uuid = ? AND tier IS NULL", updates)
+                self.conn.executemany("DELETE FROM prompt_sources WHERE uuid = ?", [(row[-1],) for row in updates])
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+
+    def decide_in_background(self, db_path: Path) -> int | None:
+        """Route the deferred prompts in a detached child and store the decisions; here if fork is missing.
+        Returns the child's process id. The caller's connection must be closed (or unused) by now: the child opens
+        its own."""
         if not self.pending:
-            return
-        if hasattr(os, "fork") and os.fork() != 0:
-            return
+            return None
+        if hasattr(os, "fork") and (child := os.fork()) != 0:
+            self.pending = []
+            return child
         detached = hasattr(os, "fork")
         status = 1
         try:
@@ -651,20 +696,15 @@ class PromptDecider:
                     os.dup2(null, fd)
             from .store import connect
 
-            conn = self.conn = connect(db_path, migrate=False)  # the hook's own connection is closed by now
-            keep = self._config().keep_prompts
-            updates = []
-            for uuid, text in self.pending:
-                decision = self.decide(text)
-                kept = _storable(text) if keep else None
-                updates.append((kept, decision.tier, decision.category, decision.confidence, uuid))
-            conn.executemany("UPDATE prompts SET text = ?, tier = ?, category = ?, confidence = ? WHERE uuid = ?"
-                             " AND tier IS NULL", updates)
+            self.conn = connect(db_path, migrate=False)
+            # The newest first: a report of last month is likelier next than one of last year.
+            self.store([(uuid, text) for uuid, text, _ in sorted(self.pending, key=lambda prompt: -prompt[2])])
             status = 0
         finally:
             self.pending = []
             if detached:
                 os._exit(status)
+        return None
 
     def _config(self) -> Config:
         if self.config is None:
@@ -678,6 +718,43 @@ class PromptDecider:
             config = self._config()
             self.router = Router.load(Catalog.load(config.pricing), config, self.conn)
         return self.router
+
+
+def finish_undecided(conn: sqlite3.Connection, decider: PromptDecider, window: Window | None = None) -> None:
+    """Route the prompts left undecided (``window``: those made within it) whose transcript lines are known: a
+    background child that died, or one still routing. A line that no longer holds its prompt (the transcript
+    deleted or rewritten) leaves the prompt undecided."""
+    low, high = window or (-math.inf, math.inf)
+    by_file: dict[str, dict[int, str]] = defaultdict(dict)
+    for uuid, source_file, line_no in conn.execute(
+        "SELECT s.uuid, s.source_file, s.line_no FROM prompt_sources s JOIN prompts p ON p.uuid = s.uuid"
+        " WHERE p.tier IS NULL AND p.ts >= ? AND p.ts < ?", (low, high),
+    ):
+        by_file[source_file][line_no] = uuid
+    found = [prompt for source_file, lines in by_file.items() for prompt in _prompts_at(Path(source_file), lines)]
+    if found:
+        decider.store(found)
+
+
+def _prompts_at(path: Path, lines: dict[int, str]) -> Iterator[tuple[str, str]]:
+    """``(uuid, text)`` of each prompt at its line of ``path`` (line number -> uuid), where it still is."""
+    try:
+        handle = open(path, "rb")
+    except OSError:
+        return
+    last = max(lines)
+    with handle:
+        for number, line in enumerate(handle, 1):
+            uuid = lines.get(number)
+            if uuid is not None:
+                try:
+                    parsed = parse_line(line)
+                except MalformedLine:
+                    parsed = None
+                if isinstance(parsed, Prompt) and parsed.uuid == uuid:
+                    yield uuid, parsed.text
+            if number == last:
+                return
 
 
 def _storable(text: str | None) -> str | None:

@@ -417,3 +417,11 @@ def m014_model_changes_keep_only_the_tier(db: Database) -> None:
     db.execute("UPDATE advice_events SET category = CASE WHEN lower(category) LIKE '%haiku%' THEN 'haiku'"
                " WHEN lower(category) LIKE '%sonnet%' THEN 'sonnet' WHEN lower(category) LIKE '%opus%' THEN 'opus'"
                " ELSE 'other' END WHERE kind = 'model_change' AND category NOT IN ('haiku', 'sonnet', 'opus', 'other')")
+
+
+@MIGRATIONS()
+def m015_sources_of_undecided_prompts(db: Database) -> None:
+    # A prompt written undecided (routed later by a background child) keeps where its text is, never the text:
+    # the transcript and the line. Any later report or ingest can then route it, if that child died.
+    db.execute("CREATE TABLE prompt_sources (uuid TEXT PRIMARY KEY, source_file TEXT NOT NULL,"
+               " line_no INTEGER NOT NULL)")

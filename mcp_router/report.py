@@ -85,6 +85,16 @@ class ReportSpec:
         return cls(start, end, tz_name, keys, all_days)
 
 
+def prompt_window(spec: ReportSpec) -> tuple[float, float] | None:
+    """When the prompts the as-routed what-if of ``spec`` reads were made (its period and the day before it), or
+    None for every day the database holds."""
+    if spec.all_days:
+        return None
+    zone = ZoneInfo(spec.timezone)
+    return (datetime.combine(spec.since, time(), zone).timestamp() - PROMPT_LOOKBACK_SECONDS,
+            datetime.combine(spec.until + timedelta(days=1), time(), zone).timestamp())
+
+
 def _date(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -385,14 +395,14 @@ def _what_if(by_model: dict[str, dict[str, Any]], catalog: Catalog, totals: dict
     return result
 
 
-def _turns(conn: sqlite3.Connection, start: float, end: float) -> dict[str, tuple[list[float], list[str]]]:
+def _turns(conn: sqlite3.Connection, start: float, end: float) -> dict[str, tuple[list[float], list[str | None]]]:
     """Each session's prompts in the period and the day before it: (start times, routed tiers), in time order.
 
-    The tier is the router's decision, made when the prompt was ingested (the text itself is not kept)."""
-    turns: dict[str, tuple[list[float], list[str]]] = defaultdict(lambda: ([], []))
+    The tier is the router's decision, made when the prompt was ingested (the text itself is not kept), or None
+    for a prompt not routed yet (see ledger.PromptDecider)."""
+    turns: dict[str, tuple[list[float], list[str | None]]] = defaultdict(lambda: ([], []))
     for session_id, ts, text in conn.execute(
-        "SELECT session_id, ts, tier FROM prompts WHERE ts >= ? AND ts < ? AND tier IS NOT NULL"
-        " ORDER BY session_id, ts",
+        "SELECT session_id, ts, tier FROM prompts WHERE ts >= ? AND ts < ? ORDER BY session_id, ts",
         (start - PROMPT_LOOKBACK_SECONDS, end),
     ):
         starts, texts = turns[session_id]
@@ -402,7 +412,7 @@ def _turns(conn: sqlite3.Connection, start: float, end: float) -> dict[str, tupl
 
 
 def _bucket_turns(conn: sqlite3.Connection, start: float, end: float,
-                  turns: dict[str, tuple[list[float], list[str]]]) -> list[tuple[str, int, int]]:
+                  turns: dict[str, tuple[list[float], list[str | None]]]) -> list[tuple[str, int, int]]:
     """Copy the period's main-chain, priced rollup rows to ``temp.turn_rows``, each with the turns its bucket
     holds as an index into the list returned: (session, first turn, turn after the last).
 
@@ -435,7 +445,7 @@ def _bucket_turns(conn: sqlite3.Connection, start: float, end: float,
 
 
 def _as_routed(conn: sqlite3.Connection, start: float, catalog: Catalog,
-               turns: dict[str, tuple[list[float], list[str]]], spans: list[tuple[str, int, int]],
+               turns: dict[str, tuple[list[float], list[str | None]]], spans: list[tuple[str, int, int]],
                ranks: dict[str, int], actual_usd: float) -> dict[str, Any]:
     """The same usage with each prompt's responses priced on the tier the router picks for the prompt.
 
@@ -444,12 +454,15 @@ def _as_routed(conn: sqlite3.Connection, start: float, catalog: Catalog,
     main-chain usage goes to the tier of the turns it holds, the highest one where turns of different
     tiers share a bucket (so the estimate never flatters the router). Long-prompt rates and the US-only
     inference multiplier are approximated as in the other what-ifs. Subagent usage, sessions with no
-    recorded prompt and unpriced models keep their cost. ``turns`` and ``spans`` come from ``_turns`` and
-    ``_bucket_turns``; ``ranks``: tier -> its index in ``_TIER_ORDER``.
+    recorded prompt and unpriced models keep their cost, and so do buckets holding a turn whose prompt is not
+    routed yet: the count of those prompts (``undecided_prompts``, only when there are some) says what the figure
+    leaves out. ``turns`` and ``spans`` come from ``_turns`` and ``_bucket_turns``; ``ranks``: tier -> its index
+    in ``_TIER_ORDER``.
     """
-    span_ranks = [max(ranks[text] for text in turns[session][1][first:last]) for session, first, last in spans]
-    prompt_ranks = [ranks[text] for starts, texts in turns.values() for ts, text in zip(starts, texts, strict=True)
+    span_ranks = [_span_rank(turns[session][1][first:last], ranks) for session, first, last in spans]
+    period_tiers = [tier for starts, tiers in turns.values() for ts, tier in zip(starts, tiers, strict=True)
                     if ts >= start]
+    prompt_ranks = [ranks[tier] for tier in period_tiers if tier is not None]
     conn.create_function("span_rank", 1, span_ranks.__getitem__, deterministic=True)
     covered_usd = routed_usd = 0.0
     responses = 0
@@ -458,17 +471,26 @@ def _as_routed(conn: sqlite3.Connection, start: float, catalog: Catalog,
         " SUM(cache_creation_tokens), SUM(cache_creation_1h_tokens), TOTAL(cost_usd), SUM(messages)"
         " FROM temp.turn_rows WHERE span IS NOT NULL GROUP BY rank",
     ) if spans else ():
+        if rank is None:  # a turn not routed yet: its usage keeps its cost
+            continue
         # Summed usage: base rates, since the long-prompt switch is per request.
         base_rates = replace(catalog.get(_TIER_ORDER[rank]), long_prompt=None)
         routed_usd += cost_usd(base_rates, Usage(inputs, outputs, reads, writes, writes_1h))
         covered_usd += actual
         responses += count
     conn.execute("DROP TABLE IF EXISTS temp.turn_rows")
-    return {
-        "as_routed_usd": round(actual_usd - covered_usd + routed_usd, 6),
-        "as_routed": {"prompts": len(prompt_ranks), "responses": responses,
-                      "prompts_by_tier": {tier: prompt_ranks.count(rank) for rank, tier in enumerate(_TIER_ORDER)}},
-    }
+    routed = {"prompts": len(prompt_ranks), "responses": responses,
+              "prompts_by_tier": {tier: prompt_ranks.count(rank) for rank, tier in enumerate(_TIER_ORDER)}}
+    if len(prompt_ranks) < len(period_tiers):
+        routed["undecided_prompts"] = len(period_tiers) - len(prompt_ranks)
+    return {"as_routed_usd": round(actual_usd - covered_usd + routed_usd, 6), "as_routed": routed}
+
+
+def _span_rank(tiers: list[str | None], ranks: dict[str, int]) -> int | None:
+    """The highest rank of a bucket's turns; None while one of them is not routed."""
+    if None in tiers:
+        return None
+    return max(ranks[tier] for tier in tiers if tier is not None)
 
 
 def _delegations(conn: Queryable, start: float, end: float, zone: ZoneInfo,
@@ -593,6 +615,10 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         lines.append(f"As the router would have routed it: {format_usd(what_if['as_routed_usd'])}"
                      f" ({plural(routed['prompts'], 'prompt')}: {by_tier};"
                      f" {plural(routed['responses'], 'response')} repriced)")
+    if routed.get("undecided_prompts"):
+        lines.append(f"Not routed yet: {plural(routed['undecided_prompts'], 'prompt')} of this period, left out of"
+                     " the as-routed figure (their turns keep their cost); the next report routes them while their"
+                     " transcripts remain")
     delegations = report["delegations"]
     lines.append(f"Delegations: {delegations['count']} ({delegations['succeeded']} ok), cost"
                  f" {format_usd(delegations['cost_usd'])}, saved {format_usd(delegations['saved_usd'])}")

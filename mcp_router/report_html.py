@@ -389,6 +389,8 @@ def render_html(report: dict[str, Any]) -> str:
     excludes = (f"; excludes {unpriced:,} unpriced ({escape(', '.join(report['unpriced_models']))})"
                 if unpriced else "")
     what_if = report["what_if"]
+    pending = what_if["as_routed"].get("undecided_prompts")
+    undecided = f"; {plural(pending, 'prompt')} not routed yet, left out" if pending else ""
     quality = report["quality_over_time"]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -401,7 +403,7 @@ def render_html(report: dict[str, Any]) -> str:
 <div class="card">Spent<b>{format_cost(totals['cost_usd'])}</b>{plural(totals['messages'], 'response')}{excludes}</div>
 <div class="card">Saved by delegation<b>{format_usd(delegations['saved_usd'])}</b>{plural(delegations['count'], 'delegation')}</div>
 <div class="card">From cache<b>{escape(format_share(cache['share_from_cache']))}</b>saved {format_usd(cache['saved_usd'])}</div>
-<div class="card">As the router would route it<b>{format_usd(what_if['as_routed_usd'])}</b>all Opus {format_usd(what_if['all_opus_usd'])}, all Sonnet {format_usd(what_if['all_sonnet_usd'])}</div>
+<div class="card">As the router would route it<b>{format_usd(what_if['as_routed_usd'])}</b>all Opus {format_usd(what_if['all_opus_usd'])}, all Sonnet {format_usd(what_if['all_sonnet_usd'])}{undecided}</div>
 <div class="card">Month to date<b>{format_usd(budget['month_to_date_usd'])}</b>{cap}, pace {format_usd(budget['projected_month_usd'])}</div>
 </div>
 <h2>Cost by model</h2>{_by_model(report, costs, colors)}

@@ -24,7 +24,7 @@ from .errors import StoreError
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
-SCHEMA_VERSION = 13  # the number of migrations in migrations.py
+SCHEMA_VERSION = 14  # the number of migrations in migrations.py
 
 USAGE_COLUMNS = (
     "message_id", "request_id", "ts", "timestamp", "session_id", "project", "cwd", "git_branch",

@@ -321,10 +321,11 @@ def test_the_workers_prompt_router_travels_to_a_spawned_worker_and_decides_the_s
     from mcp_router.ledger import PromptDecider, _PromptRouter
 
     decider = PromptDecider(connect(tmp_path / "usage.db"))
-    router = _PromptRouter(*decider.routing())
+    router = _PromptRouter(*decider.routing(), (100.0, 200.0))
     text = "summarize last night's build log"
-    decided = router(text)
+    decided = router(text, 100.0)
     copy = pickle.loads(pickle.dumps(router))  # spawn pickles it, the loaded router left behind
-    assert copy.router is None and copy(text) == decided
+    assert copy.router is None and copy(text, 199.0) == decided
+    assert decided is not None and copy(text, 200.0) is None and copy(text, 99.0) is None  # outside its window
     decision = decider.decide(text)
     assert decided == (decision.tier, decision.category, decision.confidence)

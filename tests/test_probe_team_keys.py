@@ -20,7 +20,7 @@ from mcp_router import budget, team
 from mcp_router.budget import record_cost, void_cost
 from mcp_router.config import Config
 from mcp_router.pricing import Usage
-from mcp_router.store import connect
+from mcp_router.store import SCHEMA_VERSION, connect
 from mcp_router.sync import ledger_id, sync
 from mcp_router.team import MIGRATE_LOCK
 from mcp_router.team import connect as team_connect
@@ -249,6 +249,10 @@ def test_an_upgrade_while_old_and_new_clients_sync_loses_and_doubles_nothing(tmp
         pytest.skip("no git history here to take the client from before m004")
     subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
     machines = [_machine(tmp_path, n, team_db_url, sessions=3) for n in range(2)]
+    # The old client refuses a ledger a newer mcp-router has migrated (local schema 14 on): each ledger is marked as
+    # the old client's own would be until the upgraded client syncs it (the tables it does not know it never reads).
+    for conn, _, _ in machines:
+        conn.execute("PRAGMA user_version = 13")
 
     def old_sync(n: int) -> subprocess.CompletedProcess:
         env = {**os.environ, "PYTHONPATH": str(old), "MCP_ROUTER_TEAM_DB_URL": team_db_url,
@@ -266,6 +270,7 @@ def test_an_upgrade_while_old_and_new_clients_sync_loses_and_doubles_nothing(tmp
     olds = [threading.Thread(target=lambda: outcomes.extend(old_sync(1) for _ in range(3))) for _ in range(2)]
     for thread in olds:
         thread.start()
+    machines[0][0].execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     sync(machines[0][0], machines[0][1])  # the owner's upgraded client: migrates, then syncs
     for thread in olds:
         thread.join(300)
@@ -273,6 +278,7 @@ def test_an_upgrade_while_old_and_new_clients_sync_loses_and_doubles_nothing(tmp
         assert done.returncode == 0 or ("upgrade it" in done.stderr and len(done.stderr.strip().splitlines()) == 1), \
             done.stderr
     assert any(done.returncode for done in outcomes)  # the upgrade did land while they ran
+    machines[1][0].execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     sync(machines[1][0], machines[1][1])  # machine 1 upgrades too
     expected = {t: sum(_local_counts(conn)[t] for conn, _, _ in machines) for t in _local_counts(machines[0][0])}
     assert _counts(team_db_url) == expected
