@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,12 +139,16 @@ def route_batch(items: list[dict]) -> list[dict]:
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
-def heldout_results() -> list[Result]:
-    """Each held-out set, on the requests whose second, blind label gives the same tier (the rule fixed in
-    routing_data/README.md before any set was scored)."""
+def heldout_sets() -> list[str]:
+    return sorted(path.stem for path in HELDOUT.glob("*.jsonl"))
+
+
+def heldout_results(names: Sequence[str] = ()) -> list[Result]:
+    """Each held-out set (or those named), on the requests whose second, blind label gives the same tier (the rule
+    fixed in routing_data/README.md before any set was scored)."""
     tiers = {label["id"]: label["tier"] for label in map(json.loads, HELDOUT_LABELS.read_text("utf-8").splitlines())}
     results = []
-    for path in sorted(HELDOUT.glob("*.jsonl")):
+    for path in (HELDOUT / f"{name}.jsonl" for name in names or heldout_sets()):
         items = [item for line in path.read_text("utf-8").splitlines() if line.strip()
                  if tiers.get((item := json.loads(line))["id"]) == item["expected_tier"]]
         result = Result(f"held-out {path.stem} ({len(items)} requests)")

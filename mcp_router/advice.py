@@ -26,7 +26,7 @@ import stat
 from pathlib import Path
 
 from .config import Config
-from .transcripts import blank
+from .transcripts import blank, opening
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ def advise(payload: dict[str, Any], config: Config, db_path: Path,
         if conn is not None:
             conn.close()
     # The prompt joins the context it is routed with; its head is what is asked (a pasted log is not).
-    decision = router.route(prompt[:ROUTED_CHARS], context_tokens + len(prompt) // 4)
+    decision = router.route(opening(prompt, ROUTED_CHARS), context_tokens + len(prompt) // 4)
     if (decision.uncertain or decision.confidence < MIN_CONFIDENCE
             or decision.category in config.advice_skip):
         return None

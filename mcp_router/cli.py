@@ -438,7 +438,10 @@ def route(task: str | None, context_tokens: int, batch_file: Any, as_json: bool,
                 continue
             try:
                 item = json.loads(line)
-                decision = router.route(item["task"], int(item.get("context_tokens", 0)))
+                task, context_tokens = item["task"], item.get("context_tokens", 0)
+                if not isinstance(task, str) or isinstance(context_tokens, bool) or not isinstance(context_tokens, int):
+                    raise TypeError("the task must be a string and context_tokens a whole number")
+                decision = router.route(task, context_tokens)
             except (ValueError, KeyError, TypeError) as exc:
                 raise click.ClickException(f"line {number}: expected {{\"task\": \"…\"}}: {exc}") from None
             click.echo(json.dumps(decision.to_dict()))

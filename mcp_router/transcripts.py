@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -408,9 +409,26 @@ def _tool_results(record: dict[str, Any]) -> list[ToolResult] | None:
     ] or None
 
 
+# Printable but drawn as nothing: the Hangul fillers and the blank Braille pattern (used to post "empty" messages).
+_FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _visible(char: str) -> bool:
+    return (char.isprintable() and not char.isspace() and char not in _FILLERS
+            and unicodedata.category(char) not in ("Mn", "Me"))  # a combining mark alone marks nothing
+
+
 def blank(text: str) -> bool:
-    """Nothing to read: only white space and invisible characters (NUL, other controls, zero-width marks)."""
-    return not any(char.isprintable() and not char.isspace() for char in text)
+    """Nothing to read: only white space and invisible characters (NUL, other controls, zero-width marks, fillers,
+    combining marks with nothing to combine with)."""
+    return not any(map(_visible, text))
+
+
+def opening(text: str, chars: int) -> str:
+    """The first ``chars`` characters of ``text`` from its first visible one: a prompt that opens with a page of
+    blank lines is read by what it asks, not cut to nothing."""
+    start = next((at for at, char in enumerate(text) if _visible(char)), len(text))
+    return text[start:start + chars]
 
 
 def _prompt(record: dict[str, Any]) -> Prompt | None:
@@ -426,7 +444,7 @@ def _prompt(record: dict[str, Any]) -> Prompt | None:
     if not isinstance(content, str) or blank(content) or not isinstance(uuid, str):
         return None
     ts, _ = _timestamp(record)
-    return Prompt(uuid, _text(record, "sessionId"), ts, content[:PROMPT_CHARS])
+    return Prompt(uuid, _text(record, "sessionId"), ts, opening(content, PROMPT_CHARS))
 
 
 def _advice(record: dict[str, Any]) -> Advice | None:

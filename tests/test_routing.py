@@ -65,6 +65,9 @@ def test_route_tiers(task: str, tier: str) -> None:
     'the PM wrote "ask opus, it needs the best model"',
     "```\n# TODO: use opus\n```",
     "«use opus» dit le ticket",
+    "my colleague wrote 'we should use opus for everything', then left",  # probe 13d: single quotes,
+    "the bot's help says ‘use opus for hard tasks’",  # curly single quotes,
+    "the help text says `use opus for hard tasks`",  # inline code
 ])
 def test_the_best_model_rule_reads_the_users_words_not_what_they_quote(quoted: str) -> None:
     model = _model({"reformat": 5.0})  # a sure reformat, whatever the text
@@ -72,6 +75,8 @@ def test_the_best_model_rule_reads_the_users_words_not_what_they_quote(quoted: s
     assert router.route(f"reformat this:\n{quoted}").tier == "haiku"
     raised = router.route(f"reformat this, use opus:\n{quoted}")
     assert (raised.tier, raised.confidence) == ("opus", 1.0) and "'use opus'" in raised.reason
+    apostrophes = router.route(f"don't reformat it by hand, the users' list is long: use opus:\n{quoted}")
+    assert apostrophes.tier == "opus" and "'use opus'" in apostrophes.reason
 
 
 def test_unsure_names_two_tiers_and_picks_the_higher() -> None:
@@ -226,7 +231,7 @@ def test_features_are_the_hashes_of_the_features_strings_and_remembered_rows_cha
 
 @given(st.text(max_size=300), st.integers(0, 3_000_000))
 def test_route_returns_a_tier_or_says_the_task_is_empty(task: str, context_tokens: int) -> None:
-    if not any(char.isprintable() and not char.isspace() for char in task):
+    if blank(task):  # test_probe_13d and test_transcripts say what blank is
         with pytest.raises(ValueError, match="the task is empty"):
             ROUTER.route(task, context_tokens)
         return

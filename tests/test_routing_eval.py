@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from benchmarks.routing_data_build import KEPT, build
-from benchmarks.routing_eval import cross_validate, heldout_results
+from benchmarks.routing_eval import cross_validate, heldout_results, heldout_sets
 from benchmarks.routing_train import Prepared, load_items, load_out_of_fold, serialise, train
 from mcp_router.routing import MODEL_BIN, MODEL_META, load_policy
 
-WRITERS = {"legacy", "ha", "hb", "hc", "hd", "he", "hf", "hg", "hh", "hi", *(f"w{n}" for n in range(1, 24))}
+WRITERS = {"legacy", *(f"h{letter}" for letter in "abcdefghijkl"), *(f"w{n}" for n in range(1, 24))}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_the_kept_out_of_fold_scores_are_what_the_folds_give(prepared: Prepared,
 
 def test_the_training_set_is_big_varied_and_traceable(prepared: Prepared) -> None:
     items = prepared.items
-    assert len(items) >= 23900
+    assert len(items) >= 24800
     assert {item["writer"] for item in items} == WRITERS
     assert len({item["style"] for item in items}) >= 40
     assert all(item["batch"] and item["domain"] is not None for item in items)
@@ -55,7 +55,7 @@ def test_the_training_set_is_big_varied_and_traceable(prepared: Prepared) -> Non
 
 def test_the_training_set_is_what_the_build_script_keeps_from_the_committed_data(tmp_path: Path) -> None:
     kept, rows = build(tmp_path)  # an empty source: only the repository's train/ and labels/ files
-    assert sum(row[1] for row in rows) == 24302
+    assert sum(row[1] for row in rows) == 25202
     assert [json.dumps(item, ensure_ascii=False) for item in kept] == KEPT.read_text("utf-8").splitlines()
 
 
@@ -71,23 +71,24 @@ def test_leave_one_writer_out(prepared: Prepared, by_writer) -> None:
     # The target for sure decisions is met: >= 98% right, covering >= 80% of requests.
     assert result.sure_accuracy >= 0.98 and result.sure_coverage >= 0.80, result.summary()
     # Not met (95% overall, no Opus task to Haiku); these are the figures at the freeze, kept from getting worse:
-    # 91.6%, 34 Opus->Haiku of 6,457 Opus tasks; on the 25 writers of the third round 93.9% and 27 (then 93.5%, 31).
-    assert result.accuracy >= 0.916 and result.opus_to_haiku <= 34, result.summary()
+    # 92.2%, 38 Opus->Haiku of 6,699 Opus tasks; on the 25 writers of the third round 94.2% and 26 (then 93.5%, 31).
+    assert result.accuracy >= 0.921 and result.opus_to_haiku <= 38, result.summary()
     # Stated confidence is calibrated: in every band with 300 decisions or more, observed within 0.05 of stated.
     assert all(abs(stated - observed) <= 0.05 for _, n, stated, observed in result.reliability() if n >= 300), \
         result.reliability()
-    # The weakest writer is w21 (wholly in 15 languages of South Asia, the Middle East, Europe and Africa): 70.4%.
-    assert min(w.accuracy for w in writers.values()) >= 0.70, [w.summary() for w in writers.values()]
+    # The weakest writer is w21 (wholly in 15 languages of South Asia, the Middle East, Europe and Africa): 72.5%.
+    assert min(w.accuracy for w in writers.values()) >= 0.72, [w.summary() for w in writers.values()]
 
 
-# Scored after the freeze at 0ceb050, on the requests whose two labels agree on the tier:
+# Scored after the freeze at 050afae, on the requests whose two labels agree on the tier:
 # (requests, right, Opus->Haiku) per set.
-HELDOUT_AT_FREEZE = {"hj": (300, 282, 2), "hk": (300, 282, 4), "hl": (300, 295, 0)}
+HELDOUT_AT_FREEZE = {"hm": (300, 296, 0), "hn": (294, 276, 0), "ho": (300, 291, 0)}
 
 
 def test_held_out_sets_as_scored_at_the_freeze() -> None:
-    results = {result.name.split()[1]: result for result in heldout_results()}
-    assert set(results) == set(HELDOUT_AT_FREEZE)
+    # Checked by name before anything is routed: sets committed for the next freeze are not scored here before it.
+    assert heldout_sets() == sorted(HELDOUT_AT_FREEZE), "held-out sets changed: freeze, score once, record here"
+    results = {result.name.split()[1]: result for result in heldout_results(list(HELDOUT_AT_FREEZE))}
     for name, (total, right, opus_to_haiku) in HELDOUT_AT_FREEZE.items():  # aggregates only, never a request
         result = results[name]
         assert result.total == total and result.correct >= right, result.summary()

@@ -1,0 +1,96 @@
+"""Probe 13d: prompts whose first 2,000 characters are blank, invisible "filler" characters, and --batch lines
+whose task is not a string."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mcp_router.cli import cli
+from mcp_router.config import Config
+from mcp_router.pricing import Catalog
+from mcp_router.routing import Router
+from mcp_router.store import connect
+from mcp_router.transcripts import Prompt, blank, opening, parse_record
+
+ASK = "why does the scheduler deadlock only in production, once a week, across three services?"
+LATE_ASK = "\n" * 2500 + ASK  # the ledger and the hook read a prompt's first 2,000 characters
+FILLERS = ["\u3164", "\u115f\u1160", "\uffa0", "\u2800 \u2800", "\u0301", "\ufe0f\u034f", " \u3164\u200b\n"]
+
+
+def _record(uuid: str, text: str) -> dict:
+    return {"type": "user", "uuid": uuid, "promptId": uuid, "sessionId": "s1", "cwd": "/tmp/x",
+            "timestamp": "2026-11-29T10:00:00.000Z", "message": {"role": "user", "content": text}}
+
+
+def _response(n: int) -> dict:
+    return {"type": "assistant", "uuid": f"a{n}", "sessionId": "s1", "cwd": "/tmp/x", "requestId": f"req_{n}",
+            "timestamp": f"2026-11-29T10:0{n}:01.000Z",
+            "message": {"id": f"msg_{n}", "model": "claude-opus-5-5", "role": "assistant",
+                        "content": [{"type": "text", "text": "ok"}],
+                        "usage": {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 0,
+                                  "cache_creation_input_tokens": 0}}}
+
+
+@pytest.mark.parametrize("text", FILLERS)
+def test_filler_characters_are_nothing_to_read(text: str) -> None:
+    assert blank(text)
+    with pytest.raises(ValueError, match="the task is empty"):
+        Router.load(Catalog.load(), Config()).route(text)
+    assert parse_record(_record("u1", text)) is None
+    assert not blank("e\u0301") and not blank("\u3164fix it") and not blank("ก") and not blank("日")
+
+
+@pytest.mark.parametrize("text", FILLERS)
+def test_the_cli_says_a_filler_task_is_empty(text: str) -> None:
+    result = CliRunner().invoke(cli, ["route", text])
+    assert result.exit_code == 2 and result.stderr.splitlines()[-1].startswith("Error: TASK is empty")
+
+
+def test_a_prompt_is_kept_from_its_first_visible_character() -> None:
+    assert opening(LATE_ASK, 2000) == ASK and opening("  fix it", 3) == "fix" and opening("\u200b\n", 5) == ""
+    prompt = parse_record(_record("u1", LATE_ASK))
+    assert isinstance(prompt, Prompt) and prompt.text == ASK
+
+
+def test_a_prompt_opening_with_blank_lines_does_not_stop_the_ingest(tmp_path: Path, db_path: Path) -> None:
+    project = tmp_path / "projects" / "-tmp-x"
+    project.mkdir(parents=True)
+    lines = [_record("u1", "\u200b"), _response(1), _record("u2", LATE_ASK), _response(2),
+             _record("u3", "\u3164"), _response(3), _record("u4", "summarise the build log"), _response(4)]
+    (project / "s1.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = CliRunner().invoke(cli, ["ingest", "--projects-dir", str(tmp_path / "projects"), "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    conn = connect(db_path)
+    assert conn.execute("SELECT count(*) FROM usage_events").fetchone()[0] == 4
+    assert [tuple(row) for row in conn.execute("SELECT uuid, tier FROM prompts ORDER BY uuid")] == [("u2", "opus"),
+                                                                                       ("u4", "haiku")]
+
+
+def test_the_advice_hook_reads_a_prompt_opening_with_blank_lines(tmp_path: Path, db_path: Path) -> None:
+    transcript = tmp_path / "session.jsonl"
+    transcript.write_text("")
+    payload = {"session_id": "s", "transcript_path": str(transcript), "cwd": str(tmp_path), "prompt_id": "x",
+               "hook_event_name": "UserPromptSubmit", "prompt": LATE_ASK}
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("ANTHROPIC_")}
+    done = subprocess.run([sys.executable, "-m", "mcp_router", "hook"], input=json.dumps(payload), text=True,
+                          capture_output=True, timeout=60,
+                          env={**environ, "MCP_ROUTER_DB": str(db_path), "ANTHROPIC_MODEL": "claude-sonnet-5-5"})
+    assert done.returncode == 0 and done.stderr == ""
+    assert "`/model opus` fits this task" in json.loads(done.stdout)["systemMessage"]
+
+
+@pytest.mark.parametrize("line", ['{"task": ["summarise the log"]}', '{"task": {"a": 1}}', '{"task": null}',
+                                  '{"task": "fix it", "context_tokens": 1.9}',
+                                  '{"task": "fix it", "context_tokens": true}'])
+def test_a_batch_line_whose_task_is_not_a_string_is_one_clear_error(line: str) -> None:
+    result = CliRunner().invoke(cli, ["route", "--batch", "-"], input=line + "\n")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.splitlines() == [
+        'Error: line 1: expected {"task": "…"}: the task must be a string and context_tokens a whole number']
