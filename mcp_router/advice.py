@@ -22,11 +22,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 from pathlib import Path
 
 from .config import Config
-from .transcripts import blank, opening
+from .transcripts import blank, open_regular, opening
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,20 +58,15 @@ def tier_of(model: str) -> str | None:
 def session_state(transcript: Path) -> tuple[str | None, int]:
     """The session's current model (the newer of its last main-chain response and its last ``/model``) and
     its context size in tokens (what that response's request held plus what it wrote)."""
-    try:  # non-blocking, and regular files only: a FIFO would stall the prompt, /dev/zero never ends
-        fd = os.open(transcript, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except (OSError, ValueError):
+    handle = open_regular(transcript)
+    if handle is None:
         return None, 0
     try:
-        status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode):
-            return None, 0
-        os.lseek(fd, max(0, status.st_size - TAIL_BYTES), os.SEEK_SET)
-        block = os.read(fd, TAIL_BYTES)
+        with handle:
+            handle.seek(max(0, os.fstat(handle.fileno()).st_size - TAIL_BYTES))
+            block = handle.read(TAIL_BYTES)
     except OSError:
         return None, 0
-    finally:
-        os.close(fd)
     model, context_tokens = None, 0
     for line in reversed(block.split(b"\n")):
         if model is None and b'"local_command"' in line and (switch := _MODEL_LINE.search(line)):

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, NamedTuple
 
 from .config import Config
 from .errors import MCPRouterError
@@ -51,6 +51,7 @@ from .transcripts import (
     decode_line,
     decode_object,
     lines_to_parse,
+    open_regular,
     parse_line,
     parse_record,
     repeats,
@@ -755,21 +756,9 @@ def finish_undecided(conn: sqlite3.Connection, decider: PromptDecider, window: W
         decider.store(list(dict(found).items()))
 
 
-def _regular_file(path: Path) -> BinaryIO | None:
-    """``path`` opened for reading if it is a regular file (never blocking on a FIFO, as the ingest skips one)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return None
-    if not S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return None
-    return os.fdopen(fd, "rb")
-
-
 def _prompts_at(path: Path, lines: dict[int, str]) -> Iterator[tuple[str, str]]:
     """``(uuid, text)`` of each prompt at its line of ``path`` (line number -> uuid), where it still is."""
-    handle = _regular_file(path)
+    handle = open_regular(path)
     if handle is None:
         return
     last = max(lines)
@@ -786,7 +775,7 @@ def _prompts_at(path: Path, lines: dict[int, str]) -> Iterator[tuple[str, str]]:
 
 def _prompts_in(path: Path, uuids: set[str]) -> list[tuple[str, str]]:
     """``(uuid, text)`` of the prompts of ``path`` whose uuid is one of ``uuids``, wherever they are in it."""
-    handle = _regular_file(path)
+    handle = open_regular(path)
     if handle is None:
         return []
     found = []

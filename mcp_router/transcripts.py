@@ -19,18 +19,37 @@ and skip such lines.
 from __future__ import annotations
 
 import json
+import os
 import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from stat import S_ISREG
+from typing import Any, BinaryIO
 
 SYNTHETIC_MODEL = "<synthetic>"
 
 
 class MalformedLine(ValueError):
     """A complete transcript line that cannot be read."""
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO | None:
+    """``path`` opened for reading if it is a regular file, else None. Opened without blocking: a FIFO would stall
+    the caller, and /dev/zero never ends."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError):
+        return None
+    try:
+        regular = S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
 
 
 @dataclass(slots=True)
@@ -418,17 +437,17 @@ def _visible(char: str) -> bool:
             and unicodedata.category(char) not in ("Mn", "Me"))  # a combining mark alone marks nothing
 
 
+def opening(text: str, chars: int) -> str:
+    """The first ``chars`` characters of ``text`` from its first visible one: a prompt that opens with a page of
+    blank lines is read by what it asks, not cut to nothing; empty when there is nothing to read."""
+    start = next((at for at, char in enumerate(text) if _visible(char)), len(text))
+    return text[start:start + chars]
+
+
 def blank(text: str) -> bool:
     """Nothing to read: only white space and invisible characters (NUL, other controls, zero-width marks, fillers,
     combining marks with nothing to combine with)."""
-    return not any(map(_visible, text))
-
-
-def opening(text: str, chars: int) -> str:
-    """The first ``chars`` characters of ``text`` from its first visible one: a prompt that opens with a page of
-    blank lines is read by what it asks, not cut to nothing."""
-    start = next((at for at, char in enumerate(text) if _visible(char)), len(text))
-    return text[start:start + chars]
+    return not opening(text, 1)
 
 
 def _prompt(record: dict[str, Any]) -> Prompt | None:
@@ -441,10 +460,11 @@ def _prompt(record: dict[str, Any]) -> Prompt | None:
         content = "\n".join(block["text"] for block in content if isinstance(block, dict)
                              and block.get("type") == "text" and isinstance(block.get("text"), str))
     uuid = record.get("uuid")
-    if not isinstance(content, str) or blank(content) or not isinstance(uuid, str):
+    text = opening(content, PROMPT_CHARS) if isinstance(content, str) else ""
+    if not text or not isinstance(uuid, str):
         return None
     ts, _ = _timestamp(record)
-    return Prompt(uuid, _text(record, "sessionId"), ts, opening(content, PROMPT_CHARS))
+    return Prompt(uuid, _text(record, "sessionId"), ts, text)
 
 
 def _advice(record: dict[str, Any]) -> Advice | None:
