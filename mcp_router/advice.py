@@ -131,8 +131,10 @@ def advise(payload: dict[str, Any], config: Config, db_path: Path,
     finally:
         if conn is not None:
             conn.close()
-    # The prompt joins the context it is routed with; its head is what is asked (a pasted log is not).
-    decision = router.route(opening(prompt, ROUTED_CHARS), context_tokens + len(prompt) // 4)
+    # The prompt joins the context it is routed with; its head is what is asked (a pasted log is not). The router
+    # counts the text it is given; the rest of the prompt is counted here.
+    routed = opening(prompt, ROUTED_CHARS)
+    decision = router.route(routed, context_tokens + (len(prompt) - len(routed)) // 4)
     if (decision.uncertain or decision.confidence < MIN_CONFIDENCE
             or decision.category in config.advice_skip):
         return None

@@ -232,13 +232,18 @@ class _Rule:
     name: str
     tier: str
     patterns: tuple[re.Pattern[str], ...]
+    negation: re.Pattern[str] | None = None  # matched against the words just before an ask: "don't use opus"
 
     def match(self, text: str) -> str | None:
         """The words of ``text`` outside quotations that ask for this rule's tier, if any."""
         if not any(pattern.search(text) for pattern in self.patterns):
             return None
         own = _QUOTED.sub(" ", text)
-        return next((m.group(0) for pattern in self.patterns if (m := pattern.search(own))), None)
+        for pattern in self.patterns:
+            for m in pattern.finditer(own):
+                if self.negation is None or not self.negation.search(own, max(0, m.start() - 40), m.start()):
+                    return m.group(0)
+        return None
 
 
 class Router:
@@ -250,7 +255,8 @@ class Router:
         self.mechanical = frozenset(policy["mechanical"])
         self.uncertain_below: float = policy["uncertain_below"]
         self.large_context_tokens: int = policy["large_context_tokens"]
-        self.rules = [_Rule(rule["name"], rule["tier"], tuple(re.compile(p, re.I) for p in rule["patterns"]))
+        self.rules = [_Rule(rule["name"], rule["tier"], tuple(re.compile(p, re.I) for p in rule["patterns"]),
+                            re.compile(rule["unless_after"], re.I) if "unless_after" in rule else None)
                       for rule in policy.get("rules", [])]
         self._model = model
 
@@ -303,17 +309,17 @@ class Router:
             if _rank(rule.tier) > _rank(tier) and (hit := rule.match(readable(task))):
                 tier, confidence = rule.tier, 1.0  # policy, not a reading: right by definition
                 reasons.append(f"{rule.name} ({hit!r}): {tier}")
-        if (_rank(tier) < _rank("sonnet") and context_tokens >= self.large_context_tokens
+        prompt_tokens = context_tokens + len(task) // 4  # a task that is itself a pasted log is a large input too
+        if (_rank(tier) < _rank("sonnet") and prompt_tokens >= self.large_context_tokens
                 and category in self.mechanical):
             tier, confidence = "sonnet", calibrated(min(by_tier["haiku"] + by_tier["sonnet"], 1.0))
-            reasons.append(f"a large input ({context_tokens:,} tokens) needs Sonnet")
-        tier, window_note = self._fit_window(tier, context_tokens)
+            reasons.append(f"a large input ({prompt_tokens:,} tokens) needs Sonnet")
+        tier, window_note = self._fit_window(tier, prompt_tokens)
         if window_note:
             reasons.append(window_note)
         if tier != candidates[-1]:  # policy decided, not the reading
             uncertain, candidates = False, [tier]
         model = self.catalog.get(tier)
-        prompt_tokens = context_tokens + len(task) // 4
         return Decision(
             tier=tier, model=model.id, category=category, reason="; ".join(reasons) + ".",
             confidence=round(min(confidence, 1.0), 2),
@@ -327,13 +333,13 @@ class Router:
         in_tier = [k for k, name in enumerate(classes) if self.tiers[name] == tier] or range(len(classes))
         return classes[max(in_tier, key=lambda k: (probabilities[k], -k))]
 
-    def _fit_window(self, tier: str, context_tokens: int) -> tuple[str, str]:
+    def _fit_window(self, tier: str, prompt_tokens: int) -> tuple[str, str]:
         for candidate in TIERS[_rank(tier):]:
             window = self.catalog.get(candidate).context_window
-            if window is None or context_tokens <= window:
-                note = "" if candidate == tier else f"{context_tokens:,} tokens exceed {tier}'s window"
+            if window is None or prompt_tokens <= window:
+                note = "" if candidate == tier else f"{prompt_tokens:,} tokens exceed {tier}'s window"
                 return candidate, note
-        return tier, f"{context_tokens:,} tokens exceed every model's window: split the input"
+        return tier, f"{prompt_tokens:,} tokens exceed every model's window: split the input"
 
 
 def readable(task: str) -> str:

@@ -79,6 +79,36 @@ def test_the_best_model_rule_reads_the_users_words_not_what_they_quote(quoted: s
     assert apostrophes.tier == "opus" and "'use opus'" in apostrophes.reason
 
 
+@pytest.mark.parametrize(("task", "asked"), [
+    ("route this to opus: rename x to y", "route this to opus"),  # probe 13d: was Haiku
+    ("send it over to Claude Opus, then reformat the list", "send it over to Claude Opus"),
+    ("I don't care what it costs. Reformat this, use opus", "use opus"),  # a negation elsewhere
+])
+def test_the_best_model_rule_hears_an_ask_to_route_or_send_to_opus(task: str, asked: str) -> None:
+    router = Router(CATALOG, POLICY, model=_model({"reformat": 5.0}))
+    decision = router.route(task)
+    assert (decision.tier, decision.confidence) == ("opus", 1.0) and f"({asked!r})" in decision.reason
+
+
+@pytest.mark.parametrize("task", [
+    "don't use opus, just reformat this", "do not route this to opus: reformat the list",
+    "no need for the best model here, reformat it", "you don't have to use opus for this reformat",
+    "never send it to opus, reformat it", "reformat it without the best model",
+    "switch the codec to opus in encoder.c",  # the audio codec: nobody asked for a model
+])
+def test_the_best_model_rule_is_not_raised_by_an_ask_not_to(task: str) -> None:
+    assert Router(CATALOG, POLICY, model=_model({"reformat": 5.0})).route(task).tier == "haiku"
+
+
+def test_a_task_that_is_itself_a_large_input_counts_toward_the_size_rules() -> None:
+    # probe 13d: a 26 MB task went to Haiku; its own tokens now join the context it is given
+    router = Router(CATALOG, POLICY, model=_model({"summarize": 5.0}))
+    assert router.route("summarize this log " + "x" * 1000, context_tokens=199_000).tier == "haiku"
+    large = router.route("summarize this log " + "x" * 4000, context_tokens=199_000)
+    assert large.tier == "sonnet" and "a large input (200,004 tokens)" in large.reason
+    assert router.route("summarize " + "x" * 26_000_000).reason.endswith("split the input.")
+
+
 def test_unsure_names_two_tiers_and_picks_the_higher() -> None:
     router = Router(CATALOG, POLICY, model=_model({"summarize": 0.3, "research": 0.0}))  # 57% haiku, 43% opus
     decision = router.route("anything")
@@ -159,8 +189,8 @@ def test_context_beyond_the_window_moves_to_a_tier_that_fits() -> None:
 
 
 def test_a_mechanical_task_over_a_large_context_needs_sonnet() -> None:
-    assert ROUTER.route("summarize this log", context_tokens=199_999).tier == "haiku"
-    decision = ROUTER.route("summarize this log", context_tokens=200_000)
+    assert ROUTER.route("summarize this log", context_tokens=199_995).tier == "haiku"  # the task's 4 tokens join it
+    decision = ROUTER.route("summarize this log", context_tokens=199_996)
     assert decision.tier == "sonnet" and "a large input (200,000 tokens)" in decision.reason
     assert ROUTER.route("refactor report.py", context_tokens=200_000).tier == "sonnet"  # not raised twice
     assert ROUTER.route("summarize this log", context_tokens=2_000_000).reason.endswith("split the input.")
