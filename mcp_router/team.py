@@ -118,6 +118,13 @@ MIGRATIONS: list[tuple[str, str]] = [
     ALTER TABLE usage_rollup ADD CONSTRAINT usage_rollup_no_negative_cost
         CHECK (cost_usd >= -1e-9 AND cost_usd <> 'NaN') NOT VALID;
     """),
+    ("m005_no_infinite_cost", """
+    -- m004 took +Infinity: one writer's row made the team's month to date infinite, and every delegation in the
+    -- team was refused. NOT VALID, as there: no upgrade fails on a row already stored.
+    ALTER TABLE cost_records ADD CONSTRAINT cost_records_finite_cost
+        CHECK (cost_usd <> 'Infinity' AND reserved_usd <> 'Infinity') NOT VALID;
+    ALTER TABLE usage_rollup ADD CONSTRAINT usage_rollup_finite_cost CHECK (cost_usd <> 'Infinity') NOT VALID;
+    """),
 ]
 
 

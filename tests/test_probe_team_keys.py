@@ -171,9 +171,6 @@ def _try_connect(url: str) -> object:
     return "ok"
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed (needs a team migration number): m004's checks refuse negative and"
-                   " NaN costs but take +Infinity, so one writer's row makes the team month to date infinite and"
-                   " refuses every delegation in the team (a huge finite cost does the same, visibly as that writer's)")
 def test_no_writer_makes_the_team_month_to_date_infinite(team_db_url: str) -> None:
     team_connect(Config(team_db_url=team_db_url)).close()
     with psycopg.connect(team_db_url, autocommit=True) as pg:

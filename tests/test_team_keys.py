@@ -94,14 +94,15 @@ def test_writers_on_either_side_of_the_upgrade_each_get_one_line(tmp_path: Path,
         with psycopg.connect(team_db_url) as pg:
             assert pg.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == M003
     assert ahead.exit_code == 1 and len(ahead.output.strip().splitlines()) == 1
-    assert "needs migrating to this mcp-router's schema (m004_each_writer_keeps_to_its_own_rows)" in ahead.output
+    assert ("needs migrating to this mcp-router's schema (m004_each_writer_keeps_to_its_own_rows,"
+            " m005_no_infinite_cost)") in ahead.output
     assert "owns the tables" in ahead.output
 
     team_connect(Config(team_db_url=team_db_url)).close()  # the owner upgrades; a client left at m003 is refused
     with _client_at_m003():
         behind = CliRunner().invoke(cli, sync_here, env={"MCP_ROUTER_TEAM_DB_URL": team_db_url})
     assert behind.exit_code == 1 and len(behind.output.strip().splitlines()) == 1
-    assert "newer schema (m004_each_writer_keeps_to_its_own_rows)" in behind.output and "upgrade it" in behind.output
+    assert "newer schema (m005_no_infinite_cost)" in behind.output and "upgrade it" in behind.output
 
 
 def test_rows_planted_under_another_writers_keys_neither_block_nor_hide_its_rows(tmp_path: Path,
