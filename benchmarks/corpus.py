@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -99,7 +100,8 @@ def _line(record: dict) -> str:
 
 def _session_lines(rng: random.Random, truth: Truth, project: str, session: str, when: datetime,
                    turns: int, filler: int, sidechain_agent: str | None = None,
-                   distinct_prompts: bool = False) -> list[str]:
+                   distinct_prompts: bool = False) -> tuple[list[str], datetime]:
+    """The lines of one session (or subagent) and when its last event happened."""
     lines = []
     common = {"cwd": f"/home/user/code/{project}", "sessionId": session, "version": "2.1.328",
               "gitBranch": rng.choice(["main", "feature/x"]), "userType": "external", "entrypoint": "cli"}
@@ -138,7 +140,7 @@ def _session_lines(rng: random.Random, truth: Truth, project: str, session: str,
         lines.append(_line({"type": "user", "timestamp": stamp, "message": {"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": tool_id, "content": "y" * filler}]}, **common}))
     lines.append(_line({"type": "cost-state", "sessionId": session, "totalCostUSD": 0.0, "modelUsage": {}}))
-    return lines
+    return lines, when
 
 
 def generate(out: Path, *, sessions: int = 20, turns: int = 10, filler: int = 2000, seed: int = 7,
@@ -155,24 +157,32 @@ def generate(out: Path, *, sessions: int = 20, turns: int = 10, filler: int = 20
         session = f"{rng.getrandbits(128):032x}"
         session = f"{session[:8]}-{session[8:12]}-{session[12:16]}-{session[16:20]}-{session[20:]}"
         when = start + timedelta(hours=rng.randint(0, 24 * days))
-        lines = _session_lines(rng, truth, project, session, when, turns, filler, distinct_prompts=distinct_prompts)
+        lines, last = _session_lines(rng, truth, project, session, when, turns, filler,
+                                     distinct_prompts=distinct_prompts)
         if index % 4 == 0:  # resumed: the earlier lines are written again
             lines = lines + lines[: len(lines) // 2]
         folder = out / project
         folder.mkdir(parents=True, exist_ok=True)
         text = "".join(lines)
-        (folder / f"{session}.jsonl").write_text(text)
+        _write(folder / f"{session}.jsonl", text, last)
         truth.bytes_written += len(text)
         if index % 3 == 0:
             agent = f"a{rng.getrandbits(60):015x}"
             sub = folder / session / "subagents"
             sub.mkdir(parents=True, exist_ok=True)
-            text = "".join(_session_lines(rng, truth, project, session, when, max(1, turns // 3), filler, agent))
-            (sub / f"agent-{agent}.jsonl").write_text(text)
+            agent_lines, last = _session_lines(rng, truth, project, session, when, max(1, turns // 3), filler, agent)
+            text = "".join(agent_lines)
+            _write(sub / f"agent-{agent}.jsonl", text, last)
             (sub / f"agent-{agent}.meta.json").write_text(json.dumps({"agentType": "general-purpose"}))
             truth.bytes_written += len(text)
         index += 1
     return truth
+
+
+def _write(path: Path, text: str, last: datetime) -> None:
+    """Write a transcript as Claude Code leaves it: last modified (and read) at its last event."""
+    path.write_text(text)
+    os.utime(path, (last.timestamp(), last.timestamp()))
 
 
 if __name__ == "__main__":
