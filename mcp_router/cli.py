@@ -313,7 +313,16 @@ def report(since: str | None, until: str | None, week: bool, all_days: bool, gro
            projects_dir: Path | None, db_path: Path | None) -> None:
     """The usage report: cost by model, day, project and session; delegation savings; advice."""
     from .pricing import Catalog
-    from .report import ReportSpec, budget_section, build_report, no_activity_note, print_table, prompt_window, render
+    from .report import (
+        ReportSpec,
+        budget_section,
+        build_report,
+        earliest_read,
+        no_activity_note,
+        print_table,
+        prompt_window,
+        render,
+    )
     from .report_cache import cached_report
 
     if sum((week, all_days, bool(since or until))) > 1:
@@ -329,15 +338,21 @@ def report(since: str | None, until: str | None, week: bool, all_days: bool, gro
     catalog = Catalog.load(config.pricing)
     conn = open_store(db_path)
     decider = None
+    files_left = 0
     if not no_ingest:
         from .config import default_projects_dir
         from .ledger import PromptDecider, finish_undecided
 
         folder = projects_dir or default_projects_dir()
-        # The prompts the report does not read are routed after it, in the background (see PromptDecider).
+        # The prompts the report does not read are routed after it, in the background (see PromptDecider), and the
+        # transcripts it does not read are ingested there first. Not for the team report: the sync below sends the
+        # team database what is ingested now.
         decider = PromptDecider(conn, config, window=prompt_window(spec))
         if folder.is_dir():
-            _warn_skipped(_ingest_with_progress(conn, folder, catalog, decider))
+            summary = _ingest_with_progress(conn, folder, catalog, decider,
+                                            modified_since=None if team else earliest_read(spec))
+            _warn_skipped(summary)
+            files_left = summary.files_left
             finish_undecided(conn, decider, decider.window)  # the period's, left by a child that did not finish
         else:
             click.echo(f"mcp-router: no Claude Code projects folder at {folder} (set CLAUDE_CONFIG_DIR or pass"
@@ -369,9 +384,9 @@ def report(since: str | None, until: str | None, week: bool, all_days: bool, gro
     note = no_activity_note(result)
     if note:
         click.echo(note, err=fmt != "table" or output is not None)
-    if decider is not None and decider.pending:
+    if decider is not None and (decider.pending or files_left):
         conn.close()
-        decider.decide_in_background(db_path or default_db_path())
+        decider.decide_in_background(db_path or default_db_path(), folder if files_left else None)
     if open_file and output is not None:
         import webbrowser
 
@@ -567,17 +582,18 @@ def _warn_skipped(summary: Any) -> None:
                    f" (first: line {first_line}: {reason})", err=True)
 
 
-def _ingest_with_progress(conn: Any, projects_dir: Path, catalog: Any, decider: Any = None) -> Any:
+def _ingest_with_progress(conn: Any, projects_dir: Path, catalog: Any, decider: Any = None,
+                          modified_since: float | None = None) -> Any:
     """``ingest_tree``, with a progress bar on stderr when it is a terminal and the ingest runs over two seconds."""
     import sys
 
     from .ledger import ingest_tree
 
     if not sys.stderr.isatty():
-        return ingest_tree(conn, projects_dir, catalog, decider=decider)
+        return ingest_tree(conn, projects_dir, catalog, decider=decider, modified_since=modified_since)
     bar = _IngestBar()
     try:
-        return ingest_tree(conn, projects_dir, catalog, progress=bar, decider=decider)
+        return ingest_tree(conn, projects_dir, catalog, progress=bar, decider=decider, modified_since=modified_since)
     finally:
         bar.close()
 
@@ -610,7 +626,8 @@ class _IngestBar:
                                 console=Console(stderr=True), transient=True, auto_refresh=False)
             self.task = self.bar.add_task("ingesting", total=all_bytes, files="")
             self.bar.start()
-        self.bar.update(self.task, completed=min(read, all_bytes), files=f"{files:,}/{all_files:,} files", refresh=True)
+        self.bar.update(self.task, total=all_bytes, completed=min(read, all_bytes),
+                        files=f"{files:,}/{all_files:,} files", refresh=True)
 
     def close(self) -> None:
         if self.bar is not None:

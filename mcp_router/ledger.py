@@ -66,6 +66,13 @@ BULK_CACHE_KIB = 64 * 1024
 # Below this many new bytes, worker processes and orjson's import cost more than they save.
 BULK_MIN_BYTES = 64 * 1024 * 1024
 DECISIONS_PER_COMMIT = 1000
+# Claude Code writes a transcript's events at or before the file's last modification, so a file modified before a
+# moment holds nothing after it, give or take what another clock stamped: a network file system's server, a FAT
+# drive storing local time (off by the UTC offset, up to 14 hours, when read in another zone), a clock stepped back.
+MTIME_SKEW_SECONDS = 86_400
+# Claude Code's first release (2025-02-24): an earlier mtime was set by something else (an archive, a copy tool) and
+# says nothing about the file's events.
+CLAUDE_CODE_RELEASED = 1_740_355_200.0
 _UUID = re.compile(rb'"uuid": ?"([^"]+)"')
 
 _MESSAGE_ID, _REQUEST_ID = USAGE_COLUMNS.index("message_id"), USAGE_COLUMNS.index("request_id")
@@ -87,6 +94,7 @@ class IngestSummary:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     # Per file with malformed lines: (how many, the first one's line number, why it was skipped).
     malformed_files: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+    files_left: int = 0  # files with new lines left for a later ingest (``modified_since``)
 
     @property
     def duplicates(self) -> int:
@@ -135,14 +143,21 @@ def session_files(transcript_path: Path) -> list[Path]:
 def ingest_tree(
     conn: sqlite3.Connection, projects_dir: Path, catalog: Catalog,
     *, progress: Progress | None = None, workers: int | None = None, decider: PromptDecider | None = None,
+    modified_since: float | None = None,
 ) -> IngestSummary:
     """Ingest every transcript under ``projects_dir``; ``progress(files, bytes, all_files, all_bytes)`` once
     the files with new lines are known, then after each of them (how many read so far, of how many).
 
     ``workers`` is the number of parsing processes: by default one per CPU when there is enough new
     data to be worth it, else none (parse here). ``decider`` stores the prompts (by default, each routed now).
+
+    ``modified_since`` (epoch seconds) reads only the files that can hold an event at or after it, with every other
+    file of their sessions (a session's subagent usage and replays are matched across its files), then the files
+    that can hold an event later than the latest the ledger holds (a report shows the day of the latest activity);
+    the others are left for a later ingest (``IngestSummary.files_left``).
     """
-    return _ingest(conn, _transcript_entries(Path(projects_dir)), catalog, progress, workers, decider)
+    return _ingest(conn, _transcript_entries(Path(projects_dir)), catalog, progress, workers, decider,
+                   modified_since)
 
 
 def ingest_session(conn: sqlite3.Connection, transcript_path: Path, catalog: Catalog,
@@ -196,15 +211,59 @@ Progress = Callable[[int, int, int, int], None]
 
 def _ingest(
     conn: sqlite3.Connection, paths: Sequence[Path | os.DirEntry[str]], catalog: Catalog, progress: Progress | None,
-    workers: int | None, decider: PromptDecider | None = None,
+    workers: int | None, decider: PromptDecider | None = None, modified_since: float | None = None,
 ) -> IngestSummary:
     summary = IngestSummary(files=len(paths))
     delegation_runs = {row[0] for row in conn.execute("SELECT session_id FROM delegation_sessions")}
     tasks = [task for task in _pending(conn, paths, summary) if _session_of(task.path) not in delegation_runs]
-    if not tasks:
+    later: list[_FileTask] = []
+    if modified_since is not None:
+        tasks, later = _holding(tasks, modified_since)
+    if not tasks and not later:
         return summary
     before = _last_usage_id(conn)
     decider = decider or PromptDecider(conn)
+    planned = [0, 0]  # files and bytes to read, as known so far
+
+    def report_progress() -> None:
+        if progress:
+            progress(summary.files_read, summary.bytes_read, planned[0], planned[1])
+
+    while True:
+        planned[0] += len(tasks)
+        planned[1] += sum(task.size - task.offset for task in tasks)
+        _write_tasks(conn, tasks, catalog, workers, decider, summary, report_progress)
+        if not later:
+            break
+        # A file left may hold a later event than any read (none read: start from the newest file).
+        latest = _latest_event(conn)
+        tasks, later = _holding(later, latest if latest is not None else max(task.mtime for task in later))
+        if not tasks:
+            break
+    summary.files_left = len(later)
+    summary.new_responses = _last_usage_id(conn) - before  # a new row takes an id above the largest
+    return summary
+
+
+def _holding(tasks: list[_FileTask], moment: float) -> tuple[list[_FileTask], list[_FileTask]]:
+    """The tasks whose files can hold an event at or after ``moment`` (see ``MTIME_SKEW_SECONDS``) with every task of
+    their sessions, in their order; and the others."""
+    sessions = {_session_of(task.path) for task in tasks
+                if task.mtime + MTIME_SKEW_SECONDS >= moment or task.mtime < CLAUDE_CODE_RELEASED}
+    kept = [task for task in tasks if _session_of(task.path) in sessions]
+    return kept, [task for task in tasks if _session_of(task.path) not in sessions]
+
+
+def _latest_event(conn: sqlite3.Connection) -> float | None:
+    """When the latest response or delegation the ledger holds happened."""
+    return conn.execute("SELECT MAX(latest) FROM (SELECT MAX(ts) AS latest FROM usage_events"
+                        " UNION ALL SELECT MAX(ts) FROM delegations)").fetchone()[0]
+
+
+def _write_tasks(conn: sqlite3.Connection, tasks: list[_FileTask], catalog: Catalog, workers: int | None,
+                 decider: PromptDecider, summary: IngestSummary, report_progress: Callable[[], None]) -> None:
+    if not tasks:
+        return
     new_bytes = sum(task.size - task.offset for task in tasks)
     bulk = new_bytes >= BULK_MIN_BYTES
     # Dirty pages stay in memory until the commit instead of spilling to the WAL again and again. The WAL
@@ -214,8 +273,7 @@ def _ingest(
         conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
     if workers is None:
         workers = _cpu_count() if bulk and len(tasks) > 1 else 0
-    if progress:
-        progress(0, 0, len(tasks), new_bytes)
+    report_progress()
     uncommitted = 0
     try:
         readers = _bulk_readers(decider) if bulk else _Readers(json.loads, None, None)
@@ -234,19 +292,15 @@ def _ingest(
                 if uncommitted >= COMMIT_BYTES:
                     conn.execute("COMMIT")
                     uncommitted = 0
-                if progress:
-                    progress(summary.files_read, summary.bytes_read, len(tasks), new_bytes)
+                report_progress()
             summary.files_read += 1
-            if progress:
-                progress(summary.files_read, summary.bytes_read, len(tasks), new_bytes)
+            report_progress()
         if conn.in_transaction:
             conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    summary.new_responses = _last_usage_id(conn) - before  # a new row takes an id above the largest
-    return summary
 
 
 def _pending(conn: sqlite3.Connection, paths: Sequence[Path | os.DirEntry[str]],
@@ -685,11 +739,12 @@ class PromptDecider:
                 self.conn.execute("ROLLBACK")
                 raise
 
-    def decide_in_background(self, db_path: Path) -> int | None:
+    def decide_in_background(self, db_path: Path, projects_dir: Path | None = None) -> int | None:
         """Route the deferred prompts in a detached child and store the decisions; here if fork is missing.
-        Returns the child's process id. The caller's connection must be closed (or unused) by now: the child opens
-        its own."""
-        if not self.pending:
+        With ``projects_dir``, the child first ingests the files an ingest there left (``modified_since``), their
+        prompts outside ``window`` deferred too. Returns the child's process id. The caller's connection must be
+        closed (or unused) by now: the child opens its own."""
+        if not self.pending and projects_dir is None:
             return None
         if hasattr(os, "fork") and (child := os.fork()) != 0:
             self.pending = []
@@ -705,6 +760,8 @@ class PromptDecider:
             from .store import connect
 
             self.conn = connect(db_path, migrate=False)
+            if projects_dir is not None:
+                ingest_tree(self.conn, projects_dir, Catalog.load(self._config().pricing), decider=self)
             # The newest first: a report of last month is likelier next than one of last year.
             self.store([(uuid, text) for uuid, text, _ in sorted(self.pending, key=lambda prompt: -prompt[2])])
             status = 0

@@ -28,6 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .advice_report import haiku_reader, measured_advice
+from .budget import month_start
 from .budget import status as budget_status
 from .config import Config
 from .feedback import MAX_BAD_RATE, category_quality
@@ -93,6 +94,18 @@ def prompt_window(spec: ReportSpec) -> tuple[float, float] | None:
     zone = ZoneInfo(spec.timezone)
     return (datetime.combine(spec.since, time(), zone).timestamp() - PROMPT_LOOKBACK_SECONDS,
             datetime.combine(spec.until + timedelta(days=1), time(), zone).timestamp())
+
+
+def earliest_read(spec: ReportSpec, now: datetime | None = None) -> float | None:
+    """The earliest moment whose transcript events the report of ``spec`` reads (epoch seconds), or None when that
+    is the ledger's first day. The sections reading before the period: the as-routed what-if (the day before it,
+    ``prompt_window``) and the budget (usage since the month's start, ``budget.month_start``). A later event counts
+    too, wherever it is (the latest activity, a turn's follow-up). None for --all and for a period longer than
+    ``LONG_PERIOD_DAYS``, which is trimmed to the ledger's first day."""
+    window = prompt_window(spec)
+    if window is None or (spec.until - spec.since).days > LONG_PERIOD_DAYS:
+        return None
+    return min(window[0], month_start(now).timestamp())
 
 
 def _date(text: str, option: str) -> date:
