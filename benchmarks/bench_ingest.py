@@ -8,9 +8,11 @@ transcripts, with the `cat` floor, all measured in one run.
   the cold run kept beside the database: nothing it was built from has changed);
 - warm, rebuilt: the same with that kept report deleted first, so the report is built again from the database;
 - cold week: a user's first report of the default-sized period, the corpus's last 7 days, into an empty database:
-  it ingests every transcript but routes at once only that week's prompts (and the day before it); the rest are
-  routed by a detached child after it exits, timed apart ("background", until no prompt is left undecided), and
-  waited for before anything else runs;
+  it ingests the transcripts modified since the month's start or the day before the week (the budget and the
+  as-routed what-if read that far back; the corpus leaves each file modified at its last event) and routes at once
+  only that week's prompts (and the day before it); a detached child ingests the other files and routes the other
+  prompts after it exits, timed apart ("background", until every file is read and no prompt is left undecided),
+  and waited for before anything else runs;
 - ccusage: `ccusage claude weekly --json --offline` (20.0.24) and `ccusage weekly --json --offline` (18.0.11), reading
   the same folder through CLAUDE_CONFIG_DIR. Both are installed by this script with npm into
   benchmarks/.work/npm (20.0.26 has no linux-x64 binary, hence 20.0.24).
@@ -68,11 +70,14 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
-def wait_until_routed(db: Path) -> float:
-    """Seconds until the database holds no undecided prompt (the cold week's background child is done)."""
+def wait_until_routed(db: Path, files: list[str]) -> float:
+    """Seconds until the database holds every transcript read to its end and no undecided prompt (the cold week's
+    background child, which ingests the files the week did not need, then routes, is done)."""
     started = time.perf_counter()
+    sizes = {path: os.path.getsize(path) for path in files}
     conn = sqlite3.connect(db)
-    while conn.execute("SELECT 1 FROM prompts WHERE tier IS NULL LIMIT 1").fetchone():
+    while (conn.execute("SELECT 1 FROM prompts WHERE tier IS NULL LIMIT 1").fetchone()
+           or dict(conn.execute("SELECT path, offset FROM ingest_files").fetchall()) != sizes):
         time.sleep(0.05)
     conn.close()
     return time.perf_counter() - started
@@ -119,7 +124,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             env = {**theirs_env, "MCP_ROUTER_DB": str(Path(tmp) / "usage.db"), "HOME": tmp}
             results["cold week"].append(timed(ours_week, env))
-            results["background"].append((wait_until_routed(Path(tmp) / "usage.db"), float("nan")))
+            results["background"].append((wait_until_routed(Path(tmp) / "usage.db", files), float("nan")))
             if theirs18 and run == 1:  # one run: it is 20 times slower than the rest
                 results["ccusage 18"].append(timed(theirs18, theirs_env))
         line = "  ".join(f"{name} {values[-1][0]:.2f} s" + (f" ({values[-1][1]:.1f} s CPU)" if values[-1][1] > 1 else "")
