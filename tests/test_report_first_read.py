@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -95,8 +96,11 @@ def test_a_gated_ingest_reads_the_files_its_moment_needs_and_their_sessions(
     projects, whole = history
     moment = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
     conn = connect(tmp_path / "usage.db")
-    summary = ingest_tree(conn, projects, CATALOG, decider=PromptDecider(conn, Config()), modified_since=moment)
+    calls: list[tuple[int, int, int, int]] = []
+    summary = ingest_tree(conn, projects, CATALOG, decider=PromptDecider(conn, Config()), modified_since=moment,
+                          progress=lambda *call: calls.append(call))
     read = {row[0] for row in conn.execute("SELECT path FROM ingest_files")}
+    assert calls[0][2:] == calls[-1][2:] == (len(read), summary.bytes_read)  # of the files read, not of all
     sessions = {ledger._session_of(Path(path)) for path in read}
     for path in transcript_files(projects):
         recent = path.stat().st_mtime + MTIME_SKEW_SECONDS >= moment
@@ -117,9 +121,13 @@ def test_nothing_recent_still_reads_the_latest_activity(tmp_path: Path,
     conn = connect(tmp_path / "usage.db")
     moment = earliest_read(spec, now)
     assert moment is not None
+    calls: list[tuple[int, int, int, int]] = []
     summary = ingest_tree(conn, projects, CATALOG, decider=PromptDecider(conn, Config(), window=prompt_window(spec)),
-                          modified_since=moment)
+                          modified_since=moment, progress=lambda *call: calls.append(call))
     assert 0 < summary.files_read < summary.files / 4 and summary.files_left
+    # The progress bar counts the files read, of those found to be needed (it grows as they are found).
+    assert calls[-1] == (summary.files_read, summary.bytes_read, summary.files_read, summary.bytes_read)
+    assert all(files <= all_files and read <= all_bytes for files, read, all_files, all_bytes in calls)
     assert _report(conn, spec, now) == _report(whole, spec, now)
     assert json.loads(_report(conn, spec, now))["latest_activity"] is not None
 
@@ -167,7 +175,7 @@ def test_the_gated_report_is_the_report_of_everything(
                 os.utime(path, (mtime, mtime))
 
 
-def _mcp_router(*args: str, db: Path, stdin: str | None = None) -> subprocess.Popen[str]:
+def _mcp_router(*args: str, db: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "mcp_router", *args, "--db", str(db)], text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -259,3 +267,32 @@ def test_ingests_at_once_with_the_child_stay_correct(tmp_path: Path) -> None:
     conn = _wait_until_whole(db, projects)
     assert _tables(conn) == _tables(whole)
     assert conn.execute("SELECT COUNT(*) FROM prompt_sources").fetchone()[0] == 0
+
+
+def test_a_killed_child_loses_nothing(tmp_path: Path, history: tuple[Path, sqlite3.Connection]) -> None:
+    """The next report reads what its period needs (an older one: files the dead child never read), and
+    ``mcp-router ingest`` everything."""
+    projects, whole = history
+    db = tmp_path / "usage.db"
+    spec = ReportSpec.parse(*LAST_WEEK, "UTC", None)
+    moment = earliest_read(spec, datetime(2026, 11, 30, 12, tzinfo=UTC))
+    assert moment is not None
+    conn = connect(db)
+    decider = PromptDecider(conn, Config(), window=prompt_window(spec))
+    assert ingest_tree(conn, projects, CATALOG, decider=decider, modified_since=moment).files_left > 40
+    conn.close()
+    child = decider.decide_in_background(db, projects)
+    assert child is not None
+    os.kill(child, signal.SIGKILL)
+    assert os.waitpid(child, 0)[1] != 0
+    august = ("2026-08-10", "2026-08-16")
+    printed = json.loads(_finished(_mcp_router("report", "--since", august[0], "--until", august[1], "--timezone",
+                                               "UTC", "--format", "json", "--projects-dir", str(projects), db=db)))
+    expected = json.loads(render(build_report(whole, ReportSpec.parse(*august, "UTC", None), CATALOG, Config()),
+                                 "json"))
+    for report in (printed, expected):
+        del report["budget"]["projected_month_usd"]
+    assert printed == expected and printed["totals"]["messages"]
+    _finished(_mcp_router("ingest", "--projects-dir", str(projects), db=db))
+    conn = _wait_until_whole(db, projects)
+    assert _tables(conn) == _tables(whole)
