@@ -152,9 +152,10 @@ def ingest_tree(
     data to be worth it, else none (parse here). ``decider`` stores the prompts (by default, each routed now).
 
     ``modified_since`` (epoch seconds) reads only the files that can hold an event at or after it, with every other
-    file of their sessions (a session's subagent usage and replays are matched across its files), then the files
-    that can hold an event later than the latest the ledger holds (a report shows the day of the latest activity);
-    the others are left for a later ingest (``IngestSummary.files_left``).
+    file of their sessions (a session is read whole: the report prices a haiku-reader run against its session's
+    main model, and sidechain replays are matched across a session's files), then the files that can hold an event
+    later than the latest the ledger holds (a report shows the day of the latest activity); the others are left for
+    a later ingest (``IngestSummary.files_left``).
     """
     return _ingest(conn, _transcript_entries(Path(projects_dir)), catalog, progress, workers, decider,
                    modified_since)
@@ -262,6 +263,7 @@ def _latest_event(conn: sqlite3.Connection) -> float | None:
 
 def _write_tasks(conn: sqlite3.Connection, tasks: list[_FileTask], catalog: Catalog, workers: int | None,
                  decider: PromptDecider, summary: IngestSummary, report_progress: Callable[[], None]) -> None:
+    """Parse ``tasks`` and write their rows in their order, into ``summary``."""
     if not tasks:
         return
     new_bytes = sum(task.size - task.offset for task in tasks)
