@@ -71,18 +71,18 @@ def test_leave_one_writer_out(prepared: Prepared, by_writer) -> None:
     # The target for sure decisions is met: >= 98% right, covering >= 80% of requests.
     assert result.sure_accuracy >= 0.98 and result.sure_coverage >= 0.80, result.summary()
     # Not met (95% overall, no Opus task to Haiku); these are the figures at the freeze, kept from getting worse:
-    # 92.2%, 38 Opus->Haiku of 6,699 Opus tasks; on the 25 writers of the third round 94.2% and 26 (then 93.5%, 31).
-    assert result.accuracy >= 0.921 and result.opus_to_haiku <= 38, result.summary()
+    # 92.2%, 37 Opus->Haiku of 7,675 Opus tasks; on the 36 writers of the fifth round 93.0% (then 92.2%, 38).
+    assert result.accuracy >= 0.921 and result.opus_to_haiku <= 37, result.summary()
     # Stated confidence is calibrated: in every band with 300 decisions or more, observed within 0.05 of stated.
     assert all(abs(stated - observed) <= 0.05 for _, n, stated, observed in result.reliability() if n >= 300), \
         result.reliability()
-    # The weakest writer is w21 (wholly in 15 languages of South Asia, the Middle East, Europe and Africa): 72.5%.
-    assert min(w.accuracy for w in writers.values()) >= 0.72, [w.summary() for w in writers.values()]
+    # The weakest writer is w21 (wholly in 15 languages of South Asia, the Middle East, Europe and Africa): 76.7%.
+    assert min(w.accuracy for w in writers.values()) >= 0.76, [w.summary() for w in writers.values()]
 
 
-# Scored after the freeze at 050afae, on the requests whose two labels agree on the tier:
+# Scored after the freeze at 88e9994, on the requests whose two labels agree on the tier:
 # (requests, right, Opus->Haiku) per set.
-HELDOUT_AT_FREEZE = {"hm": (300, 296, 0), "hn": (294, 276, 0), "ho": (300, 291, 0)}
+HELDOUT_AT_FREEZE = {"hp": (300, 292, 0), "hq": (297, 279, 0), "hr": (299, 281, 2)}
 
 
 def test_held_out_sets_as_scored_at_the_freeze() -> None:
