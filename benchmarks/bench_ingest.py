@@ -43,8 +43,8 @@ from timing import MCP_ROUTER, peak_memory_kib
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / ".work"
 CCUSAGE = {"20": "20.0.24", "18": "18.0.11"}
-PERIOD = ["--since", "2026-11-01", "--until", "2026-11-30"]  # every day of the generated corpus
-_LAST_DAY = (START + timedelta(days=20)).date()  # sessions start within corpus.generate's 20 days
+_DAYS = 20  # corpus.generate's default span: sessions start within 20 days of START
+_LAST_DAY = (START + timedelta(days=_DAYS)).date()
 WEEK = ["--since", str(_LAST_DAY - timedelta(days=6)), "--until", str(_LAST_DAY), "--timezone", "UTC"]
 
 
@@ -86,14 +86,20 @@ def wait_until_routed(db: Path, files: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mb", type=float, default=1000)
-    parser.add_argument("--corpus", type=Path, default=WORK / "corpus",
-                        help="a folder holding projects/ (generated there when missing)")
+    parser.add_argument("--corpus", type=Path, default=None,
+                        help="a folder holding projects/ (generated there when missing)"
+                             " [default: benchmarks/.work/corpus, or corpus-<days>d with --days]")
+    parser.add_argument("--days", type=int, default=_DAYS,
+                        help="the days the generated sessions span, all ending on the same last day: 20 fits in"
+                             " Claude Code's default 30 days of transcripts; more is a user who keeps a longer history")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-ccusage18", action="store_true", help="it takes about a minute a run")
     args = parser.parse_args()
+    args.corpus = args.corpus or WORK / ("corpus" if args.days == _DAYS else f"corpus-{args.days}d")
+    start = START + timedelta(days=_DAYS - args.days)
     projects = args.corpus / "projects"
     if not projects.exists():
-        truth = generate(projects, size_mb=args.size_mb, **ISSUE_SHAPE)
+        truth = generate(projects, size_mb=args.size_mb, start=start, days=args.days, **ISSUE_SHAPE)
         print(f"generated {truth.bytes_written / 1e6:,.0f} MB, {len(truth.responses):,} responses")
     ccusage20 = install_ccusage("20")
     ccusage18 = None if args.skip_ccusage18 else install_ccusage("18")
@@ -105,7 +111,8 @@ def main() -> None:
     cat = ["cat", *files]
     subprocess.run(cat, stdout=subprocess.DEVNULL, check=True)  # warm the page cache for everyone
     theirs_env = {**os.environ, "CLAUDE_CONFIG_DIR": str(args.corpus)}
-    ours = [MCP_ROUTER, "report", "--format", "json", *PERIOD]
+    every_day = ["--since", str(start.date()), "--until", str(_LAST_DAY + timedelta(days=8))]  # its last turns too
+    ours = [MCP_ROUTER, "report", "--format", "json", *every_day]
     theirs20 = [str(ccusage20), "claude", "weekly", "--json", "--offline"]
     theirs18 = [str(ccusage18), "weekly", "--json", "--offline"] if ccusage18 else None
     ours_week = [MCP_ROUTER, "report", "--format", "json", *WEEK]
