@@ -123,7 +123,7 @@ def advise(payload: dict[str, Any], config: Config, db_path: Path,
     session_tier = tier_of(model or configured_model(cwd if isinstance(cwd, str) else "", env) or "")
 
     from .pricing import Catalog
-    from .routing import Router
+    from .routing import Router, estimated_tokens
 
     conn = _read_only(db_path)
     try:
@@ -134,7 +134,7 @@ def advise(payload: dict[str, Any], config: Config, db_path: Path,
     # The prompt joins the context it is routed with; its head is what is asked (a pasted log is not). The router
     # counts the text it is given; the rest of the prompt is counted here.
     routed = opening(prompt, ROUTED_CHARS)
-    decision = router.route(routed, context_tokens + (len(prompt) - len(routed)) // 4)
+    decision = router.route(routed, context_tokens + estimated_tokens(prompt) - estimated_tokens(routed))
     if (decision.uncertain or decision.confidence < MIN_CONFIDENCE
             or decision.category in config.advice_skip):
         return None

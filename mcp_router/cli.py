@@ -432,7 +432,7 @@ def statusline(db_path: Path | None) -> None:
 @cli.command()
 @click.argument("task", required=False)
 @click.option("--context-tokens", type=click.IntRange(min=0), default=0, help="Tokens of context the task needs.")
-@click.option("--batch", "batch_file", type=click.File("r"), help="JSONL file of {\"task\": …} lines ('-' for stdin).")
+@click.option("--batch", "batch_file", type=click.File("rb"), help="JSONL file of {\"task\": …} lines ('-' for stdin).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @db_option
 def route(task: str | None, context_tokens: int, batch_file: Any, as_json: bool, db_path: Path | None) -> None:
@@ -448,18 +448,27 @@ def route(task: str | None, context_tokens: int, batch_file: Any, as_json: bool,
     config = Config.load()
     router = Router.load(Catalog.load(config.pricing), config, open_store(db_path))
     if batch_file is not None:
-        for number, line in enumerate(batch_file, 1):
-            if not line.strip():
+        # A bad line is one line on stderr and an {"error": …} in its place; the others are routed (exit 1 at the end)
+        failed = False
+        for number, raw in enumerate(batch_file, 1):
+            if not raw.strip():
                 continue
             try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a first line may carry Notepad's BOM
                 item = json.loads(line)
                 task, context_tokens = item["task"], item.get("context_tokens", 0)
                 if not isinstance(task, str) or isinstance(context_tokens, bool) or not isinstance(context_tokens, int):
                     raise TypeError("the task must be a string and context_tokens a whole number")
-                decision = router.route(task, context_tokens)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise click.ClickException(f"line {number}: expected {{\"task\": \"…\"}}: {exc}") from None
-            click.echo(json.dumps(decision.to_dict()))
+                click.echo(json.dumps(router.route(task, context_tokens).to_dict()))
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:
+                why = "nested too deeply" if isinstance(exc, RecursionError) else \
+                    "not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
+                message = f"line {number}: expected {{\"task\": \"…\"}}: {why}"
+                click.echo(json.dumps({"line": number, "error": message}))
+                click.echo(f"Error: {message}", err=True)
+                failed = True
+        if failed:
+            raise SystemExit(1)
         return
     assert task is not None
     decision = router.route(task, context_tokens)

@@ -6,8 +6,8 @@ read by a model trained on 28,383 labelled requests from 42 independent writers
 (``benchmarks/routing_train.py``), shipped precomputed in ``data/routing_model.bin`` and ``.json``:
 
 1. The request becomes a set of hashed features: its words and word pairs, its character 3- to 5-grams (which
-   carry typos, inflections and other languages), and a few marks of shape (a code fence, a stack trace, a
-   diff, its length).
+   carry typos, inflections and other languages; outside ASCII also 2-grams), and a few marks of shape (a code
+   fence, a stack trace, a diff, its length).
 2. Two linear models over those features (linear SVMs, one weight per feature and class, quantised to a
    byte, read in one pass): one scores each category, the other each tier directly. Temperatures fitted on
    predictions for writers the models had not seen turn the scores into calibrated probabilities. A tier's
@@ -88,8 +88,9 @@ class Decision:
 
 
 def features(text: str, bits: int) -> list[int]:
-    """The request's hashed features, each once, in a fixed order: words, word pairs, character 3- to 5-grams
-    and marks of shape, hashed (CRC-32, the same in every process) into ``2**bits`` buckets."""
+    """The request's hashed features, each once, in a fixed order: words, word pairs, character 3- to 5-grams (and
+    2-grams outside ASCII) and marks of shape, hashed (CRC-32, the same in every process) into ``2**bits``
+    buckets."""
     lower = text.lower()
     words = _WORD.findall(lower)
     grams = [f"w{word}" for word in words] + [f"b{a} {b}" for a, b in zip(words, words[1:], strict=False)]
@@ -107,6 +108,9 @@ def features(text: str, bits: int) -> list[int]:
     else:
         hashes += [crc32(f"c{flat[i:i + n]}".encode("utf-8", "surrogatepass")) & mask
                    for n in (3, 4, 5) for i in range(len(flat) - n + 1)]
+        # Two characters outside ASCII are often a whole word (Chinese, Japanese) or a stem (Hindi, Arabic)
+        hashes += [crc32(f"c{pair}".encode("utf-8", "surrogatepass")) & mask
+                   for i in range(len(flat) - 1) if not (pair := flat[i:i + 2]).isascii()]
     shape = [f"s{name}" for name, pattern in _STRUCTURE if pattern.search(text)]
     shape.append(f"slength{len(text).bit_length()}")
     hashes += [crc32(gram.encode()) & mask for gram in shape]
@@ -309,7 +313,7 @@ class Router:
             if _rank(rule.tier) > _rank(tier) and (hit := rule.match(readable(task))):
                 tier, confidence = rule.tier, 1.0  # policy, not a reading: right by definition
                 reasons.append(f"{rule.name} ({hit!r}): {tier}")
-        prompt_tokens = context_tokens + len(task) // 4  # a task that is itself a pasted log is a large input too
+        prompt_tokens = context_tokens + estimated_tokens(task)  # a task that is a pasted log is a large input too
         if (_rank(tier) < _rank("sonnet") and prompt_tokens >= self.large_context_tokens
                 and category in self.mechanical):
             tier, confidence = "sonnet", calibrated(min(by_tier["haiku"] + by_tier["sonnet"], 1.0))
@@ -340,6 +344,13 @@ class Router:
                 note = "" if candidate == tier else f"{prompt_tokens:,} tokens exceed {tier}'s window"
                 return candidate, note
         return tier, f"{prompt_tokens:,} tokens exceed every model's window: split the input"
+
+
+def estimated_tokens(text: str) -> int:
+    """About how many tokens ``text`` is: four characters a token in ASCII, about one a character in Chinese or
+    Japanese (its UTF-8 bytes beyond one a character say how much of it is outside ASCII)."""
+    beyond_ascii = len(text.encode("utf-8", "surrogatepass")) - len(text)
+    return (len(text) + beyond_ascii * 3 // 2) // 4
 
 
 def readable(task: str) -> str:

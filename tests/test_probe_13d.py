@@ -94,3 +94,17 @@ def test_a_batch_line_whose_task_is_not_a_string_is_one_clear_error(line: str) -
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.stderr.splitlines() == [
         'Error: line 1: expected {"task": "…"}: the task must be a string and context_tokens a whole number']
+
+
+def test_a_batch_routes_every_good_line_and_names_each_bad_one(tmp_path: Path) -> None:
+    # probe 13e: a batch stopped at its first bad line; invalid UTF-8 lost the lines before it, with no line number;
+    # a BOM (Notepad) was refused; deeply nested JSON ended in a traceback
+    batch = tmp_path / "tasks.jsonl"
+    batch.write_bytes(b'\xef\xbb\xbf{"task": "sort these lines"}\n\xff\n{"task": "summarise the log"}\nnot json\n'
+                      + b"[" * 100_000 + b"]" * 100_000 + b'\n{"task": "convert a.csv to json"}\n')
+    result = CliRunner().invoke(cli, ["route", "--batch", str(batch)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [item.get("line") for item in out] == [None, 2, None, 4, 5, None] and out[-1]["tier"] == "haiku"
+    assert [line.split(":")[0] for line in result.stderr.splitlines()] == ["Error"] * 3
+    assert "line 2: " in result.stderr and "not UTF-8" in result.stderr and "nested too deeply" in result.stderr

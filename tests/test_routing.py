@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from mcp_router import feedback
 from mcp_router.config import TIERS, Config
 from mcp_router.pricing import Catalog
-from mcp_router.routing import Model, Router, features, load_policy
+from mcp_router.routing import Model, Router, estimated_tokens, features, load_policy
 from mcp_router.store import connect
 from mcp_router.transcripts import blank
 
@@ -83,6 +83,15 @@ def test_the_best_model_rule_reads_the_users_words_not_what_they_quote(quoted: s
     ("route this to opus: rename x to y", "route this to opus"),  # probe 13d: was Haiku
     ("send it over to Claude Opus, then reformat the list", "send it over to Claude Opus"),
     ("I don't care what it costs. Reformat this, use opus", "use opus"),  # a negation elsewhere
+    # probe 13e: asks the rule missed, and negations it over-applied
+    ("Opus: reformat these lines", "Opus:"), ("opus please, reformat these lines", "opus please"),
+    ("this needs opus: reformat it", "needs opus"), ("have Opus do it: reformat the list", "have Opus"),
+    ("use claude-opus-4-5 for this reformat", "use claude-opus"), ("use the top model: reformat it", "the top model"),
+    ("don't forget to use opus: reformat it", "use opus"), ("it won't hurt to use opus: reformat it", "use opus"),
+    ("don't hesitate to use the best model: reformat it", "the best model"),
+    ("Используй лучшую модель: переформатируй это", "лучшую модел"), ("Usa Opus: reformatea esto", "Usa Opus"),
+    ("用最好的模型：重新格式化", "最好的模型"), ("最高のモデルを使って整形して", "最高のモデル"),
+    ("utilise le meilleur modèle : reformate ça", "meilleur modèle"), ("استخدم أفضل نموذج: أعد التنسيق", "أفضل نموذج"),
 ])
 def test_the_best_model_rule_hears_an_ask_to_route_or_send_to_opus(task: str, asked: str) -> None:
     router = Router(CATALOG, POLICY, model=_model({"reformat": 5.0}))
@@ -95,6 +104,8 @@ def test_the_best_model_rule_hears_an_ask_to_route_or_send_to_opus(task: str, as
     "no need for the best model here, reformat it", "you don't have to use opus for this reformat",
     "never send it to opus, reformat it", "reformat it without the best model",
     "switch the codec to opus in encoder.c",  # the audio codec: nobody asked for a model
+    "there's no reason to use opus: reformat it", "never, ever use opus: reformat it",
+    "I'm not asking you to use opus, reformat it",
 ])
 def test_the_best_model_rule_is_not_raised_by_an_ask_not_to(task: str) -> None:
     assert Router(CATALOG, POLICY, model=_model({"reformat": 5.0})).route(task).tier == "haiku"
@@ -107,6 +118,9 @@ def test_a_task_that_is_itself_a_large_input_counts_toward_the_size_rules() -> N
     large = router.route("summarize this log " + "x" * 4000, context_tokens=199_000)
     assert large.tier == "sonnet" and "a large input (200,004 tokens)" in large.reason
     assert router.route("summarize " + "x" * 26_000_000).reason.endswith("split the input.")
+    # Chinese and Japanese are about a token a character, not four (probe 13e: a 312k-character log went to Haiku)
+    assert estimated_tokens("ログ" * 100_000) == 200_000 and estimated_tokens("log " * 100_000) == 100_000
+    assert router.route("このログを要約して\n" + "エラー" * 70_000).tier == "sonnet"
 
 
 def test_unsure_names_two_tiers_and_picks_the_higher() -> None:
@@ -242,12 +256,13 @@ def _features_as_defined(text: str, bits: int) -> list[int]:
         flat = f"{flat[:HEAD_CHARS]} … {flat[-TAIL_CHARS:]}"
     flat = f" {flat} "
     grams += [f"c{flat[i:i + n]}" for n in (3, 4, 5) for i in range(len(flat) - n + 1)]
+    grams += [f"c{flat[i:i + 2]}" for i in range(len(flat) - 1) if not flat[i:i + 2].isascii()]
     grams += [f"s{name}" for name, pattern in _STRUCTURE if pattern.search(text)]
     grams.append(f"slength{len(text).bit_length()}")
     return list(dict.fromkeys(crc32(gram.encode("utf-8", "surrogatepass")) & ((1 << bits) - 1) for gram in grams))
 
 
-@given(st.one_of(st.text(max_size=300), st.text(alphabet="abc é\ud800\n`", max_size=50),
+@given(st.one_of(st.text(max_size=300), st.text(alphabet="abc é日本\ud800\n`", max_size=50),
                  st.sampled_from(["Fix the bug", "x" * 3000 + " why?", "```\nTraceback (most recent call last)"])))
 def test_features_are_the_hashes_of_the_features_strings_and_remembered_rows_change_nothing(text: str) -> None:
     assert features(text, 16) == _features_as_defined(text, 16)
