@@ -1,7 +1,8 @@
 """How well the router generalises: cross-validation by writer and by style on the training set, and, only when
 asked, the shipped router on the held-out sets.
 
-    python benchmarks/routing_eval.py               # leave-one-writer-out and leave-one-style-out
+    python benchmarks/routing_eval.py               # leave-one-writer-out and leave-one-style-out (refits every fold)
+    python benchmarks/routing_eval.py --kept        # leave-one-writer-out from the scores routing_train.py kept
     python benchmarks/routing_eval.py --no-rules    # the same without the policy rules (do they help?)
     python benchmarks/routing_eval.py --heldout     # the shipped router on each held-out set: aggregates only
 
@@ -29,7 +30,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.routing_train import Prepared, fit_calibration, fit_temperatures, load_items  # noqa: E402
+from benchmarks.routing_train import (  # noqa: E402
+    Prepared,
+    fit_calibration,
+    fit_temperatures,
+    load_items,
+    load_out_of_fold,
+)
 from mcp_router.config import TIERS  # noqa: E402
 from mcp_router.pricing import Catalog  # noqa: E402
 from mcp_router.routing import Router, load_policy  # noqa: E402
@@ -162,6 +169,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heldout", action="store_true", help="score the shipped router on the held-out sets")
     parser.add_argument("--no-rules", action="store_true", help="cross-validate without the policy rules")
+    parser.add_argument("--kept", action="store_true", help="leave-one-writer-out from the scores routing_train.py"
+                        " kept (benchmarks/routing_data/out_of_fold.json.gz): seconds instead of refitting every fold")
     args = parser.parse_args()
     if args.heldout:
         for result in heldout_results():
@@ -169,9 +178,10 @@ def main() -> None:
         return
     prepared = Prepared(load_items())
     print(f"training set: {len(prepared.items)} requests")
-    for name, grouping in (("leave-one-writer-out", "writer"),
-                        ("leave-one-style-out", "style")):
-        overall, by_group = cross_validate(prepared, grouping, name, rules=not args.no_rules)
+    groupings = [("leave-one-writer-out", "writer")] + ([] if args.kept else [("leave-one-style-out", "style")])
+    for name, grouping in groupings:
+        kept = load_out_of_fold(prepared) if args.kept else None
+        overall, by_group = cross_validate(prepared, grouping, name, rules=not args.no_rules, scores=kept)
         print(overall.report())
         for result in by_group.values():
             print(f"  {result.name}: {result.summary()}")
