@@ -71,18 +71,18 @@ def test_leave_one_writer_out(prepared: Prepared, by_writer) -> None:
     # The target for sure decisions is met: >= 98% right, covering >= 80% of requests.
     assert result.sure_accuracy >= 0.98 and result.sure_coverage >= 0.80, result.summary()
     # Not met (95% overall, no Opus task to Haiku); these are the figures at the freeze, kept from getting worse:
-    # 92.2%, 37 Opus->Haiku of 7,675 Opus tasks; on the 36 writers of the fifth round 93.0% (then 92.2%, 38).
-    assert result.accuracy >= 0.921 and result.opus_to_haiku <= 37, result.summary()
+    # 92.7%, 43 Opus->Haiku of 8,647 Opus tasks; on the 42 writers of the sixth round 93.2% (then 92.2%, 37).
+    assert result.accuracy >= 0.927 and result.opus_to_haiku <= 43, result.summary()
     # Stated confidence is calibrated: in every band with 300 decisions or more, observed within 0.05 of stated.
     assert all(abs(stated - observed) <= 0.05 for _, n, stated, observed in result.reliability() if n >= 300), \
         result.reliability()
-    # The weakest writer is w21 (wholly in 15 languages of South Asia, the Middle East, Europe and Africa): 76.7%.
-    assert min(w.accuracy for w in writers.values()) >= 0.76, [w.summary() for w in writers.values()]
+    # The weakest writer is w21 (wholly in 15 languages of South Asia, the Middle East, Europe and Africa): 81.1%.
+    assert min(w.accuracy for w in writers.values()) >= 0.81, [w.summary() for w in writers.values()]
 
 
-# Scored after the freeze at 88e9994, on the requests whose two labels agree on the tier:
+# Scored after the freeze at c3d2598, on the requests whose two labels agree on the tier:
 # (requests, right, Opus->Haiku) per set.
-HELDOUT_AT_FREEZE = {"hp": (300, 292, 0), "hq": (297, 279, 0), "hr": (299, 281, 2)}
+HELDOUT_AT_FREEZE = {"hs": (300, 286, 0), "ht": (300, 285, 0), "hu": (300, 280, 0)}
 
 
 def test_held_out_sets_as_scored_at_the_freeze() -> None:
