@@ -101,6 +101,8 @@ def main() -> None:
     if not projects.exists():
         truth = generate(projects, size_mb=args.size_mb, start=start, days=args.days, **ISSUE_SHAPE)
         print(f"generated {truth.bytes_written / 1e6:,.0f} MB, {len(truth.responses):,} responses")
+    # Claude Code keeps transcripts for cleanupPeriodDays (30 by default): a history this long is a user who set more
+    (args.corpus / "settings.json").write_text(json.dumps({"cleanupPeriodDays": args.days + 30}))
     ccusage20 = install_ccusage("20")
     ccusage18 = None if args.skip_ccusage18 else install_ccusage("18")
     files = sorted(str(p) for p in projects.rglob("*.jsonl"))

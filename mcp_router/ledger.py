@@ -31,6 +31,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from stat import S_ISREG
 from typing import Any, NamedTuple
@@ -73,6 +74,12 @@ MTIME_SKEW_SECONDS = 86_400
 # Claude Code's first release (2025-02-24): an earlier mtime was set by something else (an archive, a copy tool) and
 # says nothing about the file's events.
 CLAUDE_CODE_RELEASED = 1_740_355_200.0
+# Claude Code deletes transcripts older than its settings' cleanupPeriodDays (30 by default) when it starts: a file
+# that old is read before the report prints, not left to a background process that Claude Code may outrun.
+CLEANUP_PERIOD_DAYS = 30
+# How much of a file's end is read to find its latest event when its mtime says it has none recent enough.
+TAIL_BYTES = 64 * 1024
+_TIMESTAMP = re.compile(rb'"timestamp": ?"([0-9T:.+Z-]{10,40})"')
 _UUID = re.compile(rb'"uuid": ?"([^"]+)"')
 
 _MESSAGE_ID, _REQUEST_ID = USAGE_COLUMNS.index("message_id"), USAGE_COLUMNS.index("request_id")
@@ -158,7 +165,7 @@ def ingest_tree(
     a later ingest (``IngestSummary.files_left``).
     """
     return _ingest(conn, _transcript_entries(Path(projects_dir)), catalog, progress, workers, decider,
-                   modified_since)
+                   None if modified_since is None else (modified_since, _cleanup_before(Path(projects_dir))))
 
 
 def ingest_session(conn: sqlite3.Connection, transcript_path: Path, catalog: Catalog,
@@ -212,14 +219,16 @@ Progress = Callable[[int, int, int, int], None]
 
 def _ingest(
     conn: sqlite3.Connection, paths: Sequence[Path | os.DirEntry[str]], catalog: Catalog, progress: Progress | None,
-    workers: int | None, decider: PromptDecider | None = None, modified_since: float | None = None,
+    workers: int | None, decider: PromptDecider | None = None, modified_since: tuple[float, float] | None = None,
 ) -> IngestSummary:
+    """``modified_since``: (the moment, and the mtime before which Claude Code may delete a file): see ingest_tree."""
     summary = IngestSummary(files=len(paths))
     delegation_runs = {row[0] for row in conn.execute("SELECT session_id FROM delegation_sessions")}
     tasks = [task for task in _pending(conn, paths, summary) if _session_of(task.path) not in delegation_runs]
     later: list[_FileTask] = []
     if modified_since is not None:
-        tasks, later = _holding(tasks, modified_since)
+        moment, cleanup_before = modified_since
+        tasks, later = _holding(tasks, moment, cleanup_before)
     if not tasks and not later:
         return summary
     before = _last_usage_id(conn)
@@ -238,7 +247,8 @@ def _ingest(
             break
         # A file left may hold a later event than any read (none read: start from the newest file).
         latest = _latest_event(conn)
-        tasks, later = _holding(later, latest if latest is not None else max(task.mtime for task in later))
+        tasks, later = _holding(later, latest if latest is not None else max(task.mtime for task in later),
+                                cleanup_before)
         if not tasks:
             break
     summary.files_left = len(later)
@@ -246,13 +256,54 @@ def _ingest(
     return summary
 
 
-def _holding(tasks: list[_FileTask], moment: float) -> tuple[list[_FileTask], list[_FileTask]]:
-    """The tasks whose files can hold an event at or after ``moment`` (see ``MTIME_SKEW_SECONDS``) with every task of
-    their sessions, in their order; and the others."""
+def _holding(tasks: list[_FileTask], moment: float, cleanup_before: float) -> tuple[list[_FileTask], list[_FileTask]]:
+    """The tasks whose files can hold an event at or after ``moment`` (see ``MTIME_SKEW_SECONDS``) or that Claude Code
+    may delete (modified before ``cleanup_before``), with every task of their sessions, in their order; and the
+    others. An mtime can lie (``touch``, a copy from a machine whose clock is behind): a file it puts before
+    ``moment`` is left only if the events at its end are before it too."""
     sessions = {_session_of(task.path) for task in tasks
-                if task.mtime + MTIME_SKEW_SECONDS >= moment or task.mtime < CLAUDE_CODE_RELEASED}
+                if task.mtime + MTIME_SKEW_SECONDS >= moment or task.mtime < CLAUDE_CODE_RELEASED
+                or task.mtime < cleanup_before or _latest_in_tail(task) + MTIME_SKEW_SECONDS >= moment}
     kept = [task for task in tasks if _session_of(task.path) in sessions]
     return kept, [task for task in tasks if _session_of(task.path) not in sessions]
+
+
+def _latest_in_tail(task: _FileTask) -> float:
+    """The latest event time among the last ``TAIL_BYTES`` of the file up to its listed size (Claude Code appends in
+    time order); infinity when none can be read there, so that the file is read."""
+    handle = open_regular(task.path)
+    if handle is None:
+        return math.inf
+    try:
+        with handle:
+            start = max(task.offset, task.size - TAIL_BYTES)
+            handle.seek(start)
+            tail = handle.read(task.size - start)
+    except OSError:
+        return math.inf
+    latest = -math.inf
+    for match in _TIMESTAMP.finditer(tail):
+        try:
+            latest = max(latest, datetime.fromisoformat(match.group(1).decode()).timestamp())
+        except ValueError:
+            return math.inf
+    return latest if latest > -math.inf else math.inf
+
+
+def _cleanup_before(projects_dir: Path) -> float:
+    """The mtime before which Claude Code may delete a transcript when it next starts: ``cleanupPeriodDays`` from the
+    settings beside the projects folder (30 days when unset or unreadable), less a day."""
+    days: Any = CLEANUP_PERIOD_DAYS
+    handle = open_regular(projects_dir.parent / "settings.json")
+    if handle is not None:
+        try:
+            with handle:
+                days = json.load(handle).get("cleanupPeriodDays", CLEANUP_PERIOD_DAYS)
+        except (OSError, ValueError, AttributeError, RecursionError):
+            pass
+    if isinstance(days, bool) or not isinstance(days, int | float) or not math.isfinite(days) or days < 0:
+        days = CLEANUP_PERIOD_DAYS
+    return time.time() - days * 86_400.0 + MTIME_SKEW_SECONDS
 
 
 def _latest_event(conn: sqlite3.Connection) -> float | None:
@@ -433,6 +484,11 @@ _worker_args: tuple[Catalog, _Readers] | None = None
 def _init_worker(catalog: Catalog, readers: _Readers) -> None:
     global _worker_args
     _worker_args = (catalog, readers)
+    if sys.platform == "linux":  # a parent killed outright (kill -9) must not leave its workers waiting forever
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _parse_file_in_worker(task: _FileTask) -> _ParsedFile:

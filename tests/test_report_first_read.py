@@ -43,9 +43,11 @@ LAST_WEEK = ("2026-11-16", "2026-11-22")
 
 
 def _corpus(root: Path, sessions: int = 80, filler: int = 200) -> Path:
+    """Four months of transcripts, kept by Claude Code's settings beside them (``cleanupPeriodDays``) for years."""
     projects = root / "projects"
     generate(projects, sessions=sessions, turns=6, filler=filler, seed=33, start=START, days=118,
              distinct_prompts=True)
+    (root / "settings.json").write_text(json.dumps({"cleanupPeriodDays": 100_000}))
     return projects
 
 
@@ -143,6 +145,39 @@ def test_a_file_whose_mtime_says_nothing_is_read(tmp_path: Path) -> None:
                 modified_since=datetime(2026, 11, 1, tzinfo=UTC).timestamp())
     read = {row[0] for row in conn.execute("SELECT path FROM ingest_files")}
     assert str(files[0]) in read and str(files[1]) not in read
+
+
+def test_a_file_whose_mtime_is_older_than_its_events_is_read(tmp_path: Path) -> None:
+    """probe 15f: ``touch -d``, or a copy from a machine whose clock is behind, left a session of the period out of
+    the printed report. Its end says when its latest event was."""
+    projects = _corpus(tmp_path, sessions=12)
+    moment = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
+    recent = [path for path in transcript_files(projects) if path.stat().st_mtime > moment + MTIME_SKEW_SECONDS]
+    assert recent
+    os.utime(recent[0], (moment - 50 * 86_400,) * 2)
+    conn = connect(tmp_path / "usage.db")
+    ingest_tree(conn, projects, CATALOG, decider=PromptDecider(conn, Config()), modified_since=moment)
+    assert str(recent[0]) in {row[0] for row in conn.execute("SELECT path FROM ingest_files")}
+
+
+@pytest.mark.parametrize(("settings_text", "days"), [(None, 30), ('{"cleanupPeriodDays": 60}', 60),
+                                                     ('{"cleanupPeriodDays": "x"}', 30), ("not json", 30)])
+def test_a_file_claude_code_may_delete_at_its_next_start_is_read_first(tmp_path: Path, settings_text: str | None,
+                                                                        days: int) -> None:
+    """probe 15f: a first report left files over 30 days old to its background process, and a `claude` started
+    meanwhile deleted them (``cleanupPeriodDays``, 30 by default) before they were read: history lost for good."""
+    projects = _corpus(tmp_path, sessions=12)
+    if settings_text is None:
+        (tmp_path / "settings.json").unlink()
+    else:
+        (tmp_path / "settings.json").write_text(settings_text)
+    now = time.time()
+    files = transcript_files(projects)
+    for age, path in zip((days + 5, days - 5, days - 10), files[:3], strict=True):  # days before now
+        os.utime(path, (now - age * 86_400,) * 2)
+    conn = connect(tmp_path / "usage.db")
+    ingest_tree(conn, projects, CATALOG, decider=PromptDecider(conn, Config()), modified_since=now)
+    assert str(files[0]) in {row[0] for row in conn.execute("SELECT path FROM ingest_files")}
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
