@@ -77,8 +77,9 @@ CLAUDE_CODE_RELEASED = 1_740_355_200.0
 # Claude Code deletes transcripts older than its settings' cleanupPeriodDays (30 by default) when it starts: a file
 # that old is read before the report prints, not left to a background process that Claude Code may outrun.
 CLEANUP_PERIOD_DAYS = 30
-# How much of a file's end is read to find its latest event when its mtime says it has none recent enough.
-TAIL_BYTES = 64 * 1024
+# How much of a file's end is read to find its latest event when its mtime says it has none recent enough: the
+# first that holds a timestamp (a last line can be a long tool result).
+TAIL_BYTES = (8 * 1024, 64 * 1024)
 _TIMESTAMP = re.compile(rb'"timestamp": ?"([0-9T:.+Z-]{10,40})"')
 _UUID = re.compile(rb'"uuid": ?"([^"]+)"')
 
@@ -269,25 +270,27 @@ def _holding(tasks: list[_FileTask], moment: float, cleanup_before: float) -> tu
 
 
 def _latest_in_tail(task: _FileTask) -> float:
-    """The latest event time among the last ``TAIL_BYTES`` of the file up to its listed size (Claude Code appends in
-    time order); infinity when none can be read there, so that the file is read."""
+    """The latest event time in the end of the file up to its listed size (Claude Code appends in time order);
+    infinity when none can be read there, so that the file is read."""
     handle = open_regular(task.path)
     if handle is None:
         return math.inf
-    try:
-        with handle:
-            start = max(task.offset, task.size - TAIL_BYTES)
-            handle.seek(start)
-            tail = handle.read(task.size - start)
-    except OSError:
-        return math.inf
-    latest = -math.inf
-    for match in _TIMESTAMP.finditer(tail):
-        try:
-            latest = max(latest, datetime.fromisoformat(match.group(1).decode()).timestamp())
-        except ValueError:
-            return math.inf
-    return latest if latest > -math.inf else math.inf
+    with handle:
+        for size in TAIL_BYTES:
+            try:
+                start = max(task.offset, task.size - size)
+                handle.seek(start)
+                stamps = _TIMESTAMP.findall(handle.read(task.size - start))
+            except OSError:
+                return math.inf
+            if stamps:
+                try:
+                    return max(datetime.fromisoformat(stamp.decode()).timestamp() for stamp in stamps)
+                except ValueError:
+                    return math.inf
+            if start == task.offset:
+                break
+    return math.inf
 
 
 def _cleanup_before(projects_dir: Path) -> float:

@@ -331,3 +331,17 @@ def test_a_killed_child_loses_nothing(tmp_path: Path, history: tuple[Path, sqlit
     _finished(_mcp_router("ingest", "--projects-dir", str(projects), db=db))
     conn = _wait_until_whole(db, projects)
     assert _tables(conn) == _tables(whole)
+
+
+def test_the_latest_event_at_a_files_end_is_found_past_a_long_last_line(tmp_path: Path) -> None:
+    def latest(text: str) -> float:
+        path = tmp_path / "t.jsonl"
+        path.write_text(text)
+        return ledger._latest_in_tail(ledger._FileTask(path, 0, 0, 0, path.stat().st_size, 0, 0.0))
+
+    stamp = '{"type": "user", "timestamp": "2026-11-02T10:00:00.000Z"}\n'
+    assert latest(stamp + '{"type": "assistant", "timestamp": "2026-11-03T10:00:00Z"}\n') == \
+        datetime(2026, 11, 3, 10, tzinfo=UTC).timestamp()
+    assert latest(stamp + '{"content": "' + "x" * 20_000 + '"}\n') == datetime(2026, 11, 2, 10, tzinfo=UTC).timestamp()
+    assert latest('{"content": "' + "x" * 100_000 + '"}\n') == float("inf")  # none found: the file is read
+    assert latest('{"timestamp": "yesterday"}\n') == float("inf")
