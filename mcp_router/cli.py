@@ -431,7 +431,8 @@ def statusline(db_path: Path | None) -> None:
 
 @cli.command()
 @click.argument("task", required=False)
-@click.option("--context-tokens", type=click.IntRange(min=0), default=0, help="Tokens of context the task needs.")
+@click.option("--context-tokens", type=click.IntRange(min=0, max=10**12), default=0,
+              help="Tokens of context the task needs.")
 @click.option("--batch", "batch_file", type=click.File("rb"), help="JSONL file of {\"task\": …} lines ('-' for stdin).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @db_option

@@ -58,6 +58,7 @@ HEAD_CHARS, TAIL_CHARS = 1500, 500
 # The router reads at most the first READ_HEAD and last READ_TAIL characters of a task (a pasted megabyte
 # would take seconds to read whole); shorter tasks are read whole, so their decisions do not change.
 READ_HEAD, READ_TAIL = 48_000, 16_000
+MAX_CONTEXT_TOKENS = 10**12  # far beyond every window; a larger count is a mistake (10**400 overflowed a float)
 _WORD = re.compile(r"\w+(?:['.-]\w+)*")
 _STRUCTURE = (
     ("fence", re.compile(r"```")),
@@ -288,8 +289,9 @@ class Router:
         return self.model.classes[max(range(len(probabilities)), key=lambda k: (probabilities[k], -k))]
 
     def route(self, task: str, context_tokens: int = 0) -> Decision:
-        if context_tokens < 0:
-            raise ValueError("context_tokens must be 0 or more")
+        if not 0 <= context_tokens <= MAX_CONTEXT_TOKENS:
+            raise ValueError(f"context_tokens must be from 0 to {MAX_CONTEXT_TOKENS:,} (no model reads more than a"
+                             " million): split the input")
         if blank(task):
             raise ValueError("the task is empty: describe the work to route, e.g. 'summarise this build log'")
         return self.decide(task, context_tokens, self.model.probabilities(readable(task)))

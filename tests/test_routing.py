@@ -100,6 +100,17 @@ def test_the_best_model_rule_hears_an_ask_to_route_or_send_to_opus(task: str, as
 
 
 @pytest.mark.parametrize("task", [
+    "I want you to use opus: reformat it", "It is urgent, use opus: reformat it",  # probe 13g: "nt" negated them
+    "Reformat x; I'd like Opus for it.", "Reformat x (opus).", "/model opus reformat x", "交给 Opus 处理：重新格式化",
+])
+def test_an_ask_is_not_refused_by_a_word_that_merely_ends_in_nt(task: str) -> None:
+    decision = Router(CATALOG, POLICY, model=_model({"reformat": 5.0})).route(task)
+    assert (decision.tier, decision.confidence) == ("opus", 1.0), decision.reason
+
+
+@pytest.mark.parametrize("task", [
+    "Sort these imports. Don't bother with the best model.", "把这些 import 排序。不用 Opus。",
+    "Отсортируй импорты. Не используй Opus.",
     "don't use opus, just reformat this", "do not route this to opus: reformat the list",
     "no need for the best model here, reformat it", "you don't have to use opus for this reformat",
     "never send it to opus, reformat it", "reformat it without the best model",
@@ -109,6 +120,11 @@ def test_the_best_model_rule_hears_an_ask_to_route_or_send_to_opus(task: str, as
 ])
 def test_the_best_model_rule_is_not_raised_by_an_ask_not_to(task: str) -> None:
     assert Router(CATALOG, POLICY, model=_model({"reformat": 5.0})).route(task).tier == "haiku"
+
+
+def test_an_absurd_context_is_one_clear_error() -> None:
+    with pytest.raises(ValueError, match="context_tokens must be from 0 to"):  # probe 13g: 10**400 overflowed a float
+        ROUTER.route("summarize this log", 10**400)
 
 
 def test_a_task_that_is_itself_a_large_input_counts_toward_the_size_rules() -> None:

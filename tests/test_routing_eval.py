@@ -71,8 +71,8 @@ def test_leave_one_writer_out(prepared: Prepared, by_writer) -> None:
     # The target for sure decisions is met: >= 98% right, covering >= 80% of requests.
     assert result.sure_accuracy >= 0.98 and result.sure_coverage >= 0.80, result.summary()
     # Not met (95% overall, no Opus task to Haiku); these are the figures at the freeze, kept from getting worse:
-    # 92.7%, 43 Opus->Haiku of 8,647 Opus tasks; on the 42 writers of the sixth round 93.2% (then 92.2%, 37).
-    assert result.accuracy >= 0.927 and result.opus_to_haiku <= 43, result.summary()
+    # 92.7%, 41 Opus->Haiku of 8,647 Opus tasks; on the 42 writers of the sixth round 93.2% (then 92.2%, 37).
+    assert result.accuracy >= 0.927 and result.opus_to_haiku <= 41, result.summary()
     # Stated confidence is calibrated: in every band with 300 decisions or more, observed within 0.05 of stated.
     assert all(abs(stated - observed) <= 0.05 for _, n, stated, observed in result.reliability() if n >= 300), \
         result.reliability()
