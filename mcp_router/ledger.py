@@ -471,7 +471,7 @@ def _parse_all(tasks: list[_FileTask], catalog: Catalog, workers: int, readers: 
     # and the GIL from this process, which writes the rows.
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                               initargs=(catalog, readers))
+                               initargs=(catalog, readers, os.getpid()))
     try:
         yield from pool.map(_parse_file_in_worker, tasks, chunksize=4)
     except BrokenProcessPool:
@@ -484,7 +484,7 @@ def _parse_all(tasks: list[_FileTask], catalog: Catalog, workers: int, readers: 
 _worker_args: tuple[Catalog, _Readers] | None = None
 
 
-def _init_worker(catalog: Catalog, readers: _Readers) -> None:
+def _init_worker(catalog: Catalog, readers: _Readers, parent: int) -> None:
     global _worker_args
     _worker_args = (catalog, readers)
     if sys.platform == "linux":  # a parent killed outright (kill -9) must not leave its workers waiting forever
@@ -492,6 +492,8 @@ def _init_worker(catalog: Catalog, readers: _Readers) -> None:
         import signal
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # it died before the line above: no signal will come
+            os._exit(1)
 
 
 def _parse_file_in_worker(task: _FileTask) -> _ParsedFile:
