@@ -268,20 +268,26 @@ def test_a_first_report_prints_what_a_whole_ingest_gives_and_its_child_completes
         assert _report(conn, spec, now) == _report(whole, spec, now)
 
 
+def _first_ingest_of_the_last_week(projects: Path, db: Path) -> tuple[PromptDecider, float]:
+    """A first report's ingest for the last week (its connection closed: the decider holds what its child gets),
+    and the moment it read from."""
+    spec = ReportSpec.parse(*LAST_WEEK, "UTC", None)
+    moment = earliest_read(spec, datetime(2026, 11, 30, 12, tzinfo=UTC))
+    assert moment is not None
+    conn = connect(db)
+    decider = PromptDecider(conn, Config(), window=prompt_window(spec))
+    assert ingest_tree(conn, projects, CATALOG, decider=decider, modified_since=moment).files_left > 40
+    conn.close()
+    return decider, moment
+
+
 def test_ingests_at_once_with_the_child_stay_correct(tmp_path: Path) -> None:
     """The child ingesting the rest while a second report, ``mcp-router ingest`` and hooks of the old sessions ingest
     the same files: upserts, INSERT OR IGNORE and offsets committed with their rows leave what one ingest leaves."""
     projects = _corpus(tmp_path, sessions=120, filler=8_000)
     whole = _whole(projects, tmp_path / "whole.db")
     db = tmp_path / "usage.db"
-    spec = ReportSpec.parse(*LAST_WEEK, "UTC", None)
-    moment = earliest_read(spec, datetime(2026, 11, 30, 12, tzinfo=UTC))
-    assert moment is not None
-    conn = connect(db)
-    decider = PromptDecider(conn, Config(), window=prompt_window(spec))
-    summary = ingest_tree(conn, projects, CATALOG, decider=decider, modified_since=moment)
-    assert summary.files_left > 40
-    conn.close()
+    decider, moment = _first_ingest_of_the_last_week(projects, db)
     old = [path for path in transcript_files(projects) if path.parent.name != "subagents"
            and path.stat().st_mtime + MTIME_SKEW_SECONDS < moment]
     others = [_mcp_router("ingest", "--projects-dir", str(projects), db=db),
@@ -309,13 +315,7 @@ def test_a_killed_child_loses_nothing(tmp_path: Path, history: tuple[Path, sqlit
     ``mcp-router ingest`` everything."""
     projects, whole = history
     db = tmp_path / "usage.db"
-    spec = ReportSpec.parse(*LAST_WEEK, "UTC", None)
-    moment = earliest_read(spec, datetime(2026, 11, 30, 12, tzinfo=UTC))
-    assert moment is not None
-    conn = connect(db)
-    decider = PromptDecider(conn, Config(), window=prompt_window(spec))
-    assert ingest_tree(conn, projects, CATALOG, decider=decider, modified_since=moment).files_left > 40
-    conn.close()
+    decider, _ = _first_ingest_of_the_last_week(projects, db)
     child = decider.decide_in_background(db, projects)
     assert child is not None
     os.kill(child, signal.SIGKILL)
