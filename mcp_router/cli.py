@@ -457,11 +457,13 @@ def route(task: str | None, context_tokens: int, batch_file: Any, as_json: bool,
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a first line may carry Notepad's BOM
                 item = json.loads(line)
+                if not isinstance(item, dict) or "task" not in item:
+                    raise TypeError("a JSON object with a \"task\" string")
                 task, context_tokens = item["task"], item.get("context_tokens", 0)
                 if not isinstance(task, str) or isinstance(context_tokens, bool) or not isinstance(context_tokens, int):
                     raise TypeError("the task must be a string and context_tokens a whole number")
                 click.echo(json.dumps(router.route(task, context_tokens).to_dict()))
-            except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            except (ValueError, TypeError, RecursionError) as exc:
                 why = "nested too deeply" if isinstance(exc, RecursionError) else \
                     "not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
                 message = f"line {number}: expected {{\"task\": \"…\"}}: {why}"

@@ -108,3 +108,11 @@ def test_a_batch_routes_every_good_line_and_names_each_bad_one(tmp_path: Path) -
     assert [item.get("line") for item in out] == [None, 2, None, 4, 5, None] and out[-1]["tier"] == "haiku"
     assert [line.split(":")[0] for line in result.stderr.splitlines()] == ["Error"] * 3
     assert "line 2: " in result.stderr and "not UTF-8" in result.stderr and "nested too deeply" in result.stderr
+
+
+
+@pytest.mark.parametrize("line", ['[1, 2]', 'NaN', '{"context_tokens": 5}', '"summarise the log"'])
+def test_a_batch_line_that_is_not_an_object_with_a_task_says_so(line: str) -> None:
+    result = CliRunner().invoke(cli, ["route", "--batch", "-"], input=line + "\n")  # probe 13g: raw Python messages
+    assert result.exit_code == 1 and result.stderr.splitlines() == [
+        'Error: line 1: expected {"task": "…"}: a JSON object with a "task" string']
