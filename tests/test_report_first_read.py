@@ -293,10 +293,9 @@ def test_ingests_at_once_with_the_child_stay_correct(tmp_path: Path) -> None:
     others = [_mcp_router("ingest", "--projects-dir", str(projects), db=db),
               _mcp_router("report", "--since", "2026-08-03", "--until", "2026-08-09", "--timezone", "UTC",
                           "--format", "json", "--projects-dir", str(projects), db=db)]
-    time.sleep(0.3)  # past their imports: reading and writing the files the child reads
-    child = decider.decide_in_background(db, projects)
+    time.sleep(0.3)  # past their imports: reading and writing the files the child reads (on a quick machine they
+    child = decider.decide_in_background(db, projects)  # may be done by now: the hooks below still run beside it)
     assert child is not None
-    assert all(process.poll() is None for process in others)
     hooks = []
     for path in old[:8]:  # one after the other while the child runs
         hooks.append(_mcp_router("hook", db=db))
