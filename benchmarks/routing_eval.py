@@ -178,9 +178,9 @@ def main() -> None:
         return
     prepared = Prepared(load_items())
     print(f"training set: {len(prepared.items)} requests")
+    kept = load_out_of_fold(prepared) if args.kept else None  # the writer folds' scores only
     groupings = [("leave-one-writer-out", "writer")] + ([] if args.kept else [("leave-one-style-out", "style")])
     for name, grouping in groupings:
-        kept = load_out_of_fold(prepared) if args.kept else None
         overall, by_group = cross_validate(prepared, grouping, name, rules=not args.no_rules, scores=kept)
         print(overall.report())
         for result in by_group.values():

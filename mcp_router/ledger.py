@@ -31,7 +31,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from stat import S_ISREG
 from typing import Any, NamedTuple
@@ -56,6 +55,7 @@ from .transcripts import (
     parse_line,
     parse_record,
     repeats,
+    timestamp_seconds,
     tool_uses,
 )
 
@@ -285,8 +285,8 @@ def _latest_in_tail(task: _FileTask) -> float:
                 return math.inf
             if stamps:
                 try:
-                    return max(datetime.fromisoformat(stamp.decode()).timestamp() for stamp in stamps)
-                except ValueError:
+                    return max(timestamp_seconds(stamp.decode()) for stamp in stamps)
+                except MalformedLine:
                     return math.inf
             if start == task.offset:
                 break
