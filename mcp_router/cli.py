@@ -452,10 +452,12 @@ def route(task: str | None, context_tokens: int, batch_file: Any, as_json: bool,
         # A bad line is one line on stderr and an {"error": …} in its place; the others are routed (exit 1 at the end)
         failed = False
         for number, raw in enumerate(batch_file, 1):
+            if number == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")  # Notepad's BOM
             if not raw.strip():
                 continue
             try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a first line may carry Notepad's BOM
+                line = raw.decode("utf-8")
                 item = json.loads(line)
                 if not isinstance(item, dict) or "task" not in item:
                     raise TypeError("a JSON object with a \"task\" string")

@@ -111,6 +111,12 @@ def test_a_batch_routes_every_good_line_and_names_each_bad_one(tmp_path: Path) -
 
 
 
+def test_a_batch_whose_first_line_is_a_bom_and_nothing_else_routes_the_rest() -> None:
+    result = CliRunner().invoke(cli, ["route", "--batch", "-"], input=b'\xef\xbb\xbf\r\n{"task": "sort these lines"}\n')
+    assert result.exit_code == 0 and result.stderr == ""  # probe 13g: the BOM's line was an error line
+    assert json.loads(result.stdout)["tier"] == "haiku"
+
+
 @pytest.mark.parametrize("line", ['[1, 2]', 'NaN', '{"context_tokens": 5}', '"summarise the log"'])
 def test_a_batch_line_that_is_not_an_object_with_a_task_says_so(line: str) -> None:
     result = CliRunner().invoke(cli, ["route", "--batch", "-"], input=line + "\n")  # probe 13g: raw Python messages
