@@ -14,7 +14,7 @@ from benchmarks.routing_eval import cross_validate, heldout_results, heldout_set
 from benchmarks.routing_train import Prepared, load_items, load_out_of_fold, serialise, train
 from mcp_router.routing import MODEL_BIN, MODEL_META, load_policy
 
-WRITERS = {"legacy", *(f"h{letter}" for letter in "abcdefghijklmnopqr"), *(f"w{n}" for n in range(1, 30))}
+WRITERS = {"legacy", *(f"h{letter}" for letter in "abcdefghijklmnopqrstu"), *(f"w{n}" for n in range(1, 35))}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_the_kept_out_of_fold_scores_are_what_the_folds_give(prepared: Prepared,
 
 def test_the_training_set_is_big_varied_and_traceable(prepared: Prepared) -> None:
     items = prepared.items
-    assert len(items) >= 31900
+    assert len(items) >= 35800
     assert {item["writer"] for item in items} == WRITERS
     assert len({item["style"] for item in items}) >= 40
     assert all(item["batch"] and item["domain"] is not None for item in items)
@@ -55,7 +55,7 @@ def test_the_training_set_is_big_varied_and_traceable(prepared: Prepared) -> Non
 
 def test_the_training_set_is_what_the_build_script_keeps_from_the_committed_data(tmp_path: Path) -> None:
     kept, rows = build(tmp_path)  # an empty source: only the repository's train/ and labels/ files
-    assert sum(row[1] for row in rows) == 32402
+    assert sum(row[1] for row in rows) == 36302
     assert [json.dumps(item, ensure_ascii=False) for item in kept] == KEPT.read_text("utf-8").splitlines()
 
 
@@ -71,13 +71,13 @@ def test_leave_one_writer_out(prepared: Prepared, by_writer) -> None:
     # The target for sure decisions is met: >= 98% right, covering >= 80% of requests.
     assert result.sure_accuracy >= 0.98 and result.sure_coverage >= 0.80, result.summary()
     # Not met (95% overall, no Opus task to Haiku); these are the figures at the freeze, kept from getting worse:
-    # 92.7%, 41 Opus->Haiku of 8,647 Opus tasks; on the 42 writers of the sixth round 93.2% (then 92.2%, 37).
-    assert result.accuracy >= 0.927 and result.opus_to_haiku <= 41, result.summary()
+    # 92.3%, 64 Opus->Haiku of 9,692 Opus tasks; on the 48 writers of the seventh round 93.0%, 44 (then 92.7%, 41).
+    assert result.accuracy >= 0.923 and result.opus_to_haiku <= 64, result.summary()
     # Stated confidence is calibrated: in every band with 300 decisions or more, observed within 0.05 of stated.
     assert all(abs(stated - observed) <= 0.05 for _, n, stated, observed in result.reliability() if n >= 300), \
         result.reliability()
-    # The weakest writer is w21 (wholly in 15 languages of South Asia, the Middle East, Europe and Africa): 81.1%.
-    assert min(w.accuracy for w in writers.values()) >= 0.81, [w.summary() for w in writers.values()]
+    # The weakest writer is w34 (wholly in eight languages of East and South-East Asia): 76.2%.
+    assert min(w.accuracy for w in writers.values()) >= 0.762, [w.summary() for w in writers.values()]
 
 
 # Scored after the freeze at c3d2598, on the requests whose two labels agree on the tier:
