@@ -439,13 +439,14 @@ def statusline(db_path: Path | None) -> None:
 def route(task: str | None, context_tokens: int, batch_file: Any, as_json: bool, db_path: Path | None) -> None:
     """The routing decision for TASK, or one JSON decision per line of a --batch file."""
     from .pricing import Catalog
-    from .routing import Router
+    from .routing import NOT_TEXT, Router, not_text
     from .transcripts import blank
 
     if (task is None) == (batch_file is None):
         raise click.UsageError("give a TASK or --batch FILE")
     if task is not None and blank(task):
-        raise click.UsageError("TASK is empty: describe the work to route, e.g. 'summarise this log'")
+        raise click.UsageError(NOT_TEXT.replace("the task", "TASK") if not_text(task) else
+                               "TASK is empty: describe the work to route, e.g. 'summarise this log'")
     config = Config.load()
     router = Router.load(Catalog.load(config.pricing), config, open_store(db_path))
     if batch_file is not None:
@@ -462,8 +463,10 @@ def route(task: str | None, context_tokens: int, batch_file: Any, as_json: bool,
                 if not isinstance(item, dict) or "task" not in item:
                     raise TypeError("a JSON object with a \"task\" string")
                 task, context_tokens = item["task"], item.get("context_tokens", 0)
-                if not isinstance(task, str) or isinstance(context_tokens, bool) or not isinstance(context_tokens, int):
-                    raise TypeError("the task must be a string and context_tokens a whole number")
+                if not isinstance(task, str):
+                    raise TypeError("the task must be a string")
+                if isinstance(context_tokens, bool) or not isinstance(context_tokens, int):
+                    raise TypeError("context_tokens must be a whole number")
                 click.echo(json.dumps(router.route(task, context_tokens).to_dict()))
             except (ValueError, TypeError, RecursionError) as exc:
                 why = "nested too deeply" if isinstance(exc, RecursionError) else \

@@ -293,7 +293,8 @@ class Router:
             raise ValueError(f"context_tokens must be from 0 to {MAX_CONTEXT_TOKENS:,} (no model reads more than a"
                              " million): split the input")
         if blank(task):
-            raise ValueError("the task is empty: describe the work to route, e.g. 'summarise this build log'")
+            raise ValueError(NOT_TEXT if not_text(task) else
+                             "the task is empty: describe the work to route, e.g. 'summarise this build log'")
         return self.decide(task, context_tokens, self.model.probabilities(readable(task)))
 
     def decide(self, task: str, context_tokens: int, probabilities: list[float]) -> Decision:
@@ -329,7 +330,7 @@ class Router:
         return Decision(
             tier=tier, model=model.id, category=category, reason="; ".join(reasons) + ".",
             confidence=round(min(confidence, 1.0), 2),
-            estimated_cost_usd=self.catalog.cost(model.id, Usage(prompt_tokens, TYPICAL_OUTPUT_TOKENS)),
+            estimated_cost_usd=_round(self.catalog.cost(model.id, Usage(prompt_tokens, TYPICAL_OUTPUT_TOKENS))),
             uncertain=uncertain, candidates=candidates,
         )
 
@@ -346,6 +347,18 @@ class Router:
                 note = "" if candidate == tier else f"{prompt_tokens:,} tokens exceed {tier}'s window"
                 return candidate, note
         return tier, f"{prompt_tokens:,} tokens exceed every model's window: split the input"
+
+
+NOT_TEXT = "the task holds no text, only bytes that are not UTF-8 or lone surrogates (\\ud800-\\udfff)"
+
+
+def not_text(task: str) -> bool:
+    """Whether ``task`` cannot be written as UTF-8 (invalid bytes passed through, a lone surrogate)."""
+    try:
+        task.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def estimated_tokens(text: str) -> int:
@@ -366,6 +379,10 @@ def load_policy() -> dict[str, Any]:
     """The built-in policy (data/routing.toml, read from its JSON twin, which a test keeps equal)."""
     with open(POLICY_JSON, encoding="utf-8") as file:
         return json.load(file)
+
+
+def _round(cost: float | None) -> float | None:
+    return None if cost is None else round(cost, 6)  # an estimate: no float noise in the last digits
 
 
 def _rank(tier: str) -> int:

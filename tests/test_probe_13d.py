@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from mcp_router.cli import cli
 from mcp_router.config import Config
 from mcp_router.pricing import Catalog
-from mcp_router.routing import Router
+from mcp_router.routing import NOT_TEXT, Router
 from mcp_router.store import connect
 from mcp_router.transcripts import Prompt, blank, opening, parse_record
 
@@ -86,14 +86,23 @@ def test_the_advice_hook_reads_a_prompt_opening_with_blank_lines(tmp_path: Path,
     assert "`/model opus` fits this task" in json.loads(done.stdout)["systemMessage"]
 
 
-@pytest.mark.parametrize("line", ['{"task": ["summarise the log"]}', '{"task": {"a": 1}}', '{"task": null}',
-                                  '{"task": "fix it", "context_tokens": 1.9}',
-                                  '{"task": "fix it", "context_tokens": true}'])
-def test_a_batch_line_whose_task_is_not_a_string_is_one_clear_error(line: str) -> None:
+@pytest.mark.parametrize(("line", "why"), [
+    ('{"task": ["summarise the log"]}', "the task must be a string"),
+    ('{"task": {"a": 1}}', "the task must be a string"), ('{"task": null}', "the task must be a string"),
+    ('{"task": "fix it", "context_tokens": 1.9}', "context_tokens must be a whole number"),  # probe 13h: which one
+    ('{"task": "fix it", "context_tokens": true}', "context_tokens must be a whole number"),
+    ('{"task": "\\ud800"}', NOT_TEXT),  # probe 13h: it said "the task is empty"
+])
+def test_a_batch_line_whose_task_is_not_a_string_is_one_clear_error(line: str, why: str) -> None:
     result = CliRunner().invoke(cli, ["route", "--batch", "-"], input=line + "\n")
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert result.stderr.splitlines() == [
-        'Error: line 1: expected {"task": "…"}: the task must be a string and context_tokens a whole number']
+    assert result.stderr.splitlines() == [f'Error: line 1: expected {{"task": "…"}}: {why}']
+
+
+def test_a_task_of_bytes_that_are_not_utf8_says_so() -> None:
+    result = subprocess.run([sys.executable, "-m", "mcp_router", "route", b"\xed\xa0\x80"],
+                            capture_output=True, text=True, env={**os.environ, "MCP_ROUTER_DB": os.devnull})
+    assert result.returncode == 2 and "TASK holds no text" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_batch_routes_every_good_line_and_names_each_bad_one(tmp_path: Path) -> None:
