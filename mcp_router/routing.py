@@ -18,9 +18,9 @@ read by a model trained on 35,831 labelled requests from 56 independent writers
    names the two most probable tiers, and picks the higher: never Haiku when unsure. The confidence it states
    is how often such decisions were right on writers the model had not seen (a monotone map of the decided
    tier's probability, fitted on those decisions), so that a stated 0.9 is right about 90% of the time.
-4. Policy rules only raise the tier: an explicit ask for the best model, stakes the user states in plain words, an
-   ask to design a system (Opus), a mechanical task over a very large context (Sonnet), and a context larger than
-   the model's window (the next tier whose window fits).
+4. Policy rules only raise the tier: an explicit ask for the best model or stakes the user states in plain first-
+   person words (Opus), a mechanical task over a very large context (Sonnet), and a context larger than the
+   model's window (the next tier whose window fits).
 
 Only the standard library runs here. The model is read lazily, with ``mmap``: loading costs a few
 milliseconds and a decision well under one. Users override a category's tier in config (``[routing]``);
