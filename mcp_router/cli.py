@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .config import Config, default_db_path
+from .config import MAX_CONTEXT_TOKENS, Config, default_db_path
 from .errors import MCPRouterError
 from .pricing import format_usd
 
@@ -431,7 +431,7 @@ def statusline(db_path: Path | None) -> None:
 
 @cli.command()
 @click.argument("task", required=False)
-@click.option("--context-tokens", type=click.IntRange(min=0, max=10**12), default=0,
+@click.option("--context-tokens", type=click.IntRange(min=0, max=MAX_CONTEXT_TOKENS), default=0,
               help="Tokens of context the task needs.")
 @click.option("--batch", "batch_file", type=click.File("rb"), help="JSONL file of {\"task\": …} lines ('-' for stdin).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

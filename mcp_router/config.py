@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 ENV_PREFIX = "MCP_ROUTER_"
 TIERS = ("haiku", "sonnet", "opus")
+MAX_CONTEXT_TOKENS = 10**12  # far beyond every window; a larger count is a mistake (10**400 overflowed a float)
 ADVICE_MODES = ("on", "quiet", "off")
 MAX_CAP_USD = 1e9  # a monthly cap above this is a typo, and keeps the arithmetic on it exact
 

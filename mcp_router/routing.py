@@ -39,7 +39,7 @@ from bisect import bisect_left
 from dataclasses import asdict, dataclass, field
 from zlib import crc32
 
-from .config import TIERS, Config
+from .config import MAX_CONTEXT_TOKENS, TIERS, Config
 from .pricing import Catalog, Usage
 from .transcripts import blank
 
@@ -59,7 +59,6 @@ HEAD_CHARS, TAIL_CHARS = 1500, 500
 # The router reads at most the first READ_HEAD and last READ_TAIL characters of a task (a pasted megabyte
 # would take seconds to read whole); shorter tasks are read whole, so their decisions do not change.
 READ_HEAD, READ_TAIL = 48_000, 16_000
-MAX_CONTEXT_TOKENS = 10**12  # far beyond every window; a larger count is a mistake (10**400 overflowed a float)
 _WORD = re.compile(r"\w+(?:['.-]\w+)*")
 _STRUCTURE = (
     ("fence", re.compile(r"```")),
@@ -313,8 +312,9 @@ class Router:
         reasons = [f"reads as {category.replace('_', ' ')} ({confidence:.0%} {tier})"]
         if uncertain:
             reasons.append(f"unsure between {' and '.join(candidates)}: the higher tier")
+        text = readable(task)
         for rule in self.rules:
-            if _rank(rule.tier) > _rank(tier) and (hit := rule.match(readable(task))):
+            if _rank(rule.tier) > _rank(tier) and (hit := rule.match(text)):
                 tier, confidence = rule.tier, 1.0  # policy, not a reading: right by definition
                 reasons.append(f"{rule.name} ({hit!r}): {tier}")
         prompt_tokens = context_tokens + estimated_tokens(task)  # a task that is a pasted log is a large input too
