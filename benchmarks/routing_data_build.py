@@ -27,7 +27,8 @@ LEGACY = ROOT / "tests" / "data" / "routing_eval.jsonl"
 WRITERS = ("legacy", "w1", "w2", "w3", "w4", "w5", "ha", "hb", "hc", "w6", "w7", "w8", "w9", "w10", "hd", "he", "hf",
            "w11", "w12", "w13", "w14", "w15", "w16", "w17", "w18", "hg", "hh", "hi", "w19", "w20", "w21",
            "w22", "w23", "hj", "hk", "hl", "w24", "w25", "w26", "hm", "hn", "ho", "w27", "w28", "w29", "hp", "hq",
-           "hr", "w30", "w31", "w32", "w33", "w34", "hs", "ht", "hu")
+           "hr", "w30", "w31", "w32", "w33", "w34", "hs", "ht", "hu", "hv", "hw", "hx", "w35", "w36", "w37",
+           "w38", "w39", "w40", "w41", "w42", "w43", "w44")
 TABLE_START, TABLE_END = "<!-- agreement:start -->", "<!-- agreement:end -->"
 
 

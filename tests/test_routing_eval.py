@@ -14,7 +14,7 @@ from benchmarks.routing_eval import cross_validate, heldout_results, heldout_set
 from benchmarks.routing_train import Prepared, load_items, load_out_of_fold, serialise, train
 from mcp_router.routing import MODEL_BIN, MODEL_META, load_policy
 
-WRITERS = {"legacy", *(f"h{letter}" for letter in "abcdefghijklmnopqrstu"), *(f"w{n}" for n in range(1, 35))}
+WRITERS = {"legacy", *(f"h{letter}" for letter in "abcdefghijklmnopqrstuvwx"), *(f"w{n}" for n in range(1, 45))}
 
 
 @pytest.fixture(scope="module")
