@@ -25,8 +25,9 @@ def router() -> Router:
     "We absolutely cannot get this wrong: list the env vars the deploy script reads",
 ])
 def test_stakes_the_user_states_on_a_mechanical_ask_go_to_opus(router: Router, task: str) -> None:
-    decision = router.route(task)
-    assert decision.tier == "opus" and "stakes the user states as high" in decision.reason, decision
+    stakes = next(rule for rule in router.rules if rule.name == "stakes the user states as high")
+    assert stakes.match(task)  # the rule hears it, whether or not the model has already chosen Opus
+    assert router.route(task).tier == "opus"
 
 
 @pytest.mark.parametrize("task", [  # probe 13i: stakes words as a topic, a name, pasted text or a condition

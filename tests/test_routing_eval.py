@@ -70,20 +70,19 @@ def test_leave_one_writer_out(prepared: Prepared, by_writer) -> None:
     result, writers = cross_validate(prepared, "writer", "leave-one-writer-out", scores=by_writer)
     # The issue's target for sure decisions is met: >= 98% right, covering >= 80% of requests.
     assert result.sure_accuracy >= 0.98 and result.sure_coverage >= 0.80, result.summary()
-    # Not met (95% overall, no Opus task to Haiku); these are the figures at the freeze, kept from getting worse:
-    # 92.3%, 64 Opus->Haiku of 9,692 Opus tasks at the freeze, 61 with the stated-stakes rule (probes 13h, 13i); on
-    # the 48 writers of the seventh round 93.0%, 44 at the freeze (then 92.7%, 41).
-    assert result.accuracy >= 0.923 and result.opus_to_haiku <= 61, result.summary()
+    # Not met (95% overall, no Opus task to Haiku); these are the figures at the freeze (ca73084), kept from getting
+    # worse: 92.5%, 100 Opus->Haiku of 11,360 Opus tasks (45 of them w38's stakes in the user's own words, left out).
+    assert result.accuracy >= 0.924 and result.opus_to_haiku <= 100, result.summary()
     # Stated confidence is calibrated: in every band with 300 decisions or more, observed within 0.05 of stated.
     assert all(abs(stated - observed) <= 0.05 for _, n, stated, observed in result.reliability() if n >= 300), \
         result.reliability()
-    # The weakest writer is w34 (wholly in eight languages of East and South-East Asia): 76.2%.
-    assert min(w.accuracy for w in writers.values()) >= 0.761, [w.summary() for w in writers.values()]
+    # The weakest writer is w34 (wholly in eight languages of East and South-East Asia): 80.5%.
+    assert min(w.accuracy for w in writers.values()) >= 0.804, [w.summary() for w in writers.values()]
 
 
-# Scored after the freeze at 13a2890, on the requests whose two labels agree on the tier:
+# Scored after the freeze at ca73084, on the requests whose two labels agree on the tier:
 # (requests, right, Opus->Haiku) per set.
-HELDOUT_AT_FREEZE = {"hv": (300, 272, 0), "hw": (296, 283, 0), "hx": (293, 267, 1)}
+HELDOUT_AT_FREEZE = {"hy": (300, 269, 0), "hz": (298, 283, 0), "ia": (299, 278, 0)}
 
 
 def test_held_out_sets_as_scored_at_the_freeze() -> None:
