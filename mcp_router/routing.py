@@ -62,7 +62,7 @@ READ_HEAD, READ_TAIL = 48_000, 16_000
 _WORD = re.compile(r"\w+(?:['.-]\w+)*")
 _STRUCTURE = (
     ("fence", re.compile(r"```")),
-    ("trace", re.compile(r"Traceback \(most recent|\n\s+at [\w.$]+\(|^\w+(?:\.\w+)*(?:Error|Exception):", re.M)),
+    ("trace", re.compile(r"Traceback \(most recent|\n\s{1,64}at [\w.$]+\(|^\w+(?:\.\w+)*(?:Error|Exception):", re.M)),
     ("diff", re.compile(r"^(?:@@ |\+\+\+ |--- a/)", re.M)),
 )
 
