@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field, StrictInt, ValidationError
+from pydantic import BaseModel, Field, StrictBool, StrictInt, ValidationError
 
 from .config import Config
 from .errors import MCPRouterError
@@ -158,7 +158,7 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
     @_tool_errors
     def route_model(
         task: Annotated[str, Field(description="The task, as you would describe it to a colleague.")],
-        context_tokens: Annotated[int, Field(ge=0, description="Tokens of context the task needs.")] = 0,
+        context_tokens: Annotated[StrictInt, Field(ge=0, description="Tokens of context the task needs.")] = 0,
     ) -> RouteDecision:
         """Cheapest adequate model tier (haiku/sonnet/opus) for a task: model id, reason, cost. Ask before
         spawning a subagent. If `uncertain`, it took the higher of `candidates`: judge yourself."""
@@ -174,9 +174,9 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
         task: Annotated[str, Field(description="What to do, e.g. 'list every failing test and its error'.")],
         paths: Annotated[list[str], Field(description="Files to read (relative to the project).")] = [],  # noqa: B006
         content: Annotated[str, Field(description="Text to work on, if not in files.")] = "",
-        max_tokens: Annotated[int, Field(ge=1, le=64000, description="Longest answer wanted.")] = 1024,
+        max_tokens: Annotated[StrictInt, Field(ge=1, le=64000, description="Longest answer wanted.")] = 1024,
         model: Annotated[str, Field(description="Model id or alias.")] = "haiku",
-        force: Annotated[bool, Field(description="Send it even if it looks above Haiku.")] = False,
+        force: Annotated[StrictBool, Field(description="Send it even if it looks above Haiku.")] = False,
     ) -> DelegationResult:
         """Run a reading task on Haiku: summarise logs, diffs, docs or output; extract, reformat, classify;
         answer a question about files. The server reads `paths` itself, so their contents never enter your
@@ -219,7 +219,7 @@ def build_server(db_path: Path, config: Config, cwd: Path | None = None) -> MCPS
         cache_read_tokens: Annotated[StrictInt, Field(ge=0)] = 0,
         cache_creation_tokens: Annotated[StrictInt, Field(ge=0)] = 0,
         task_type: Annotated[str, Field(description="A label for the report.")] = "",
-        requests: Annotated[int, Field(ge=1, description="API calls these tokens add up.")] = 1,
+        requests: Annotated[StrictInt, Field(ge=1, description="API calls these tokens add up.")] = 1,
     ) -> CostResult:
         """Record API spend that Claude Code's own logs do not show (e.g. a script's calls) and check the monthly
         budget. If `allowed` is false, the cap is reached: stop spending and tell the user."""

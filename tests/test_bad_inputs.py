@@ -382,7 +382,8 @@ def test_tool_argument_errors_are_a_sentence(db_path: Path, tmp_path: Path) -> N
     async def calls() -> list[tuple[bool, str]]:
         async with Client(build_server(db_path, Config(), tmp_path)) as client:
             results = [await client.call_tool("route_model", args) for args in (
-                {"task": "x", "context_tokens": -1}, {}, {"task": 5}, {"task": ""})]
+                {"task": "x", "context_tokens": -1}, {}, {"task": 5}, {"task": ""},
+                {"task": "x", "context_tokens": "300000"}, {"task": "x", "context_tokens": True})]
             results.append(await client.call_tool("track_cost", {"model": "haiku", "input_tokens": -5,
                                                                  "output_tokens": 1.5}))
             results.append(await client.call_tool("rate_delegation", {"delegation_id": "d", "rating": "meh"}))
@@ -396,6 +397,10 @@ def test_tool_argument_errors_are_a_sentence(db_path: Path, tmp_path: Path) -> N
         "route_model: `task` must be a string, got 5. Fix the arguments and call it again.",
         "Error executing tool route_model: the task is empty: describe the work to route, e.g. 'summarise this build"
         " log'",
+        "route_model: `context_tokens` must be a whole number (a JSON integer, not a string or boolean), got '300000'."
+        " Fix the arguments and call it again.",
+        "route_model: `context_tokens` must be a whole number (a JSON integer, not a string or boolean), got True."
+        " Fix the arguments and call it again.",
         "track_cost: `input_tokens` must be at least 0, got -5; `output_tokens` must be a whole number, got 1.5."
         " Fix the arguments and call it again.",
         "rate_delegation: `rating` must be one of 'good' or 'bad', got 'meh'. Fix the arguments and call it again.",

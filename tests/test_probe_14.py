@@ -124,7 +124,7 @@ def test_force_as_the_string_false_is_not_force(db_path: Path, tmp_path: Path) -
     with StandinAPI() as api:
         _, [refused] = _run(_session(api, db_path, tmp_path, [("delegate_to_haiku", {"task": DEEP, "content": "x",
                                                                                     "force": "false"})]))
-        assert refused.is_error and "force: true" in refused.content[0].text
+        assert refused.is_error and "`force` must be true or false, got 'false'" in refused.content[0].text
         assert api.requests == []
 
 
