@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -437,13 +438,16 @@ def statusline(db_path: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @db_option
 def route(task: str | None, context_tokens: int, batch_file: Any, as_json: bool, db_path: Path | None) -> None:
-    """The routing decision for TASK, or one JSON decision per line of a --batch file."""
+    """The routing decision for TASK ('-': read it from standard input), or one JSON decision per line of a --batch
+    file."""
     from .pricing import Catalog
     from .routing import NOT_TEXT, Router, not_text
     from .transcripts import blank
 
     if (task is None) == (batch_file is None):
         raise click.UsageError("give a TASK or --batch FILE")
+    if task == "-":  # undecodable bytes become lone surrogates, as they do in an argument
+        task = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
     if task is not None and blank(task):
         raise click.UsageError(NOT_TEXT.replace("the task", "TASK") if not_text(task) else
                                "TASK is empty: describe the work to route, e.g. 'summarise this log'")

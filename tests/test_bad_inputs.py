@@ -320,6 +320,12 @@ def test_route_an_empty_task(db_path: Path, task: str) -> None:
     assert _error(["route", "--db", str(db_path), task], code=2).startswith("Error: TASK is empty")
 
 
+def test_route_reads_the_task_from_standard_input_after_a_dash(db_path: Path) -> None:
+    routed = _run(["route", "--db", str(db_path), "--json", "-"], input="summarize this build log\n")
+    assert routed.returncode == 0 and json.loads(routed.stdout)["tier"] == "haiku", routed.stderr
+    assert _error(["route", "--db", str(db_path), "-"], code=2, input="  \n").startswith("Error: TASK is empty")
+
+
 @pytest.mark.parametrize(("category", "message"), [
     ("nosuchcategory", "Error: unknown category 'nosuchcategory'; known: "),
     ("summarise", "Error: unknown category 'summarise'; did you mean summarize"),
