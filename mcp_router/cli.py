@@ -22,6 +22,8 @@ from .errors import MCPRouterError
 from .pricing import format_usd
 
 F = TypeVar("F", bound=Callable[..., Any])
+# `route -` reads at most this much: sixteen times the largest window, so a pipe that never ends is refused, not read.
+STDIN_TASK_BYTES = 64 << 20
 
 
 class _Group(click.Group):
@@ -446,8 +448,14 @@ def route(task: str | None, context_tokens: int, batch_file: Any, as_json: bool,
 
     if (task is None) == (batch_file is None):
         raise click.UsageError("give a TASK or --batch FILE")
-    if task == "-":  # undecodable bytes become lone surrogates, as they do in an argument
-        task = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+    if task == "-":
+        if sys.stdin is None:
+            raise click.UsageError("TASK is '-' but there is no standard input to read it from")
+        data = sys.stdin.buffer.read(STDIN_TASK_BYTES + 1)
+        if len(data) > STDIN_TASK_BYTES:
+            raise click.UsageError(f"the task on standard input is over {STDIN_TASK_BYTES >> 20} MiB: no model reads"
+                                   " that much; split the input")
+        task = data.decode("utf-8", "surrogateescape")  # undecodable bytes become lone surrogates, as in an argument
     if task is not None and blank(task):
         raise click.UsageError(NOT_TEXT.replace("the task", "TASK") if not_text(task) else
                                "TASK is empty: describe the work to route, e.g. 'summarise this log'")

@@ -68,9 +68,10 @@ _STRUCTURE = (
 
 # What a request quotes (a fenced block, a quoted line, inline code, a phrase in quotation marks) is someone else's
 # words: the policy rules, which take the user at their word, read only the rest. A single quotation mark opens a
-# quotation only after a non-letter, so that the apostrophes of "don't" and "users'" quote nothing.
-_QUOTED = re.compile(r"```.*?(?:```|\Z)|^[ \t]*>.*$|`[^`\n]*`|\"[^\"\n]*\"|(?<!\w)'[^'\n]*'(?!\w)|‘[^’\n]*’|“[^”\n]*”"
-                     r"|«[^»\n]*»|„[^“”\n]*[“”]|「[^」\n]*」|『[^』\n]*』", re.S | re.M)
+# quotation only after a non-letter, so that the apostrophes of "don't" and "users'" quote nothing. A quotation
+# ends at the next opening mark too, so a line of opening marks is read once, not once per mark (probe 13k).
+_QUOTED = re.compile(r"```.*?(?:```|\Z)|^[ \t]*>.*$|`[^`\n]*`|\"[^\"\n]*\"|(?<!\w)'[^'\n]*'(?!\w)|‘[^‘’\n]*’|“[^“”\n]*”"
+                     r"|«[^«»\n]*»|„[^„“”\n]*[“”]|「[^「」\n]*」|『[^『』\n]*』", re.S | re.M)
 
 
 @dataclass(frozen=True)

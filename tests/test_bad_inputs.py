@@ -324,6 +324,11 @@ def test_route_reads_the_task_from_standard_input_after_a_dash(db_path: Path) ->
     routed = _run(["route", "--db", str(db_path), "--json", "-"], input="summarize this build log\n")
     assert routed.returncode == 0 and json.loads(routed.stdout)["tier"] == "haiku", routed.stderr
     assert _error(["route", "--db", str(db_path), "-"], code=2, input="  \n").startswith("Error: TASK is empty")
+    closed = _run(["route", "--db", str(db_path), "-"], preexec_fn=lambda: os.close(0))  # `route - <&-`
+    assert closed.returncode == 2 and "no standard input" in closed.stderr and "Traceback" not in closed.stderr
+    endless = subprocess.run([sys.executable, "-m", "mcp_router", "route", "--db", str(db_path), "-"],
+                             input=b"x" * ((64 << 20) + 1), capture_output=True, timeout=60)
+    assert endless.returncode == 2 and b"over 64 MiB" in endless.stderr and b"Traceback" not in endless.stderr
 
 
 @pytest.mark.parametrize(("category", "message"), [
