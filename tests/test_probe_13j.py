@@ -21,9 +21,9 @@ def best_model_rule(router: Router):
 
 
 @pytest.mark.xfail(strict=True, reason="refusing these by the words before the ask also refused real asks ('Do it "
-                   "with opus: …', 'Would you use opus for this?', 'If it isn't Opus or the best model, the answer will "
-                   "be wrong', probe 13k), which then went to Haiku sure; a cheap task raised to Opus is the lesser "
-                   "error, so the rule was put back")
+                   "with opus: …', 'Would you use opus for this?', 'If it isn't Opus or the best model, the answer "
+                   "will be wrong', probe 13k), which then went to Haiku sure; a cheap task raised to Opus is the "
+                   "lesser error, so the rule was put back")
 @pytest.mark.parametrize("task", [
     "no need for opus or the best model here, just extract the emails from this list",
     "does this even need opus? it's just renaming a file",
