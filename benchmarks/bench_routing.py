@@ -46,20 +46,22 @@ def median_cpu_seconds(command: list[str], runs: int) -> float:
     return statistics.median(times)
 
 
+def decision_seconds(router: Router, tasks: list[str]) -> list[float]:
+    """Each decision's wall time, in order."""
+    times = []
+    for task in tasks:
+        started = time.perf_counter()
+        router.route(task)
+        times.append(time.perf_counter() - started)
+    return times
+
+
 def main() -> None:
     router = Router.load(Catalog.load(), Config())
     router.route(TASKS[0])  # the model is read on first use
-    times = []
-    for n in range(2000):
-        started = time.perf_counter()
-        router.route(TASKS[n % len(TASKS)])
-        times.append(time.perf_counter() - started)
+    times = decision_seconds(router, TASKS * 400)
     written = [json.loads(line)["task"] for path in HELDOUT for line in path.read_text("utf-8").splitlines() if line]
-    written_times = []
-    for task in written * 3:
-        started = time.perf_counter()
-        router.route(task)
-        written_times.append(time.perf_counter() - started)
+    written_times = decision_seconds(router, written * 3)
     runs = 21
     baseline = median_seconds([PYTHON, "-c", "pass"], runs=runs)
     fresh = median_seconds([PYTHON, "-c", FRESH], runs=runs)

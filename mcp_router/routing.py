@@ -23,8 +23,8 @@ read by a model trained on 42,643 labelled requests from 69 independent writers
    model's window (the next tier whose window fits).
 
 Only the standard library runs here. The model is read lazily, with ``mmap``: loading costs a few
-milliseconds and a decision well under one. Users override a category's tier in config (``[routing]``);
-feedback promotions live in the ``category_overrides`` table.
+milliseconds and a decision at most about one (0.2 ms for a short request, 0.6-1 ms for 200 characters). Users
+override a category's tier in config (``[routing]``); feedback promotions live in the ``category_overrides`` table.
 """
 
 from __future__ import annotations

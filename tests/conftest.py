@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from mcp_router.config import Config
+from mcp_router.pricing import Catalog
+from mcp_router.routing import Router
+
 from .devtools import Chromium
 from .standin_api import StandinAPI
 
@@ -43,6 +47,12 @@ def api() -> Iterator[StandinAPI]:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "usage.db"
+
+
+@pytest.fixture(scope="module")
+def router() -> Router:
+    """The shipped router: the packaged policy and model, no user overrides."""
+    return Router.load(Catalog.load(), Config())
 
 
 @pytest.fixture

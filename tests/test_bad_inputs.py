@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mcp_router.cli import cli
+from mcp_router.cli import STDIN_TASK_BYTES, cli
 from mcp_router.config import Config
 from mcp_router.errors import StoreError
 from mcp_router.pricing import Catalog
@@ -327,7 +327,7 @@ def test_route_reads_the_task_from_standard_input_after_a_dash(db_path: Path) ->
     closed = _run(["route", "--db", str(db_path), "-"], preexec_fn=lambda: os.close(0))  # `route - <&-`
     assert closed.returncode == 2 and "no standard input" in closed.stderr and "Traceback" not in closed.stderr
     endless = subprocess.run([sys.executable, "-m", "mcp_router", "route", "--db", str(db_path), "-"],
-                             input=b"x" * ((64 << 20) + 1), capture_output=True, timeout=60)
+                             input=b"x" * (STDIN_TASK_BYTES + 1), capture_output=True, timeout=60)
     assert endless.returncode == 2 and b"over 64 MiB" in endless.stderr and b"Traceback" not in endless.stderr
 
 

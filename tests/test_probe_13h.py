@@ -6,14 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from mcp_router.config import Config
-from mcp_router.pricing import Catalog
 from mcp_router.routing import Router
-
-
-@pytest.fixture(scope="module")
-def router() -> Router:
-    return Router.load(Catalog.load(), Config())
 
 
 @pytest.mark.parametrize("task", [
