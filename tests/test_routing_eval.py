@@ -14,7 +14,7 @@ from benchmarks.routing_eval import cross_validate, heldout_results, heldout_set
 from benchmarks.routing_train import Prepared, load_items, load_out_of_fold, serialise, train
 from mcp_router.routing import MODEL_BIN, MODEL_META, load_policy
 
-WRITERS = {"legacy", *(f"h{letter}" for letter in "abcdefghijklmnopqrstuvwx"), *(f"w{n}" for n in range(1, 45))}
+WRITERS = {"legacy", "ia", *(f"h{letter}" for letter in "abcdefghijklmnopqrstuvwxyz"), *(f"w{n}" for n in range(1, 51))}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_the_kept_out_of_fold_scores_are_what_the_folds_give(prepared: Prepared,
 
 def test_the_training_set_is_big_varied_and_traceable(prepared: Prepared) -> None:
     items = prepared.items
-    assert len(items) >= 42600
+    assert len(items) >= 46400
     assert {item["writer"] for item in items} == WRITERS
     assert len({item["style"] for item in items}) >= 40
     assert all(item["batch"] and item["domain"] is not None for item in items)
@@ -55,7 +55,7 @@ def test_the_training_set_is_big_varied_and_traceable(prepared: Prepared) -> Non
 
 def test_the_training_set_is_what_the_build_script_keeps_from_the_committed_data(tmp_path: Path) -> None:
     kept, rows = build(tmp_path)  # an empty source: only the repository's train/ and labels/ files
-    assert sum(row[1] for row in rows) == 43202
+    assert sum(row[1] for row in rows) == 47102
     assert [json.dumps(item, ensure_ascii=False) for item in kept] == KEPT.read_text("utf-8").splitlines()
 
 
