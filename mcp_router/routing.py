@@ -2,12 +2,13 @@
 
 The policy is data a user can read: ``data/routing.toml`` (each category's tier, the few rules that are policy
 rather than reading, and the confidence below which the router says it is unsure). What a request asks for is
-read by a model trained on 42,643 labelled requests from 69 independent writers
+read by a model trained on 46,461 labelled requests from 78 independent writers
 (``benchmarks/routing_train.py``), shipped precomputed in ``data/routing_model.bin`` and ``.json``:
 
 1. The request becomes a set of hashed features: its words and word pairs, its character 3- to 5-grams (which
-   carry typos, inflections and other languages; outside ASCII also 2-grams), and a few marks of shape (a code
-   fence, a stack trace, a diff, its length).
+   carry typos, inflections and other languages; outside ASCII also 2-grams; of a long request, its start, its
+   end and the lines between them that read as the user's own words), and a few marks of shape (a code fence, a
+   stack trace, a diff, its length).
 2. Two linear models over those features (linear SVMs, one weight per feature and class, quantised to a
    byte, read in one pass): one scores each category, the other each tier directly. Temperatures fitted on
    predictions for writers the models had not seen turn the scores into calibrated probabilities. A tier's
@@ -56,6 +57,8 @@ MODEL_BIN, MODEL_META, POLICY, POLICY_JSON = (os.path.join(DATA, name) for name 
 # A character n-gram sees at most this much of the start and of the end of a long request (a pasted log):
 # the ask is usually at either end, and the decision stays under a millisecond.
 HEAD_CHARS, TAIL_CHARS = 1500, 500
+# ... and at most this much of the lines between them that read as the user's own words (an ask between two pastes).
+MIDDLE_CHARS = 1000
 # The router reads at most the first READ_HEAD and last READ_TAIL characters of a task (a pasted megabyte
 # would take seconds to read whole); shorter tasks are read whole, so their decisions do not change.
 READ_HEAD, READ_TAIL = 48_000, 16_000
@@ -98,7 +101,7 @@ def features(text: str, bits: int) -> list[int]:
     grams = [f"w{word}" for word in words] + [f"b{a} {b}" for a, b in zip(words, words[1:], strict=False)]
     flat = " ".join(lower.split())
     if len(flat) > HEAD_CHARS + TAIL_CHARS:
-        flat = f"{flat[:HEAD_CHARS]} … {flat[-TAIL_CHARS:]}"
+        flat = f"{flat[:HEAD_CHARS]} … {_own_words(lower[HEAD_CHARS:-TAIL_CHARS])} … {flat[-TAIL_CHARS:]}"
     flat = f" {flat} "
     mask = (1 << bits) - 1
     # surrogatepass: a non-UTF-8 byte in a shell argument arrives as a lone surrogate; valid text hashes the same
@@ -117,6 +120,26 @@ def features(text: str, bits: int) -> list[int]:
     shape.append(f"slength{len(text).bit_length()}")
     hashes += [crc32(gram.encode()) & mask for gram in shape]
     return list(dict.fromkeys(hashes))
+
+
+def _own_words(text: str) -> str:
+    """At most ``MIDDLE_CHARS`` of the lines of ``text`` that read as someone's own words: outside a code fence, a
+    line that starts with a letter and is mostly letters and spaces (not a log, trace, table or code line), each
+    once (a line a paste repeats is the paste's)."""
+    kept: list[str] = []
+    size, fenced, seen = 0, False, set()
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and len(line) >= 12 and line[0].isalpha() and line not in seen:
+            seen.add(line)
+            letters = sum(map(str.isalpha, line)) + line.count(" ")
+            if letters >= 0.85 * len(line):
+                kept.append(" ".join(line.split()))
+                size += len(kept[-1]) + 1
+                if size >= MIDDLE_CHARS:
+                    break
+    return " ".join(kept)[:MIDDLE_CHARS]
 
 
 class Model:

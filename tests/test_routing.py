@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from mcp_router import feedback
 from mcp_router.config import TIERS, Config
 from mcp_router.pricing import Catalog
-from mcp_router.routing import Model, Router, estimated_tokens, features, load_policy
+from mcp_router.routing import Model, Router, _own_words, estimated_tokens, features, load_policy
 from mcp_router.store import connect
 from mcp_router.transcripts import blank
 
@@ -255,21 +255,43 @@ def test_features_are_stable_and_bounded() -> None:
     assert features("Fix the bug", 16) == features("Fix the bug", 16)  # CRC-32: no per-process hash seed
     assert all(0 <= bucket < 16 for bucket in features("a much longer request " * 500, 4))
     long_log = "ERROR worker crashed\n" * 5000 + "why does this keep happening?"
-    assert len(features(long_log, 16)) < 4000  # a pasted log is read at its start and end only
+    assert len(features(long_log, 16)) < 4000  # a pasted log: its start and end, and a repeated line once
+
+
+LOG = "".join(f"2026-11-30T12:{i % 60:02d}:03Z INFO worker-{i % 7} job={i:05d} took {i % 97}ms\n" for i in range(60))
+TRACE = '  File "app/jobs.py", line 88, in run\n    result = handler(payload)\nKeyError: \'tenant\'\n'
+CODE = "```python\ndef refresh(token):\n    claims = decode(token, verify=False)\n    return claims\n```\n"
+
+
+def test_the_own_words_between_two_pastes_are_read_and_the_pastes_lines_are_not() -> None:
+    ask = "Rewrite the refresh so it verifies the signature before trusting the claims."
+    middle = f"{TRACE * 20}{CODE}{ask}\n{LOG}{ask}\nNote: see above\n"
+    assert _own_words(middle.lower()) == ask.lower() + " note: see above"
+    assert _own_words(("an own line of prose that goes on\n" * 200).lower()) == "an own line of prose that goes on"
+    assert len(_own_words("".join(f"Line {n} of a long letter, written by hand.\n" for n in range(999)))) == 1000
+
+
+def test_an_ask_between_two_pastes_reaches_the_character_ngrams() -> None:
+    from zlib import crc32
+
+    ask = "rewrite the refresh so it verifies the signature before trusting the claims."
+    ngrams = {crc32(f"c{ask[i:i + 5]}".encode()) & (2**20 - 1) for i in range(len(ask) - 4)}
+    with_ask, without = (set(features(f"{LOG * 2}{middle}{LOG * 2}", 20)) for middle in (f"{ask}\n", "\n"))
+    assert ngrams <= with_ask and not ngrams <= without
 
 
 def _features_as_defined(text: str, bits: int) -> list[int]:
     """``features`` written as its docstring reads, each feature's string made and hashed."""
     from zlib import crc32
 
-    from mcp_router.routing import _STRUCTURE, _WORD, HEAD_CHARS, TAIL_CHARS
+    from mcp_router.routing import _STRUCTURE, _WORD, HEAD_CHARS, TAIL_CHARS, _own_words
 
     lower = text.lower()
     words = _WORD.findall(lower)
     grams = [f"w{word}" for word in words] + [f"b{a} {b}" for a, b in zip(words, words[1:], strict=False)]
     flat = " ".join(lower.split())
     if len(flat) > HEAD_CHARS + TAIL_CHARS:
-        flat = f"{flat[:HEAD_CHARS]} … {flat[-TAIL_CHARS:]}"
+        flat = f"{flat[:HEAD_CHARS]} … {_own_words(lower[HEAD_CHARS:-TAIL_CHARS])} … {flat[-TAIL_CHARS:]}"
     flat = f" {flat} "
     grams += [f"c{flat[i:i + n]}" for n in (3, 4, 5) for i in range(len(flat) - n + 1)]
     grams += [f"c{flat[i:i + 2]}" for i in range(len(flat) - 1) if not flat[i:i + 2].isascii()]

@@ -70,14 +70,15 @@ def test_leave_one_writer_out(prepared: Prepared, by_writer) -> None:
     result, writers = cross_validate(prepared, "writer", "leave-one-writer-out", scores=by_writer)
     # The issue's target for sure decisions is met: >= 98% right, covering >= 80% of requests.
     assert result.sure_accuracy >= 0.98 and result.sure_coverage >= 0.80, result.summary()
-    # Not met (95% overall, no Opus task to Haiku); these are the figures at the freeze (ca73084), kept from getting
-    # worse: 92.5%, 100 Opus->Haiku of 11,360 Opus tasks (45 of them w38's stakes in the user's own words, left out).
-    assert result.accuracy >= 0.924 and result.opus_to_haiku <= 100, result.summary()
+    # Not met (95% overall, no Opus task to Haiku); these are the figures at the tenth round's freeze, kept from
+    # getting worse: 91.9%, 155 Opus->Haiku of 12,549 Opus tasks (84 of them w45's and w46's stakes, stated in fresh
+    # words every time, left out).
+    assert result.accuracy >= 0.919 and result.opus_to_haiku <= 155, result.summary()
     # Stated confidence is calibrated: in every band with 300 decisions or more, observed within 0.05 of stated.
     assert all(abs(stated - observed) <= 0.05 for _, n, stated, observed in result.reliability() if n >= 300), \
         result.reliability()
-    # The weakest writer is w34 (wholly in eight languages of East and South-East Asia): 80.5%.
-    assert min(w.accuracy for w in writers.values()) >= 0.804, [w.summary() for w in writers.values()]
+    # The weakest writer is w46 (stakes stated in fresh words, wholly in 26 other languages): 78.8%.
+    assert min(w.accuracy for w in writers.values()) >= 0.787, [w.summary() for w in writers.values()]
 
 
 # Scored after the freeze at ca73084, on the requests whose two labels agree on the tier:
