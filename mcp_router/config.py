@@ -21,6 +21,7 @@ hook, which must start in a few milliseconds, reads it too.
     machine = ""                       # this machine's name there; default: the host name
     advice = "on"                      # per-prompt routing advice: "on", "quiet" (the model only), "off"
     advice_skip = []                   # categories never advised on, e.g. ["summarize", "hard_debugging"]
+    uncertain_below = 0.67             # below this probability the router says it is unsure (default: the policy's)
     [routing]                          # category = "haiku" | "sonnet" | "opus"
     [pricing.models."claude-foo-1"]    # input = …, output = …, cache_read = …, cache_write_5m = …, …
     [pricing.aliases]                  # name = "model-id"
@@ -65,6 +66,7 @@ class Config:
     machine: str = ""
     advice: str = "on"
     advice_skip: tuple[str, ...] = ()
+    uncertain_below: float | None = None  # None: the built-in policy's
     routing: dict[str, Any] = field(default_factory=dict)
     pricing: dict[str, Any] = field(default_factory=dict)
     source: str = ""
@@ -193,6 +195,10 @@ def _check(name: str, value: Any, where: str) -> Any:
         return cap
     if name == "api_timeout_seconds":
         return _number(name, value, where, float)
+    if name == "uncertain_below":
+        if (bar := _number(name, value, where, float)) > 1:
+            raise ConfigError(f"{where}: {name}: a probability from 0 to 1, got {value!r}")
+        return bar
     if name in ("max_file_bytes", "max_input_tokens", "api_max_retries"):
         return _number(name, value, where, int)
     if name == "keep_prompts":

@@ -66,6 +66,8 @@ def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
         ("", {"MCP_ROUTER_API_MAX_RETRIES": "many"}, r"api_max_retries: expected a whole number, got 'many'"),
         ("", {"MCP_ROUTER_ROUTING": "{not json"}, r"MCP_ROUTER_ROUTING: expected a JSON object"),
         ("alert_thresholds = [0.5, 0]\n", {}, r"alert_thresholds: fractions of the cap must be above 0"),
+        ("uncertain_below = 1.5\n", {}, r"uncertain_below: a probability from 0 to 1, got 1.5"),
+        ("", {"MCP_ROUTER_UNCERTAIN_BELOW": "high"}, r"uncertain_below: expected a number, got 'high'"),
     ],
 )
 def test_bad_config_names_the_key_and_problem(

@@ -236,6 +236,13 @@ def test_config_and_database_overrides(db_path: Path) -> None:
         Router.load(CATALOG, Config(routing={"summaries": "opus"}))
 
 
+def test_a_user_sets_the_bar_below_which_the_router_is_unsure() -> None:
+    task = "make this tracklist into proper title case and check the spellings of the artists"
+    always_sure, never_sure = (Router.load(CATALOG, Config(uncertain_below=bar)) for bar in (0.0, 1.0))
+    assert not always_sure.route(task).uncertain and never_sure.route(task).uncertain
+    assert Router.load(CATALOG, Config()).uncertain_below == POLICY["uncertain_below"]
+
+
 def test_the_same_task_gets_the_same_decision_in_every_process() -> None:
     task = "whats this regex doing: ^(?=.*\\d)(?=.*[a-z]).{8,}$ — it's in auth/validators.py"
     answers = {subprocess.run([sys.executable, "-m", "mcp_router", "route", task, "--json"], capture_output=True,
