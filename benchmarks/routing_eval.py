@@ -170,15 +170,24 @@ def heldout_results(names: Sequence[str] = ()) -> list[Result]:
     return results
 
 
+def probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a probability from 0 to 1, got {text}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heldout", action="store_true", help="score the shipped router on the held-out sets")
     parser.add_argument("--no-rules", action="store_true", help="cross-validate without the policy rules")
     parser.add_argument("--kept", action="store_true", help="leave-one-writer-out from the scores routing_train.py"
                         " kept (benchmarks/routing_data/out_of_fold.json.gz): seconds instead of refitting every fold")
-    parser.add_argument("--uncertain-below", type=float, metavar="P",
+    parser.add_argument("--uncertain-below", type=probability, metavar="P",
                         help="cross-validate at this bar for 'unsure' instead of the policy's (how the bar is chosen)")
     args = parser.parse_args()
+    if args.heldout and args.uncertain_below is not None:
+        parser.error("--uncertain-below is for cross-validation; --heldout scores the shipped router at its own bar")
     if args.heldout:
         for result in heldout_results():
             print(result.report())

@@ -25,7 +25,7 @@ read by a model trained on 46,461 labelled requests from 78 independent writers
 
 Only the standard library runs here. The model is read lazily, with ``mmap``: loading costs a few
 milliseconds and a decision about one (0.2 ms for a short request, 0.6-1 ms for 200 characters; a long paste, up to
-the 64,000 characters read, some tens: probe 13l measured 11 ms median on 3,000-30,000). Users override a
+the 64,000 characters read, some tens). Users override a
 category's tier in config (``[routing]``) and the bar for "unsure" (``uncertain_below``); feedback promotions live in
 the ``category_overrides`` table.
 """
@@ -318,8 +318,8 @@ class Router:
 
     def route(self, task: str, context_tokens: int = 0) -> Decision:
         if not 0 <= context_tokens <= MAX_CONTEXT_TOKENS:
-            raise ValueError(f"context_tokens must be from 0 to {MAX_CONTEXT_TOKENS:,}: a larger count is a mistake"
-                             " (no model reads more than a million tokens)")
+            got = f"{context_tokens:,}" if abs(context_tokens) < 10**18 else "far more" if context_tokens > 0 else "<0"
+            raise ValueError(f"context_tokens must be from 0 to {MAX_CONTEXT_TOKENS:,}, got {got}")
         if blank(task):
             raise ValueError(NOT_TEXT if not_text(task) else
                              "the task is empty: describe the work to route, e.g. 'summarise this build log'")

@@ -125,6 +125,8 @@ def test_the_best_model_rule_is_not_raised_by_an_ask_not_to(task: str) -> None:
 def test_an_absurd_context_is_one_clear_error() -> None:
     with pytest.raises(ValueError, match="context_tokens must be from 0 to"):  # probe 13g: 10**400 overflowed a float
         ROUTER.route("summarize this log", 10**400)
+    with pytest.raises(ValueError, match=r"^context_tokens must be from 0 to 1,000,000,000,000, got -5$"):
+        ROUTER.route("summarize this log", -5)  # probe 13m: it said "a larger count is a mistake"
 
 
 def test_a_task_that_is_itself_a_large_input_counts_toward_the_size_rules() -> None:

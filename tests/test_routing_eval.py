@@ -4,13 +4,14 @@ used, were scored once after the model was frozen, and their figures here are wh
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
 
 from benchmarks.routing_data_build import KEPT, build
-from benchmarks.routing_eval import cross_validate, heldout_results, heldout_sets
+from benchmarks.routing_eval import cross_validate, heldout_results, heldout_sets, probability
 from benchmarks.routing_train import Prepared, load_items, load_out_of_fold, serialise, train
 from mcp_router.routing import MODEL_BIN, MODEL_META, load_policy
 
@@ -94,3 +95,9 @@ def test_held_out_sets_as_scored_at_the_freeze() -> None:
         result = results[name]
         assert result.total == total and result.correct >= right, result.summary()
         assert result.opus_to_haiku <= opus_to_haiku, result.summary()
+
+
+@pytest.mark.parametrize("text", ["2", "-1", "nan"])
+def test_the_bar_to_cross_validate_at_is_a_probability(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="a probability from 0 to 1"):
+        probability(text)
