@@ -6,13 +6,17 @@ asked, the shipped router on the held-out sets.
     python benchmarks/routing_eval.py --kept --uncertain-below 0.66   # ... at another bar for "unsure"
     python benchmarks/routing_eval.py --no-rules    # the same without the policy rules (do they help?)
     python benchmarks/routing_eval.py --heldout     # the shipped router on each held-out set: aggregates only
+    python benchmarks/routing_eval.py --probes      # the shipped router on the independent probers' sets
 
 Cross-validation routes each training request (benchmarks/routing_data/kept.jsonl) with a model fitted without
 its writer (or its style), through the router's own decision code; the temperatures and the map from probability
 to stated confidence are fitted on those same out-of-fold scores, as routing_train.py does. The held-out sets
 (benchmarks/routing_data/heldout/*.jsonl) were written by writers who saw neither the training data nor the
 rules; they are routed by the shipped router through `mcp-router route --batch` on an empty database and reported
-as aggregates only, never item by item, so that nobody tunes on them.
+as aggregates only, never item by item, so that nobody tunes on them. The probers' sets
+(benchmarks/routing_data/probes/*.jsonl) were written by independent probers to attack a frozen router: p13j a
+prober's own voices, second-labelled blind (the 248 of 250 both labelled the same); p13l another prober's
+adversarial requests, labelled by it before routing. They were read after scoring, so they measure, not certify.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from mcp_router.routing import Router, load_policy  # noqa: E402
 
 HELDOUT = ROOT / "benchmarks" / "routing_data" / "heldout"
 HELDOUT_LABELS = ROOT / "benchmarks" / "routing_data" / "labels" / "heldout.jsonl"
+PROBES = ROOT / "benchmarks" / "routing_data" / "probes"
 BANDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)  # lower edges of the reliability bands above the first
 
 
@@ -177,19 +182,33 @@ def probability(text: str) -> float:
     return value
 
 
+def probe_results() -> list[Result]:
+    """Each prober's set, every request scored against its label."""
+    results = []
+    for path in sorted(PROBES.glob("*.jsonl")):
+        items = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+        result = Result(f"probe {path.stem} ({len(items)} requests)")
+        for item, decision in zip(items, route_batch(items), strict=True):
+            result.add(item["expected_tier"], decision)
+        results.append(result)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heldout", action="store_true", help="score the shipped router on the held-out sets")
+    parser.add_argument("--probes", action="store_true", help="score the shipped router on the probers' sets")
     parser.add_argument("--no-rules", action="store_true", help="cross-validate without the policy rules")
     parser.add_argument("--kept", action="store_true", help="leave-one-writer-out from the scores routing_train.py"
                         " kept (benchmarks/routing_data/out_of_fold.json.gz): seconds instead of refitting every fold")
     parser.add_argument("--uncertain-below", type=probability, metavar="P",
                         help="cross-validate at this bar for 'unsure' instead of the policy's (how the bar is chosen)")
     args = parser.parse_args()
-    if args.heldout and args.uncertain_below is not None:
-        parser.error("--uncertain-below is for cross-validation; --heldout scores the shipped router at its own bar")
-    if args.heldout:
-        for result in heldout_results():
+    if (args.heldout or args.probes) and args.uncertain_below is not None:
+        parser.error("--uncertain-below is for cross-validation; --heldout and --probes score the shipped router at"
+                     " its own bar")
+    if args.heldout or args.probes:
+        for result in heldout_results() if args.heldout else probe_results():
             print(result.report())
         return
     prepared = Prepared(load_items())
