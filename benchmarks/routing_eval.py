@@ -156,6 +156,14 @@ def route_batch(items: list[dict]) -> list[dict]:
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
+def scored(name: str, items: list[dict]) -> Result:
+    """The shipped router's decisions on ``items``, each against its ``expected_tier``."""
+    result = Result(f"{name} ({len(items)} requests)")
+    for item, decision in zip(items, route_batch(items), strict=True):
+        result.add(item["expected_tier"], decision)
+    return result
+
+
 def heldout_sets() -> list[str]:
     return sorted(path.stem for path in HELDOUT.glob("*.jsonl"))
 
@@ -168,10 +176,7 @@ def heldout_results(names: Sequence[str] = ()) -> list[Result]:
     for path in (HELDOUT / f"{name}.jsonl" for name in names or heldout_sets()):
         items = [item for line in path.read_text("utf-8").splitlines() if line.strip()
                  if tiers.get((item := json.loads(line))["id"]) == item["expected_tier"]]
-        result = Result(f"held-out {path.stem} ({len(items)} requests)")
-        for item, decision in zip(items, route_batch(items), strict=True):
-            result.add(item["expected_tier"], decision)
-        results.append(result)
+        results.append(scored(f"held-out {path.stem}", items))
     return results
 
 
@@ -184,14 +189,9 @@ def probability(text: str) -> float:
 
 def probe_results() -> list[Result]:
     """Each prober's set, every request scored against its label."""
-    results = []
-    for path in sorted(PROBES.glob("*.jsonl")):
-        items = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
-        result = Result(f"probe {path.stem} ({len(items)} requests)")
-        for item, decision in zip(items, route_batch(items), strict=True):
-            result.add(item["expected_tier"], decision)
-        results.append(result)
-    return results
+    return [scored(f"probe {path.stem}", [json.loads(line) for line in path.read_text("utf-8").splitlines()
+                                          if line.strip()])
+            for path in sorted(PROBES.glob("*.jsonl"))]
 
 
 def main() -> None:
