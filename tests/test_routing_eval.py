@@ -15,7 +15,8 @@ from benchmarks.routing_eval import cross_validate, heldout_results, heldout_set
 from benchmarks.routing_train import Prepared, load_items, load_out_of_fold, serialise, train
 from mcp_router.routing import MODEL_BIN, MODEL_META, load_policy
 
-WRITERS = {"legacy", "ia", *(f"h{letter}" for letter in "abcdefghijklmnopqrstuvwxyz"), *(f"w{n}" for n in range(1, 51))}
+WRITERS = {"legacy", "ia", "ib", "ic", "id", *(f"h{letter}" for letter in "abcdefghijklmnopqrstuvwxyz"),
+           *(f"w{n}" for n in range(1, 55))}
 
 
 @pytest.fixture(scope="module")
