@@ -29,7 +29,7 @@ WRITERS = ("legacy", "w1", "w2", "w3", "w4", "w5", "ha", "hb", "hc", "w6", "w7",
            "w22", "w23", "hj", "hk", "hl", "w24", "w25", "w26", "hm", "hn", "ho", "w27", "w28", "w29", "hp", "hq",
            "hr", "w30", "w31", "w32", "w33", "w34", "hs", "ht", "hu", "hv", "hw", "hx", "w35", "w36", "w37",
            "w38", "w39", "w40", "w41", "w42", "w43", "w44", "hy", "hz", "ia", "w45", "w46", "w47", "w48", "w49",
-           "w50", "ib", "ic", "id", "w51", "w52", "w53", "w54")
+           "w50", "ib", "ic", "id", "w51", "w52", "w53", "w54", "w55", "w56")
 TABLE_START, TABLE_END = "<!-- agreement:start -->", "<!-- agreement:end -->"
 
 

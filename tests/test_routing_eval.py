@@ -16,7 +16,7 @@ from benchmarks.routing_train import Prepared, load_items, load_out_of_fold, ser
 from mcp_router.routing import MODEL_BIN, MODEL_META, load_policy
 
 WRITERS = {"legacy", "ia", "ib", "ic", "id", *(f"h{letter}" for letter in "abcdefghijklmnopqrstuvwxyz"),
-           *(f"w{n}" for n in range(1, 55))}
+           *(f"w{n}" for n in range(1, 57))}
 
 
 @pytest.fixture(scope="module")
