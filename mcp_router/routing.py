@@ -2,7 +2,7 @@
 
 The policy is data a user can read: ``data/routing.toml`` (each category's tier, the few rules that are policy
 rather than reading, and the confidence below which the router says it is unsure). What a request asks for is
-read by a model trained on 46,461 labelled requests from 78 independent writers
+read by a model trained on 50,093 labelled requests from 87 independent writers
 (``benchmarks/routing_train.py``), shipped precomputed in ``data/routing_model.bin`` and ``.json``:
 
 1. The request becomes a set of hashed features: its words and word pairs, its character 3- to 5-grams (which
