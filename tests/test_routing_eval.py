@@ -100,8 +100,8 @@ def test_held_out_sets_as_scored_at_the_freeze() -> None:
 
 
 # The probers' sets as the router frozen at a4bc330 routes them: (requests, right, Opus->Haiku), kept from getting
-# worse. p13l's requests attack its known weak spots, and its misses are the issue's still-open failures.
-PROBES_AT_FREEZE = {"p13j": (248, 243, 0), "p13l": (62, 41, 8)}
+# worse. p13l's and p13n's requests attack its known weak spots, and their misses are the issue's still-open failures.
+PROBES_AT_FREEZE = {"p13j": (248, 243, 0), "p13l": (62, 41, 8), "p13n": (53, 39, 6)}
 
 
 def test_probers_sets_as_routed_at_the_freeze() -> None:
