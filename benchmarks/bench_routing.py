@@ -1,4 +1,4 @@
-"""Routing speed: the decision in process, and loading the router in a fresh process, against `python -c pass`
+"""Routing speed: the decision in process (long pastes too), and loading the router in a fresh process, against `python -c pass`
 measured in the same run.
 
     python benchmarks/bench_routing.py
@@ -27,6 +27,16 @@ TASKS = ["summarize why payments are off by a cent across 9 services", "rename t
          "TimeoutError: read timed out"]
 # Requests as people write them, pastes included: the held-out sets' (their tiers are not read here).
 HELDOUT = sorted((Path(__file__).parent / "routing_data" / "heldout").glob("*.jsonl"))
+# A pasted log of LENGTH characters with the ask after it: what a decision costs on the longest requests people send.
+PASTE_LENGTHS = (10_000, 30_000, 60_000)
+
+
+def pasted_log(length: int) -> str:
+    lines = [f"2026-11-30T12:{i % 60:02d}:{i * 7 % 60:02d}Z WARN [worker-{i % 8}] retry {i} of job {1000 + i}: "
+             f"upstream returned 503 after {i * 31 % 400} ms" for i in range(length // 60 + 1)]
+    return "\n".join(lines)[:length] + "\nwhy does the worker keep retrying after the upstream recovers?"
+
+
 # What a hook or `mcp-router report` pays: import the router, load the policy, route one request.
 FRESH = ("from mcp_router.config import Config; from mcp_router.pricing import Catalog; "
          "from mcp_router.routing import Router; Router.load(Catalog.load(), Config.load()).route('summarize this log')")
@@ -74,6 +84,9 @@ def main() -> None:
     print(f"  on the held-out requests   {statistics.median(written_times) * 1000:7.3f} ms ({len(written)} requests, median"
           f" {statistics.median(map(len, written)):.0f} characters); 95th percentile"
           f" {statistics.quantiles(written_times, n=20)[-1] * 1000:.3f} ms")
+    for length in PASTE_LENGTHS:
+        paste_times = decision_seconds(router, [pasted_log(length)] * 20)
+        print(f"  a {length:,}-character paste {statistics.median(paste_times) * 1000:7.3f} ms (median of 20)")
     print(f"python -c pass               {baseline * 1000:7.1f} ms (baseline)")
     print(f"fresh process: load + route  {fresh * 1000:7.1f} ms  = {fresh / baseline:.2f}x baseline (wall)")
     print(f"  CPU time                   {cpu_fresh * 1000:7.1f} ms  = {cpu_fresh / cpu_baseline:.2f}x"

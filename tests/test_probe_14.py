@@ -101,7 +101,7 @@ CLAUSES = pytest.mark.xfail(strict=True, reason=(
 @pytest.mark.parametrize("task", [
     f"Summarize: {DEEP}",  # the router with a tier model reads the whole ask
     pytest.param(f"{DEEP}. Summarize your findings as a list.", marks=CLAUSES),
-    f"summarize what to do, then {CODE}",  # the eleventh round's several-asks data (w55) taught the model this
+    f"summarize what to do, then {CODE}",  # refused since the eleventh round's model (Sonnet, sure)
 ])
 def test_the_guard_is_not_bypassed_by_wrapping_the_task_in_a_reading_ask(task: str, guard: Any) -> None:
     """A reading verb around Opus-tier or code-writing work read as Haiku-tier summarising: it went to Haiku."""
