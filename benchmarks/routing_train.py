@@ -74,14 +74,10 @@ class Prepared:
         the items ``keep`` selects (by index), each feature worth ``1 / sqrt(n)``; their weights quantised to a byte
         around 128."""
         import numpy as np
-        from scipy.sparse import csr_matrix
         from sklearn.svm import LinearSVC
 
         rows = [index for index in range(len(self.items)) if keep(index)]
-        matrix = csr_matrix(
-            ([1 / math.sqrt(len(self.features[i])) for i in rows for _ in self.features[i]],
-             ([r for r, i in enumerate(rows) for _ in self.features[i]], [b for i in rows for b in self.features[i]])),
-            shape=(len(rows), 1 << self.bits))
+        matrix = self.matrix(rows)
         blocks = []
         for names, targets in ((self.classes, self.targets), (TIERS, self.tier_targets)):
             svm = LinearSVC(C=C, random_state=0).fit(matrix, [targets[i] for i in rows])
@@ -95,6 +91,15 @@ class Prepared:
         quantised = (np.rint(weights / scale) + 128).astype("<u2").T  # bucket by bucket, a field per class
         bias = [float(b) for _, bias in blocks for b in bias]
         return Model(self.meta(temperatures, calibration, scale, bias), quantised.tobytes())
+
+    def matrix(self, rows: Sequence[int]):  # -> scipy.sparse.csr_matrix, imported only when fitting
+        """The items ``rows`` as a sparse matrix, a row each, each feature worth ``1 / sqrt(n)``."""
+        from scipy.sparse import csr_matrix
+
+        return csr_matrix(
+            ([1 / math.sqrt(len(self.features[i])) for i in rows for _ in self.features[i]],
+             ([r for r, i in enumerate(rows) for _ in self.features[i]], [b for i in rows for b in self.features[i]])),
+            shape=(len(rows), 1 << self.bits))
 
     def meta(self, temperatures: tuple[float, float], calibration: Calibration, scale: float = 1.0,
              bias: list[float] | None = None) -> dict:
