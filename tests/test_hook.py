@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -82,7 +84,15 @@ def test_hook_exits_0_on_a_broken_config(claude_home: Path, db_path: Path, isola
     assert result.returncode == 0 and "monthly_cap_usd" in result.stderr
 
 
+def _written_now(projects: Path) -> None:
+    """The transcripts as if written this instant: a month's spend counts only what was spent in it."""
+    stamp = datetime.now(UTC).strftime('"timestamp":"%Y-%m-%dT%H:%M:%S.%f')[:-3] + 'Z"'
+    for path in projects.rglob("*.jsonl"):
+        path.write_text(re.sub(r'"timestamp":"[^"]*"', stamp, path.read_text()))
+
+
 def test_budget_alert_is_said_once_per_threshold(claude_home: Path, db_path: Path) -> None:
+    _written_now(claude_home)
     conn = connect(db_path)
     budget.set_monthly_cap(conn, 0.1)  # the Stop payload's session costs $0.063: past 50%
     now = time.time()

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from benchmarks import corpus
 from mcp_router import budget, team
 from mcp_router.budget import record_cost, void_cost
 from mcp_router.config import Config
@@ -70,12 +71,14 @@ def test_the_same_response_synced_by_two_users_counts_once_in_the_team_total(tmp
                                                                              team_db_url: str) -> None:
     conn, alice, _ = _machine(tmp_path, 0, team_db_url, sessions=1)
     sync(conn, alice)
-    one = _month_to_date(team_db_url)
+    in_the_corpus_month = corpus.START.replace(day=28)  # the transcripts' month, whatever today's is
+    one = _month_to_date(team_db_url, in_the_corpus_month)
+    assert one > 0
     other = connect(tmp_path / "other.db")  # a second ledger of the same transcripts, another identity
     from mcp_router.ledger import ingest_tree
     ingest_tree(other, tmp_path / "machine0" / "projects", CATALOG)
     sync(other, Config(team_db_url=team_db_url, user="alice-too@example.com", machine="desktop"))
-    assert _month_to_date(team_db_url) == pytest.approx(one, abs=1e-9)
+    assert _month_to_date(team_db_url, in_the_corpus_month) == pytest.approx(one, abs=1e-9)
 
 
 @contextmanager

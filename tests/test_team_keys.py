@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -52,10 +53,11 @@ def _reserved(conn: sqlite3.Connection, config: Config, delegation_id: str) -> i
     return budget.reserve(conn, config, 0.5, model="claude-haiku-4-5", delegation_id=delegation_id, ttl_seconds=3600)
 
 
-def _month_to_date(url: str) -> float:
+def _month_to_date(url: str, now: datetime | None = None) -> float:
+    """The team's month-to-date spend at ``now`` (the database's clock if not given)."""
     pg = TeamConnection(team_connect(Config(team_db_url=url)))
     try:
-        return budget.month_to_date_usd(pg, pg.now())
+        return budget.month_to_date_usd(pg, now or pg.now())
     finally:
         pg.close()
 
