@@ -1,11 +1,13 @@
 """Routing speed: the decision in process (long pastes too), and loading the router in a fresh process, against `python -c pass`
-measured in the same run.
+measured in the same run; and, for comparison, what importing a reading model's runtime alone costs a fresh process
+(numpy, and onnxruntime when installed: `.venv/bin/pip install onnxruntime` to measure it).
 
     python benchmarks/bench_routing.py
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import resource
 import statistics
@@ -27,6 +29,8 @@ TASKS = ["summarize why payments are off by a cent across 9 services", "rename t
          "TimeoutError: read timed out"]
 # Requests as people write them, pastes included: the held-out sets' (their tiers are not read here).
 HELDOUT = sorted((Path(__file__).parent / "routing_data" / "heldout").glob("*.jsonl"))
+# What a model that reads text (a transformer) would need at least, imported before it loads a single weight.
+READING_RUNTIMES = ("numpy", "onnxruntime")
 # A pasted log of LENGTH characters with the ask after it: what a decision costs on the longest requests people send.
 PASTE_LENGTHS = (10_000, 30_000, 60_000)
 
@@ -92,6 +96,12 @@ def main() -> None:
     print(f"  CPU time                   {cpu_fresh * 1000:7.1f} ms  = {cpu_fresh / cpu_baseline:.2f}x"
           f" `python -c pass`'s {cpu_baseline * 1000:.1f} ms")
     print(f"  inside the process: import, load, route {inside * 1000:.1f} ms CPU (target <= 50 ms)")
+    for module in READING_RUNTIMES:
+        if importlib.util.find_spec(module) is None:
+            print(f"import {module:<24} not installed")
+            continue
+        cpu = median_cpu_seconds([PYTHON, "-c", f"import {module}"], runs)
+        print(f"import {module:<24}{cpu * 1000:7.1f} ms CPU = {cpu / cpu_baseline:.2f}x `python -c pass`, alone")
 
 
 if __name__ == "__main__":
