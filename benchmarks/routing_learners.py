@@ -14,10 +14,10 @@ fold on two cores.
 
 --stacked learns from no text: over each request's kept out-of-fold scores
 (benchmarks/routing_data/out_of_fold.json.gz), its tier probabilities as the router combines them and its length,
-gradient-boosted trees (100 rounds, no early stopping) predict the tier, fitted on five folds grouped by writer. Both the router's own probabilities and the stacked ones then go through the
-router's decision: the most probable tier, or when its probability is under a bar the higher of the two most
-probable, and the policy rules on top, which read each request's text as the router's do (a tier they raise the
-request to is sure). The bar for each is the lowest on a 0.005 grid whose sure decisions are >= 98% right, the rule
+gradient-boosted trees (100 rounds, no early stopping) predict the tier, fitted on five folds grouped by writer.
+Both the router's own probabilities and the stacked ones then go through the router's decision: the most probable
+tier, or when its probability is under a bar the higher of the two most probable, and the policy rules on top, which
+read each request's text as the router's do (a tier they raise the request to is sure). The bar for each is the lowest on a 0.005 grid whose sure decisions are >= 98% right, the rule
 the shipped bar was chosen by from routing_eval.py --kept runs (in sample for both). About a minute.
 """
 
@@ -64,6 +64,17 @@ def network(features, categories, hidden: int, epochs: int):
     return lambda test: (net.predict_proba(test), net.classes_)
 
 
+def tier_sums(probabilities, classes, tier_of):
+    """Each tier's probability: the sum over its categories (``classes``: the category of each column,
+    ``tier_of``: each category's tier)."""
+    import numpy as np
+
+    by_tier = np.zeros((probabilities.shape[0], len(TIERS)))
+    for column, category in enumerate(classes):
+        by_tier[:, tier_of[category]] += probabilities[:, column]
+    return by_tier
+
+
 def decisions(probabilities, floors, bar: float):
     """The router's decision on tier probabilities: unsure under ``bar`` (the higher of the two most probable,
     ties to the higher), then raised to the tier the policy rules give (``floors``, then sure). Returns the tiers
@@ -89,10 +100,11 @@ def report(name: str, probabilities, floors, wanted) -> None:
     for label, at in ((f"{name}, the most probable tier", 0.0), (f"{name}, unsure under {bar:.3f}", bar)):
         tiers, sure = decisions(probabilities, floors, at)
         right = tiers == wanted
+        haiku_to_opus = ((wanted == HAIKU) & (tiers == OPUS)).sum() / (wanted == HAIKU).sum()
         print(f"{label}: {right.mean():.2%} right, {((wanted == OPUS) & (tiers == HAIKU)).sum()} Opus->Haiku,"
-              f" {((wanted == HAIKU) & (tiers == OPUS)).sum() / (wanted == HAIKU).sum():.1%} of Haiku tasks to Opus,"
-              f" sure of {sure.sum():,} ({sure.mean():.1%}) and right on {right[sure].sum():,} ({right[sure].mean():.2%}),"
-              f" right on {right[~sure].sum():,} of the {(~sure).sum():,} unsure")
+              f" {haiku_to_opus:.1%} of Haiku tasks to Opus, sure of {sure.sum():,} ({sure.mean():.1%}) and right on"
+              f" {right[sure].sum():,} ({right[sure].mean():.2%}), right on {right[~sure].sum():,} of the"
+              f" {(~sure).sum():,} unsure")
 
 
 def stacked(folds: int) -> None:
@@ -109,7 +121,7 @@ def stacked(folds: int) -> None:
     rules = Router(Catalog.load(), {**policy, "uncertain_below": 0.0}, model=model)
     tier_of = np.array(prepared.tier_columns())
     combined = np.array([model.combine(item_scores) for item_scores in scores])
-    by_tier = np.stack([combined[:, tier_of == tier].sum(axis=1) for tier in range(len(TIERS))], axis=1)
+    by_tier = tier_sums(combined, range(len(prepared.classes)), tier_of)
     floors = np.array([TIERS.index(rules.decide(item["task"], item.get("context_tokens", 0), reading_haiku).tier)
                        for item in prepared.items])
     wanted = np.array([TIERS.index(item["tier"]) for item in prepared.items])
@@ -117,11 +129,10 @@ def stacked(folds: int) -> None:
                         np.log1p([len(item["task"]) for item in prepared.items])[:, None]])
     stacked_by_tier = np.zeros_like(by_tier)
     for train, test in GroupKFold(n_splits=folds).split(inputs, wanted, [item["writer"] for item in prepared.items]):
-        trees = HistGradientBoostingClassifier(max_iter=100, early_stopping=False, random_state=0).fit(inputs[train], wanted[train])
-        stacked_by_tier[test] = trees.predict_proba(inputs[test])
-    top_two = np.argsort(-by_tier, axis=1)[:, :2]
-    print(f"the right tier is one of the router's two most probable for {(top_two == wanted[:, None]).any(axis=1).mean():.2%}"
-          " of requests")
+        trees = HistGradientBoostingClassifier(max_iter=100, early_stopping=False, random_state=0)
+        stacked_by_tier[test] = trees.fit(inputs[train], wanted[train]).predict_proba(inputs[test])
+    among_top_two = (np.argsort(-by_tier, axis=1)[:, :2] == wanted[:, None]).any(axis=1)
+    print(f"the right tier is one of the router's two most probable for {among_top_two.mean():.2%} of requests")
     report("the router's own probabilities", by_tier, floors, wanted)
     report("stacked", stacked_by_tier, floors, wanted)
 
@@ -148,12 +159,6 @@ def main() -> None:
     tier_of = np.array(prepared.tier_columns())
     temperature = Model.load().temperature
 
-    def tier_decisions(probabilities, classes) -> np.ndarray:
-        by_tier = np.zeros((probabilities.shape[0], len(TIERS)))
-        for column, category in enumerate(classes):
-            by_tier[:, tier_of[category]] += probabilities[:, column]
-        return by_tier.argmax(axis=1)
-
     learners = {
         "shipped (linear SVM)": lambda train: linear_svm(matrix[train], categories[train], temperature),
         f"network ({args.hidden} hidden, {args.epochs} passes)":
@@ -164,7 +169,8 @@ def main() -> None:
     for number, (train, test) in enumerate(folds, 1):
         for name, fit in learners.items():
             started = time.perf_counter()
-            decided = tier_decisions(*fit(train)(matrix[test]))
+            probabilities, classes = fit(train)(matrix[test])
+            decided = tier_sums(probabilities, classes, tier_of).argmax(axis=1)
             wanted = tiers[test]
             counts = np.array([(decided == wanted).sum(), ((wanted == OPUS) & (decided == HAIKU)).sum(),
                                ((wanted == HAIKU) & (decided == OPUS)).sum(), (wanted == HAIKU).sum()])
