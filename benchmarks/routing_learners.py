@@ -17,8 +17,9 @@ fold on two cores.
 gradient-boosted trees (100 rounds, no early stopping) predict the tier, fitted on five folds grouped by writer.
 Both the router's own probabilities and the stacked ones then go through the router's decision: the most probable
 tier, or when its probability is under a bar the higher of the two most probable, and the policy rules on top, which
-read each request's text as the router's do (a tier they raise the request to is sure). The bar for each is the lowest on a 0.005 grid whose sure decisions are >= 98% right, the rule
-the shipped bar was chosen by from routing_eval.py --kept runs (in sample for both). About a minute.
+read each request's text as the router's do (a tier they raise the request to is sure). The bar for each is the
+lowest on a 0.005 grid whose sure decisions are >= 98% right, the rule the shipped bar was chosen by from
+routing_eval.py --kept runs (in sample for both). About a minute.
 """
 
 from __future__ import annotations
